@@ -1,0 +1,42 @@
+# Two commands do all the set-up: `make run` (the product) and `make test` (the checks).
+# Each creates the virtual environment it needs in .venv with Python 3.11 or newer.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run install install-dev test lint bench clean
+
+run: install
+	@test -f .env || cp .env.example .env
+	$(BIN)/python -m agent_core db upgrade
+	$(BIN)/python -m agent_core objective list
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "agent runtime needs Python 3.11 or newer: set PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+test: install-dev lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench: install-dev
+	PYTHONPATH=. $(BIN)/python bench/ledger.py

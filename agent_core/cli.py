@@ -1,0 +1,386 @@
+"""`python -m agent_core`: the command line scripts and cron jobs rely on.
+
+Every command accepts --json and then prints exactly one JSON document on stdout, also on
+error (`{"error": ..., "exit_code": ...}`). Errors are one sentence on stderr; the exit code
+is 2 for bad input (arguments, settings, unknown ids) and 1 for failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn, TextIO
+
+from pydantic import BaseModel, ValidationError
+
+from agent_core import __version__
+from agent_core.config import Settings, load_settings, redact_url, settings_summary
+from agent_core.errors import AgentRuntimeError, InvalidInput
+from agent_core.models import (
+    Budget,
+    Objective,
+    ObjectiveSpec,
+    Run,
+    RunDetail,
+    RunStatus,
+)
+from agent_core.render import describe_validation_error, format_table, format_time
+from agent_core.store import Store
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a command produced: the JSON document and its human-readable form."""
+
+    document: Any
+    text: str
+    exit_code: int = 0
+
+
+@dataclass
+class Context:
+    settings: Settings
+    _store: Store | None = None
+
+    def store(self, *, check_schema: bool = True) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.settings.database_url, check_schema=check_schema)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+Command = Callable[[argparse.Namespace, Context], Output]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting, so that errors look alike."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InvalidInput(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
+    parser = _Parser(
+        prog="python -m agent_core",
+        description="agent runtime: objectives, runs and the audit ledger.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"agent runtime {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+
+    def group(name: str, help_text: str) -> argparse._SubParsersAction[_Parser]:
+        sub = groups.add_parser(name, help=help_text, description=help_text, parents=[common])
+        return sub.add_subparsers(dest="command", required=True, metavar="ACTION")
+
+    def command(
+        actions: argparse._SubParsersAction[_Parser], name: str, handler: Command, help_text: str
+    ) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text, parents=[common])
+        sub.set_defaults(handler=handler)
+        return sub
+
+    db = group("db", "the database schema")
+    command(db, "upgrade", _db_upgrade, "create or migrate the schema on DATABASE_URL")
+
+    config = group("config", "the settings")
+    command(config, "check", _config_check, "validate and print the settings (secrets hidden)")
+
+    objective = group("objective", "what the agent is asked to do")
+    create = command(objective, "create", _objective_create, "create an objective")
+    create.add_argument("--title", required=True)
+    create.add_argument("--description", required=True)
+    create.add_argument("--tools", default="", help="comma-separated tools the agent may use")
+    create.add_argument("--max-steps", type=int)
+    create.add_argument("--max-tool-calls", type=int)
+    create.add_argument("--max-duration-ms", type=int)
+    create.add_argument("--max-tokens", type=int)
+    create.add_argument("--risk-level", choices=["low", "medium", "high"], default="medium")
+    create.add_argument("--schedule", help="cron expression, e.g. '0 8 * * mon'")
+    create.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule")
+    create.add_argument("--disabled", action="store_true", help="create it switched off")
+    command(objective, "list", _objective_list, "list objectives")
+    show = command(objective, "show", _objective_show, "show one objective")
+    show.add_argument("objective_id", metavar="ID")
+
+    run = group("run", "runs of objectives")
+    run_list = command(run, "list", _run_list, "list runs, newest first")
+    run_list.add_argument("--objective", metavar="ID")
+    run_list.add_argument("--status", choices=[status.value for status in RunStatus])
+    run_list.add_argument("--limit", type=int, default=50)
+    run_show = command(run, "show", _run_show, "a run with its steps, calls, events, approvals")
+    run_show.add_argument("run_id", metavar="RUN_ID")
+
+    ledger = group("ledger", "the tamper-evident audit ledger")
+    verify = command(ledger, "verify", _ledger_verify, "recompute every hash chain")
+    verify.add_argument("--run", metavar="RUN_ID", help="verify one run only")
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
+    context: Context | None = None
+    try:
+        namespace = build_parser().parse_args(arguments)
+        context = Context(settings=load_settings())
+        output = namespace.handler(namespace, context)
+    except AgentRuntimeError as exc:
+        return _fail(str(exc), exc.exit_code, as_json, out, err)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, as_json, out, err)
+    except Exception as exc:  # a bug: still one line for the admin, never a traceback
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", 1, as_json, out, err)
+    finally:
+        if context is not None:
+            context.close()
+    if as_json:
+        out.write(json.dumps(output.document, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        out.write(output.text.rstrip("\n") + "\n")
+    return output.exit_code
+
+
+def _fail(message: str, code: int, as_json: bool, out: TextIO, err: TextIO) -> int:
+    err.write(f"error: {message}\n")
+    if as_json:
+        out.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+    return code
+
+
+def _document(value: BaseModel | Sequence[BaseModel]) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    return [item.model_dump(mode="json", by_alias=True) for item in value]
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def _db_upgrade(_: argparse.Namespace, context: Context) -> Output:
+    store = context.store(check_schema=False)
+    revision = store.upgrade()
+    where = redact_url(context.settings.database_url)
+    return Output(
+        {"revision": revision, "database": where},
+        f"database {where} is at schema revision {revision}",
+    )
+
+
+def _config_check(_: argparse.Namespace, context: Context) -> Output:
+    summary = dict(settings_summary(context.settings))
+    width = max(len(name) for name in summary)
+    lines = [f"{name.upper():<{width}}  {_plain(value)}" for name, value in summary.items()]
+    return Output(summary, "\n".join(lines))
+
+
+_OBJECTIVE_OPTIONS = {
+    "title": "--title",
+    "description": "--description",
+    "tools_allowed": "--tools",
+    "max_steps": "--max-steps",
+    "max_tool_calls": "--max-tool-calls",
+    "max_duration_ms": "--max-duration-ms",
+    "max_tokens": "--max-tokens",
+    "risk_level": "--risk-level",
+    "schedule": "--schedule",
+    "timezone": "--timezone",
+}
+
+
+def _objective_create(args: argparse.Namespace, context: Context) -> Output:
+    try:
+        spec = ObjectiveSpec(
+            title=args.title,
+            description=args.description,
+            tools_allowed=[name.strip() for name in args.tools.split(",") if name.strip()],
+            budget=Budget(
+                max_steps=args.max_steps,
+                max_tool_calls=args.max_tool_calls,
+                max_duration_ms=args.max_duration_ms,
+                max_tokens=args.max_tokens,
+            ),
+            risk_level=args.risk_level,
+            schedule=args.schedule,
+            timezone=args.timezone,
+            enabled=not args.disabled,
+        )
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc, _OBJECTIVE_OPTIONS)) from None
+    objective = context.store().create_objective(spec)
+    return Output(_document(objective), _objective_text(objective))
+
+
+def _objective_list(_: argparse.Namespace, context: Context) -> Output:
+    found = context.store().list_objectives()
+    table = format_table(
+        ["ID", "TITLE", "RISK", "TOOLS", "SCHEDULE", "ENABLED", "RUNS"],
+        [
+            [
+                item.id,
+                item.title,
+                item.risk_level,
+                ",".join(item.tools_allowed) or "-",
+                f"{item.schedule} ({item.timezone})" if item.schedule else "-",
+                "yes" if item.enabled else "no",
+                item.last_run_number,
+            ]
+            for item in found
+        ],
+        empty="no objectives yet: create one with `python -m agent_core objective create`",
+    )
+    return Output(_document(found), table)
+
+
+def _objective_show(args: argparse.Namespace, context: Context) -> Output:
+    objective = context.store().get_objective(args.objective_id)
+    return Output(_document(objective), _objective_text(objective))
+
+
+def _run_list(args: argparse.Namespace, context: Context) -> Output:
+    if args.limit < 1:
+        raise InvalidInput("--limit must be at least 1")
+    found = context.store().list_runs(
+        objective_id=args.objective,
+        status=RunStatus(args.status) if args.status else None,
+        limit=args.limit,
+    )
+    return Output(_document(found), _runs_table(found))
+
+
+def _run_show(args: argparse.Namespace, context: Context) -> Output:
+    detail = context.store().run_detail(args.run_id)
+    return Output(_document(detail), _run_detail_text(detail))
+
+
+def _ledger_verify(args: argparse.Namespace, context: Context) -> Output:
+    report = context.store().verify_ledger(args.run)
+    document = {**_document(report), "ok": report.ok}
+    if report.ok:
+        text = f"ledger OK: {report.events_checked} events in {report.runs_checked} runs verified"
+        return Output(document, text)
+    lines = [f"ledger BROKEN: {len(report.breaks)} of {report.runs_checked} runs fail verification"]
+    lines += [f"  run {item.run_id} event {item.seq}: {item.problem}" for item in report.breaks]
+    return Output(document, "\n".join(lines), exit_code=1)
+
+
+# --- text rendering ---------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value) or "-"
+    return str(value)
+
+
+def _objective_text(objective: Objective) -> str:
+    budget = objective.budget.as_document()
+    rows = [
+        ("id", objective.id),
+        ("title", objective.title),
+        ("description", objective.description),
+        ("tools", ",".join(objective.tools_allowed) or "(any allowed by policy)"),
+        ("risk level", objective.risk_level),
+        ("budget", ", ".join(f"{key}={value}" for key, value in budget.items()) or "defaults"),
+        ("schedule", f"{objective.schedule} ({objective.timezone})" if objective.schedule else "-"),
+        ("enabled", "yes" if objective.enabled else "no"),
+        ("runs", objective.last_run_number),
+        ("created", format_time(objective.created_at)),
+    ]
+    return "\n".join(f"{label:<12} {value}" for label, value in rows)
+
+
+def _runs_table(found: Sequence[Run]) -> str:
+    return format_table(
+        ["RUN ID", "OBJECTIVE", "#", "STATUS", "STOP REASON", "STEPS", "CALLS", "QUEUED"],
+        [
+            [
+                run.id,
+                run.objective_id,
+                run.run_number,
+                run.status,
+                run.stop_reason or "-",
+                run.steps_count,
+                run.tool_calls_count,
+                format_time(run.created_at),
+            ]
+            for run in found
+        ],
+        empty="no runs match",
+    )
+
+
+def _run_detail_text(detail: RunDetail) -> str:
+    run = detail.run
+    lines = [
+        f"run {run.id} (objective {run.objective_id}, run #{run.run_number})",
+        f"status       {run.status}" + (f" ({run.stop_reason})" if run.stop_reason else ""),
+        f"summary      {run.summary or '-'}",
+    ]
+    if run.error:
+        lines.append(f"error        {run.error}")
+    lines += [
+        f"counters     {run.steps_count} steps, {run.tool_calls_count} tool calls, "
+        f"{run.total_tokens} tokens",
+        f"queued       {format_time(run.created_at)}",
+        f"started      {format_time(run.started_at)}",
+        f"ended        {format_time(run.completed_at)}",
+        "",
+        "steps:",
+        format_table(
+            ["#", "STATUS", "TOOL", "THOUGHT"],
+            [[s.step_number, s.status, s.tool or "-", s.thought or ""] for s in detail.steps],
+            empty="  (none)",
+        ),
+        "",
+        "tool calls:",
+        format_table(
+            ["TOOL", "RISK", "STATUS", "ARGS"],
+            [
+                [c.tool_name, c.risk_level, c.status, json.dumps(c.args, ensure_ascii=False)]
+                for c in detail.tool_calls
+            ],
+            empty="  (none)",
+        ),
+        "",
+        "approvals:",
+        format_table(
+            ["APPROVAL ID", "TOOL", "STATUS", "EXPIRES", "DECIDED BY"],
+            [
+                [a.id, a.tool_name, a.status, format_time(a.expires_at), a.decided_by or "-"]
+                for a in detail.approvals
+            ],
+            empty="  (none)",
+        ),
+        "",
+        "events:",
+        format_table(
+            ["SEQ", "TIME", "TYPE", "DATA"],
+            [
+                [
+                    e.seq,
+                    format_time(e.created_at),
+                    e.event_type,
+                    json.dumps(e.data, ensure_ascii=False),
+                ]
+                for e in detail.events
+            ],
+            empty="  (none)",
+        ),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""Settings from the environment, a `.env` file and `.streamlit/secrets.toml`.
+
+Variable names and defaults are the seed's (AGENT_MAX_STEPS=20, ...), so an admin coming
+from the original JavaScript system keeps their configuration. A bad value stops the
+program with one sentence naming the variable: see `load_settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+from sqlalchemy.engine import make_url
+
+from agent_core.errors import ConfigError
+from agent_core.models import NotifyChannel, RiskLevel
+from agent_core.render import describe_validation_error
+from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
+
+SECRETS_TOML = Path(".streamlit") / "secrets.toml"
+
+# Values of these variables are never echoed back in an error message.
+_SECRET_VARIABLES = frozenset({"DATABASE_URL", "HF_TOKEN"})
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every knob of the runtime. Attribute names are the variable names in lower case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # The seed's variables, with the seed's defaults.
+    agent_enabled: bool = False
+    agent_max_steps: int = Field(default=20, ge=1)
+    agent_max_tool_calls: int = Field(default=50, ge=0)
+    agent_max_duration_ms: int = Field(default=300_000, ge=1)
+    agent_ai_model: str | None = None
+    hf_model_heavy: str = "Qwen/Qwen2.5-72B-Instruct"
+    hf_model_fast: str | None = None
+    agent_ai_temperature: float = Field(default=0.2, ge=0, le=2)
+    agent_ai_max_tokens: int = Field(default=2048, ge=1)
+    agent_allowed_risk_levels: Annotated[list[RiskLevel], NoDecode] = [
+        RiskLevel.LOW,
+        RiskLevel.MEDIUM,
+    ]
+    agent_approval_flow: bool = False
+    agent_approval_ttl_hours: float = Field(default=24, gt=0)
+    agent_approval_notify_channels: Annotated[list[NotifyChannel], NoDecode] = [
+        NotifyChannel.EMAIL,
+        NotifyChannel.WHATSAPP,
+    ]
+    admin_email: str | None = None
+    admin_phone: str | None = None
+    agent_events_retention_days: int = Field(default=30, ge=1)
+
+    # Added by this runtime.
+    database_url: str = "sqlite:///agent_runtime.db"
+    hf_token: SecretStr | None = None
+    agent_llm_base_url: str | None = None
+    agent_llm_fallback_models: CommaList = []
+    agent_data_tables: CommaList = []
+    agent_observation_max_chars: int = Field(default=4000, ge=200)
+
+    @field_validator(
+        "agent_allowed_risk_levels",
+        "agent_approval_notify_channels",
+        "agent_llm_fallback_models",
+        "agent_data_tables",
+        mode="before",
+    )
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """Lists are written `low,medium` in the environment, as in the seed."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        try:
+            return normalize_database_url(value)
+        except InvalidDatabaseURL as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator(
+        "agent_ai_model",
+        "hf_model_fast",
+        "agent_llm_base_url",
+        "admin_email",
+        "admin_phone",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Explicit values, then the environment, then `.env`, then Streamlit's secrets file."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            _StreamlitSecretsSource(settings_cls),
+        )
+
+    @property
+    def llm_model(self) -> str:
+        """The model the agent plans with: AGENT_AI_MODEL, else HF_MODEL_HEAVY (as the seed)."""
+        return self.agent_ai_model or self.hf_model_heavy
+
+
+class _StreamlitSecretsSource(TomlConfigSettingsSource):
+    """Top-level keys of `.streamlit/secrets.toml`, matched without regard to case."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls, toml_file=SECRETS_TOML)
+        self.toml_data = {key.lower(): value for key, value in self.toml_data.items()}
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning a validation failure into one readable sentence."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_error(exc)) from None
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    names = {field: field.upper() for field in Settings.model_fields}
+    return describe_validation_error(exc, names, hide_input_of=_SECRET_VARIABLES)
+
+
+def settings_summary(settings: Settings) -> Mapping[str, Any]:
+    """The settings as a mapping safe to print: secrets are replaced by whether they are set."""
+    summary = settings.model_dump(mode="json")
+    summary["hf_token"] = "set" if settings.hf_token else None
+    summary["database_url"] = redact_url(settings.database_url)
+    return summary
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,31 @@
+"""The runtime's exceptions. Each carries one sentence an admin can act on."""
+
+from __future__ import annotations
+
+
+class AgentRuntimeError(Exception):
+    """A failure the runtime reports as a sentence, never as a traceback (CLI exit code 1)."""
+
+    exit_code = 1
+
+
+class InvalidInput(AgentRuntimeError):
+    """What the admin asked for is wrong: a bad argument, value or id (CLI exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(InvalidInput):
+    """A setting (environment, `.env` or secrets file) has a value the runtime cannot use."""
+
+
+class NotFound(InvalidInput):
+    """The id names nothing that exists."""
+
+
+class Conflict(InvalidInput):
+    """The request is valid but the thing it targets is in the wrong state for it."""
+
+
+class StoreUnavailable(AgentRuntimeError):
+    """The database cannot be reached or is not migrated."""

@@ -1,0 +1,342 @@
+"""Domain types shared by every layer: what an objective, a run, a step, a tool call, a
+ledger event and an approval are, and the closed sets of statuses they move through."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class RiskLevel(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _RISK_RANK[self]
+
+
+_RISK_RANK = {RiskLevel.LOW: 0, RiskLevel.MEDIUM: 1, RiskLevel.HIGH: 2}
+
+
+class NotifyChannel(StrEnum):
+    EMAIL = "email"
+    WHATSAPP = "whatsapp"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_RUN_STATUSES
+
+
+FINAL_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StopReason(StrEnum):
+    """Why a run ended. Budget exhaustion is a failure with its own reason, never 'done'."""
+
+    DONE = "done"
+    CANCELLED = "cancelled"
+    BUDGET_STEPS = "budget_steps"
+    BUDGET_TOOL_CALLS = "budget_tool_calls"
+    BUDGET_DURATION = "budget_duration"
+    BUDGET_TOKENS = "budget_tokens"
+    LLM_ERROR = "llm_error"
+    INVALID_OUTPUT = "invalid_output"
+    APPROVAL_EXPIRED = "approval_expired"
+    CONFIG_ERROR = "config_error"
+    WORKER_LOST = "worker_lost"
+    INTERNAL_ERROR = "internal_error"
+
+
+class RunTrigger(StrEnum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+
+
+class StepStatus(StrEnum):
+    EXECUTING = "executing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    AWAITING_APPROVAL = "awaiting_approval"
+
+
+class ToolCallStatus(StrEnum):
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"  # started, never finished: a crash; side effects are not retried
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Budget(BaseModel):
+    """Per-objective overrides of the run budgets; None means the AGENT_* default.
+
+    Stored and printed with the seed's camelCase keys (maxSteps, maxToolCalls, maxDurationMs).
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    max_steps: int | None = Field(default=None, ge=1)
+    max_tool_calls: int | None = Field(default=None, ge=0)
+    max_duration_ms: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+
+    def as_document(self) -> dict[str, int]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class ObjectiveSpec(BaseModel):
+    """What an admin writes to create or edit an objective; validated before it is stored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(min_length=1, max_length=20_000)
+    tools_allowed: list[str] = Field(default_factory=list)
+    budget: Budget = Field(default_factory=Budget)
+    risk_level: RiskLevel = RiskLevel.MEDIUM
+    schedule: str | None = None
+    timezone: str = "UTC"
+    enabled: bool = True
+
+    @field_validator("tools_allowed")
+    @classmethod
+    def _tool_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not TOOL_NAME_PATTERN.match(name):
+                raise ValueError(
+                    f"tool name {name!r} is not valid: use lower-case letters, digits and _"
+                )
+        return list(dict.fromkeys(names))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)"
+            ) from None
+        return name
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, expression: str | None) -> str | None:
+        if expression is None or not expression.strip():
+            return None
+        expression = " ".join(expression.split())
+        validate_cron(expression)
+        return expression
+
+
+def validate_cron(expression: str) -> None:
+    """Raise ValueError with a readable sentence unless `expression` is a 5-field crontab."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(expression.split()) != 5:
+        raise ValueError(
+            f"schedule {expression!r} is not a cron expression: it needs 5 fields "
+            "(minute hour day month weekday), e.g. '0 8 * * mon'"
+        )
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"schedule {expression!r} is not a valid cron expression: {exc}") from None
+
+
+class Objective(_Record):
+    id: str
+    title: str
+    description: str
+    tools_allowed: list[str]
+    budget: Budget
+    risk_level: RiskLevel
+    schedule: str | None
+    timezone: str
+    enabled: bool
+    last_run_number: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class Run(_Record):
+    id: str
+    objective_id: str
+    run_number: int
+    status: RunStatus
+    stop_reason: StopReason | None
+    summary: str | None
+    error: str | None
+    trigger: RunTrigger
+    previous_run_id: str | None
+    steps_count: int
+    tool_calls_count: int
+    prompt_tokens: int
+    completion_tokens: int
+    event_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    updated_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    attempts: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Step(_Record):
+    id: str
+    run_id: str
+    step_number: int
+    thought: str | None
+    tool: str | None
+    args: dict[str, Any] | None
+    raw_output: str | None
+    result: Any
+    status: StepStatus
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class ToolCall(_Record):
+    id: str
+    run_id: str
+    step_id: str
+    tool_name: str
+    args: dict[str, Any]
+    args_hash: str
+    risk_level: RiskLevel
+    status: ToolCallStatus
+    result: Any
+    error: str | None
+    duration_ms: int | None
+    attempts: int
+    created_at: datetime
+    completed_at: datetime | None
+
+    @property
+    def success(self) -> bool:
+        return self.status is ToolCallStatus.SUCCEEDED
+
+
+class Event(_Record):
+    run_id: str
+    seq: int
+    event_type: str
+    data: dict[str, Any]
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
+class Approval(_Record):
+    id: str
+    run_id: str
+    step_id: str
+    tool_call_id: str
+    tool_name: str
+    args: dict[str, Any]
+    args_hash: str
+    risk_reason: str
+    status: ApprovalStatus
+    expires_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+    created_at: datetime
+
+
+class RunDetail(_Record):
+    """A run with everything recorded about it, as `run show` prints it."""
+
+    run: Run
+    steps: list[Step]
+    tool_calls: list[ToolCall]
+    events: list[Event]
+    approvals: list[Approval]
+
+
+# --- what the runtime hands to the store to write --------------------------------------------
+
+
+class NewEvent(_Record):
+    event_type: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class NewStep(_Record):
+    thought: str | None = None
+    tool: str | None = None
+    args: dict[str, Any] | None = None
+    raw_output: str | None = None
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int | None = None
+
+
+class NewToolCall(_Record):
+    tool_name: str
+    args: dict[str, Any]
+    risk_level: RiskLevel
+    status: ToolCallStatus = ToolCallStatus.STARTED
+
+
+class LedgerBreak(_Record):
+    """The first event of a run whose chain does not verify, and what is wrong with it."""
+
+    run_id: str
+    seq: int
+    problem: str
+
+
+class LedgerReport(_Record):
+    runs_checked: int
+    events_checked: int
+    breaks: list[LedgerBreak]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks

@@ -1,0 +1,92 @@
+"""Connecting to SQLite or PostgreSQL. Every difference between the two that is about the
+connection (pragmas, BEGIN IMMEDIATE, prepared statements) lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+WRITE = "agent_write"  # execution option: this transaction will write (SQLite: BEGIN IMMEDIATE)
+
+
+class InvalidDatabaseURL(ValueError):
+    pass
+
+
+_URL_HELP = "expected sqlite:///path/to/file.db or postgresql://user:password@host:5432/dbname"
+
+
+def normalize_database_url(raw: str) -> str:
+    """Accept the forms admins paste (Supabase's `postgresql://`, Heroku's `postgres://`) and
+    return the URL SQLAlchemy should use: SQLite through pysqlite, PostgreSQL through psycopg 3."""
+    text = raw.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text.removeprefix("postgres://")
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise InvalidDatabaseURL(f"not a database URL; {_URL_HELP}") from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite":
+        if driver not in ("", "pysqlite"):
+            raise InvalidDatabaseURL(f"SQLite driver {driver!r} is not supported; {_URL_HELP}")
+        if not url.database:
+            raise InvalidDatabaseURL(f"a SQLite URL needs a file path; {_URL_HELP}")
+        return url.set(drivername="sqlite").render_as_string(hide_password=False)
+    if backend == "postgresql":
+        if driver not in ("", "psycopg"):
+            raise InvalidDatabaseURL(
+                f"PostgreSQL driver {driver!r} is not supported (psycopg 3 is used); {_URL_HELP}"
+            )
+        if not url.host and "host" not in url.query:
+            raise InvalidDatabaseURL(f"a PostgreSQL URL needs a host; {_URL_HELP}")
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    raise InvalidDatabaseURL(f"database {backend!r} is not supported; {_URL_HELP}")
+
+
+def create_engine(database_url: str, **kwargs: Any) -> Engine:
+    url = make_url(normalize_database_url(database_url))
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, **kwargs)
+    return _postgresql_engine(url, **kwargs)
+
+
+def _postgresql_engine(url: URL, **kwargs: Any) -> Engine:
+    # prepare_threshold=None: never prepare statements, which Supabase's transaction pooler
+    # (PgBouncer/Supavisor in transaction mode) cannot route between server connections.
+    return sa.create_engine(
+        url,
+        connect_args={"prepare_threshold": None, "connect_timeout": 10},
+        pool_pre_ping=True,
+        **kwargs,
+    )
+
+
+def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
+    engine = sa.create_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **kwargs
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so that BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")  # the dashboard reads while the worker writes
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        # A deferred transaction that later writes can fail with "database is locked" without
+        # waiting; taking the write lock up front makes the busy timeout apply instead.
+        immediate = connection.get_execution_options().get(WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

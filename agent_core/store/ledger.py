@@ -1,0 +1,166 @@
+"""The hash chain of the audit ledger: pure functions, no I/O.
+
+Each event's hash covers its run, sequence number, type, data, time and the previous event's
+hash, over canonical JSON. Changing, removing or adding an event therefore breaks the chain
+at a place `verify_chain` can name. Pruned prefixes leave a checkpoint (the hash of the last
+pruned event) that the remaining chain starts from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def to_json_value(value: Any) -> Any:
+    """A JSON-native copy of `value`, the same after a round trip through JSONB or SQLite.
+
+    Non-finite floats become None, NUL characters (refused by PostgreSQL) are dropped, and
+    anything else that JSON cannot hold becomes its string form.
+    """
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {str(key).replace("\x00", ""): to_json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json_value(item) for item in value]
+    if isinstance(value, datetime):
+        return canonical_time(value)
+    if hasattr(value, "model_dump"):
+        return to_json_value(value.model_dump(mode="json"))
+    return str(value).replace("\x00", "")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event_hash(
+    *,
+    run_id: str,
+    seq: int,
+    event_type: str,
+    data: Any,
+    created_at: datetime,
+    prev_hash: str,
+) -> str:
+    return sha256_hex(
+        canonical_json(
+            {
+                "run_id": run_id,
+                "seq": seq,
+                "event_type": event_type,
+                "data": data,
+                "created_at": canonical_time(created_at),
+                "prev_hash": prev_hash,
+            }
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """One stored event, as the verifier reads it."""
+
+    seq: int
+    event_type: str
+    data: Any
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainAnchor:
+    """A known point of a chain: a checkpoint left by pruning, or the head the run recorded."""
+
+    seq: int
+    hash: str | None
+
+
+def verify_chain(
+    run_id: str,
+    links: Iterable[ChainLink],
+    *,
+    checkpoint: ChainAnchor | None,
+    head: ChainAnchor,
+) -> tuple[int, tuple[int, str] | None]:
+    """Walk one run's events in sequence order.
+
+    Returns how many events were checked and, if the chain is broken, the sequence number of
+    the first broken event with a sentence saying what is wrong with it.
+    """
+    expected_seq = checkpoint.seq + 1 if checkpoint else 1
+    expected_prev = checkpoint.hash if checkpoint and checkpoint.hash else GENESIS_HASH
+    checked = 0
+    for link in links:
+        checked += 1
+        if link.seq > expected_seq:
+            missing = (
+                f"event {expected_seq} is missing"
+                if link.seq == expected_seq + 1
+                else f"events {expected_seq} to {link.seq - 1} are missing"
+            )
+            return checked, (expected_seq, f"{missing}: deleted from the ledger")
+        if link.seq < expected_seq:
+            return checked, (link.seq, "event is out of sequence: a duplicate or an insertion")
+        if link.prev_hash != expected_prev:
+            return checked, (
+                link.seq,
+                "event does not link to the event before it: an event was inserted, "
+                "replaced or re-hashed here",
+            )
+        computed = event_hash(
+            run_id=run_id,
+            seq=link.seq,
+            event_type=link.event_type,
+            data=link.data,
+            created_at=link.created_at,
+            prev_hash=link.prev_hash,
+        )
+        if computed != link.hash:
+            return checked, (link.seq, "event content does not match its hash: it was edited")
+        expected_prev = link.hash
+        expected_seq += 1
+    last_seq = expected_seq - 1
+    if head.seq > last_seq:
+        missing = (
+            f"event {head.seq} is missing"
+            if head.seq == last_seq + 1
+            else f"events {last_seq + 1} to {head.seq} are missing"
+        )
+        return checked, (last_seq + 1, f"{missing}: the run recorded {head.seq} events")
+    if head.seq < last_seq:
+        return checked, (
+            head.seq + 1,
+            f"event was added outside the runtime: the run recorded only {head.seq} events",
+        )
+    if head.seq and head.hash is not None and head.hash != expected_prev:
+        return checked, (last_seq, "last event does not match the hash the run recorded")
+    return checked, None
+
+
+def tool_args_hash(tool_name: str, args: Any) -> str:
+    """What an approval binds to: the tool and its exact arguments."""
+    return sha256_hex(canonical_json({"tool": tool_name, "args": to_json_value(args)}))

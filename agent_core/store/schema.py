@@ -1,0 +1,210 @@
+"""The runtime's tables (the seed's names), declared once for SQLite and PostgreSQL.
+
+The Alembic migrations create exactly this; tests/test_migrations.py proves they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timestamps are aware UTC datetimes in Python whatever the backend stores."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JSONDocument(sa.TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL (indexable, and what Supabase's dashboard shows)."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+def _id() -> sa.Column[str]:
+    return sa.Column("id", sa.Uuid(as_uuid=False), primary_key=True)
+
+
+def _fk(name: str, target: str, *, nullable: bool = False) -> sa.Column[str]:
+    return sa.Column(name, sa.Uuid(as_uuid=False), sa.ForeignKey(target), nullable=nullable)
+
+
+def _counter(name: str) -> sa.Column[int]:
+    return sa.Column(name, sa.Integer, nullable=False, server_default=sa.text("0"))
+
+
+def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
+    return sa.Column(name, UTCDateTime(), nullable=nullable)
+
+
+objectives = sa.Table(
+    "app_agent_objectives",
+    metadata,
+    _id(),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("tools_allowed", JSONDocument(), nullable=False),
+    sa.Column("budget", JSONDocument(), nullable=False),
+    sa.Column("risk_level", sa.String(16), nullable=False),
+    sa.Column("schedule", sa.Text, nullable=True),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    # Bumped by one atomic UPDATE ... RETURNING: the source of unique run numbers.
+    _counter("last_run_number"),
+    _timestamp("created_at"),
+    _timestamp("updated_at"),
+)
+
+runs = sa.Table(
+    "app_agent_runs",
+    metadata,
+    _id(),
+    _fk("objective_id", "app_agent_objectives.id"),
+    sa.Column("run_number", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("stop_reason", sa.String(32), nullable=True),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    _fk("previous_run_id", "app_agent_runs.id", nullable=True),
+    _counter("steps_count"),
+    _counter("tool_calls_count"),
+    _counter("prompt_tokens"),
+    _counter("completion_tokens"),
+    # The ledger head: how many events the run has written and the hash of the last one.
+    _counter("event_seq"),
+    sa.Column("event_head_hash", sa.String(64), nullable=True),
+    _timestamp("created_at"),
+    _timestamp("started_at", nullable=True),
+    _timestamp("completed_at", nullable=True),
+    _timestamp("updated_at"),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    _timestamp("lease_expires_at", nullable=True),
+    _counter("attempts"),
+    sa.UniqueConstraint("objective_id", "run_number"),
+    sa.Index(None, "status", "created_at"),
+)
+
+steps = sa.Table(
+    "app_agent_run_steps",
+    metadata,
+    _id(),
+    _fk("run_id", "app_agent_runs.id"),
+    sa.Column("step_number", sa.Integer, nullable=False),
+    sa.Column("thought", sa.Text, nullable=True),
+    sa.Column("tool", sa.String(64), nullable=True),
+    sa.Column("args", JSONDocument(), nullable=True),
+    sa.Column("raw_output", sa.Text, nullable=True),
+    sa.Column("result", JSONDocument(), nullable=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("model", sa.String(200), nullable=True),
+    _counter("prompt_tokens"),
+    _counter("completion_tokens"),
+    sa.Column("latency_ms", sa.Integer, nullable=True),
+    _timestamp("created_at"),
+    _timestamp("completed_at", nullable=True),
+    sa.UniqueConstraint("run_id", "step_number"),
+)
+
+tool_calls = sa.Table(
+    "app_agent_tool_calls",
+    metadata,
+    _id(),
+    _fk("run_id", "app_agent_runs.id"),
+    _fk("step_id", "app_agent_run_steps.id"),
+    sa.Column("tool_name", sa.String(64), nullable=False),
+    sa.Column("args", JSONDocument(), nullable=False),
+    sa.Column("args_hash", sa.String(64), nullable=False),
+    sa.Column("risk_level", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("result", JSONDocument(), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("duration_ms", sa.Integer, nullable=True),
+    _counter("attempts"),
+    _timestamp("created_at"),
+    _timestamp("completed_at", nullable=True),
+    sa.Index(None, "run_id"),
+)
+
+events = sa.Table(
+    "app_agent_events",
+    metadata,
+    _fk("run_id", "app_agent_runs.id"),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("data", JSONDocument(), nullable=False),
+    _timestamp("created_at"),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "seq"),
+    sa.Index(None, "created_at"),
+)
+
+ledger_checkpoints = sa.Table(
+    "app_agent_ledger_checkpoints",
+    metadata,
+    sa.Column(
+        "run_id", sa.Uuid(as_uuid=False), sa.ForeignKey("app_agent_runs.id"), primary_key=True
+    ),
+    # The last pruned event of the run: the chain of what remains starts from its hash.
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    _timestamp("pruned_at"),
+)
+
+approvals = sa.Table(
+    "app_agent_approvals",
+    metadata,
+    _id(),
+    _fk("run_id", "app_agent_runs.id"),
+    _fk("step_id", "app_agent_run_steps.id"),
+    _fk("tool_call_id", "app_agent_tool_calls.id"),
+    sa.Column("tool_name", sa.String(64), nullable=False),
+    sa.Column("args", JSONDocument(), nullable=False),
+    sa.Column("args_hash", sa.String(64), nullable=False),
+    sa.Column("risk_reason", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    _timestamp("expires_at"),
+    sa.Column("decided_by", sa.String(200), nullable=True),
+    _timestamp("decided_at", nullable=True),
+    sa.Column("decision_reason", sa.Text, nullable=True),
+    _timestamp("created_at"),
+    sa.Index(None, "status", "expires_at"),
+    sa.Index(None, "run_id"),
+)
+
+RUNTIME_TABLES = frozenset(metadata.tables)

@@ -1,0 +1,650 @@
+"""The one place the runtime reads and writes its database.
+
+Every public method is one transaction. Writes that belong together (a step, its tool call,
+its events and the run's counters) are written by one method so that a crash leaves all of
+them or none. Ledger events are appended by `_write_run`, which also moves the run's ledger
+head, so nothing writes an event without extending the hash chain.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Engine, Row, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from agent_core.errors import NotFound, StoreUnavailable
+from agent_core.models import (
+    Approval,
+    Event,
+    LedgerBreak,
+    LedgerReport,
+    NewEvent,
+    NewStep,
+    NewToolCall,
+    Objective,
+    ObjectiveSpec,
+    Run,
+    RunDetail,
+    RunStatus,
+    RunTrigger,
+    Step,
+    StepStatus,
+    ToolCall,
+    ToolCallStatus,
+)
+from agent_core.store import migrations
+from agent_core.store.engine import WRITE, create_engine, normalize_database_url
+from agent_core.store.ledger import (
+    GENESIS_HASH,
+    ChainAnchor,
+    ChainLink,
+    event_hash,
+    to_json_value,
+    tool_args_hash,
+    verify_chain,
+)
+from agent_core.store.schema import (
+    approvals,
+    events,
+    ledger_checkpoints,
+    objectives,
+    runs,
+    steps,
+    tool_calls,
+)
+
+Clock = Callable[[], datetime]
+
+# Set for the duration of a prune transaction; the PostgreSQL ledger trigger lets only such a
+# transaction delete events (see the initial migration).
+PRUNE_SETTING = "app_agent.prune"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: Step
+    tool_call: ToolCall | None
+    run: Run
+
+
+class Store:
+    """Queries the runtime and the dashboard need, on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    @classmethod
+    def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Store:
+        """Connect to `database_url`; unless told otherwise, insist the schema is current."""
+        url = make_url(normalize_database_url(database_url))
+        if check_schema and url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url):
+            raise StoreUnavailable(
+                f"there is no database file at {url.database}: "
+                "run `python -m agent_core db upgrade` first"
+            )
+        store = cls(create_engine(database_url), clock=clock)
+        if check_schema:
+            try:
+                store.check_schema()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def upgrade(self) -> str:
+        """Create or migrate the schema to the newest revision; returns that revision."""
+        with self._transaction(write=True) as conn:
+            return migrations.upgrade(conn)
+
+    def schema_revision(self) -> str | None:
+        with self._transaction(write=False) as conn:
+            return migrations.current_revision(conn)
+
+    def check_schema(self) -> None:
+        current = self.schema_revision()
+        head = migrations.head_revision()
+        if current == head:
+            return
+        if current is None:
+            raise StoreUnavailable(
+                "the database has no agent runtime schema yet: "
+                "run `python -m agent_core db upgrade` first"
+            )
+        if migrations.is_known_revision(current):
+            raise StoreUnavailable(
+                f"the database schema is at revision {current}, older than this version "
+                f"({head}): run `python -m agent_core db upgrade`"
+            )
+        raise StoreUnavailable(
+            f"the database schema is at revision {current}, which this version of agent "
+            "runtime does not know: upgrade agent runtime"
+        )
+
+    # --- objectives --------------------------------------------------------------------------
+
+    def create_objective(self, spec: ObjectiveSpec) -> Objective:
+        now = self.now()
+        values = {
+            "id": new_id(),
+            **_objective_values(spec),
+            "last_run_number": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._transaction(write=True) as conn:
+            row = conn.execute(objectives.insert().values(values).returning(objectives)).one()
+        return _objective(row)
+
+    def get_objective(self, objective_id: str) -> Objective:
+        key = _parse_id(objective_id, "objective")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(objectives.select().where(objectives.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no objective has id {objective_id}")
+        return _objective(row)
+
+    def list_objectives(self) -> list[Objective]:
+        query = objectives.select().order_by(objectives.c.created_at, objectives.c.id)
+        with self._transaction(write=False) as conn:
+            return [_objective(row) for row in conn.execute(query)]
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def create_run(self, objective_id: str, *, trigger: RunTrigger = RunTrigger.MANUAL) -> Run:
+        """Queue a run. Its number comes from one atomic UPDATE ... RETURNING on the objective,
+        so two runs started at the same instant never share a number."""
+        key = _parse_id(objective_id, "objective")
+        now = self.now()
+        with self._transaction(write=True) as conn:
+            run_number = conn.execute(
+                objectives.update()
+                .where(objectives.c.id == key)
+                .values(last_run_number=objectives.c.last_run_number + 1)
+                .returning(objectives.c.last_run_number)
+            ).scalar_one_or_none()
+            if run_number is None:
+                raise NotFound(f"no objective has id {objective_id}")
+            run_id = new_id()
+            conn.execute(
+                runs.insert().values(
+                    id=run_id,
+                    objective_id=key,
+                    run_number=run_number,
+                    status=RunStatus.QUEUED,
+                    trigger=trigger,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            row, _ = self._write_run(
+                conn,
+                run_id,
+                new_events=[
+                    NewEvent(
+                        event_type="run_queued",
+                        data={"objective_id": key, "run_number": run_number, "trigger": trigger},
+                    )
+                ],
+            )
+        return _run(row)
+
+    def get_run(self, run_id: str) -> Run:
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            return _run(self._run_row(conn, key, run_id))
+
+    def list_runs(
+        self,
+        *,
+        objective_id: str | None = None,
+        status: RunStatus | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        query = runs.select().order_by(runs.c.created_at.desc(), runs.c.run_number.desc())
+        if objective_id is not None:
+            query = query.where(runs.c.objective_id == _parse_id(objective_id, "objective"))
+        if status is not None:
+            query = query.where(runs.c.status == status)
+        with self._transaction(write=False) as conn:
+            return [_run(row) for row in conn.execute(query.limit(limit))]
+
+    def run_detail(self, run_id: str) -> RunDetail:
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            run = _run(self._run_row(conn, key, run_id))
+            step_rows = conn.execute(
+                steps.select().where(steps.c.run_id == key).order_by(steps.c.step_number)
+            )
+            call_rows = conn.execute(
+                tool_calls.select()
+                .where(tool_calls.c.run_id == key)
+                .order_by(tool_calls.c.created_at, tool_calls.c.id)
+            )
+            event_rows = conn.execute(
+                events.select().where(events.c.run_id == key).order_by(events.c.seq)
+            )
+            approval_rows = conn.execute(
+                approvals.select()
+                .where(approvals.c.run_id == key)
+                .order_by(approvals.c.created_at, approvals.c.id)
+            )
+            return RunDetail(
+                run=run,
+                steps=[_step(row) for row in step_rows],
+                tool_calls=[_tool_call(row) for row in call_rows],
+                events=[_event(row) for row in event_rows],
+                approvals=[_approval(row) for row in approval_rows],
+            )
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def start_step(
+        self,
+        run_id: str,
+        step: NewStep,
+        *,
+        tool_call: NewToolCall | None = None,
+        new_events: Sequence[NewEvent] = (),
+    ) -> StepStarted:
+        """Record a step, its tool call (if any), its events and the run's counters at once."""
+        key = _parse_id(run_id, "run")
+        now = self.now()
+        with self._transaction(write=True) as conn:
+            counted = conn.execute(
+                runs.update()
+                .where(runs.c.id == key)
+                .values(
+                    steps_count=runs.c.steps_count + 1,
+                    tool_calls_count=runs.c.tool_calls_count + (1 if tool_call else 0),
+                    prompt_tokens=runs.c.prompt_tokens + step.prompt_tokens,
+                    completion_tokens=runs.c.completion_tokens + step.completion_tokens,
+                )
+                .returning(runs.c.steps_count)
+            ).scalar_one_or_none()
+            if counted is None:
+                raise NotFound(f"no run has id {run_id}")
+            step_row = conn.execute(
+                steps.insert()
+                .values(
+                    id=new_id(),
+                    run_id=key,
+                    step_number=counted,
+                    thought=step.thought,
+                    tool=step.tool,
+                    args=to_json_value(step.args),
+                    raw_output=step.raw_output,
+                    status=StepStatus.EXECUTING,
+                    model=step.model,
+                    prompt_tokens=step.prompt_tokens,
+                    completion_tokens=step.completion_tokens,
+                    latency_ms=step.latency_ms,
+                    created_at=now,
+                )
+                .returning(steps)
+            ).one()
+            call_row = None
+            if tool_call is not None:
+                args = to_json_value(tool_call.args)
+                call_row = conn.execute(
+                    tool_calls.insert()
+                    .values(
+                        id=new_id(),
+                        run_id=key,
+                        step_id=step_row.id,
+                        tool_name=tool_call.tool_name,
+                        args=args,
+                        args_hash=tool_args_hash(tool_call.tool_name, args),
+                        risk_level=tool_call.risk_level,
+                        status=tool_call.status,
+                        created_at=now,
+                    )
+                    .returning(tool_calls)
+                ).one()
+            run_row, _ = self._write_run(conn, key, new_events=new_events)
+        return StepStarted(
+            step=_step(step_row),
+            tool_call=_tool_call(call_row) if call_row is not None else None,
+            run=_run(run_row),
+        )
+
+    def finish_step(
+        self,
+        run_id: str,
+        step_id: str,
+        *,
+        status: StepStatus,
+        result: Any,
+        tool_call_id: str | None = None,
+        tool_call_status: ToolCallStatus | None = None,
+        tool_error: str | None = None,
+        duration_ms: int | None = None,
+        attempts: int = 1,
+        new_events: Sequence[NewEvent] = (),
+    ) -> None:
+        """Record a step's outcome, its tool call's outcome and their events at once."""
+        run_key = _parse_id(run_id, "run")
+        now = self.now()
+        stored_result = to_json_value(result)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                steps.update()
+                .where(steps.c.id == _parse_id(step_id, "step"), steps.c.run_id == run_key)
+                .values(status=status, result=stored_result, completed_at=now)
+            )
+            if tool_call_id is not None:
+                conn.execute(
+                    tool_calls.update()
+                    .where(tool_calls.c.id == _parse_id(tool_call_id, "tool call"))
+                    .values(
+                        status=tool_call_status,
+                        result=stored_result,
+                        error=tool_error,
+                        duration_ms=duration_ms,
+                        attempts=attempts,
+                        completed_at=now,
+                    )
+                )
+            self._write_run(conn, run_key, new_events=new_events)
+
+    # --- ledger ------------------------------------------------------------------------------
+
+    def append_events(self, run_id: str, new_events: Sequence[NewEvent]) -> list[Event]:
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=True) as conn:
+            _, written = self._write_run(conn, key, new_events=new_events)
+        return written
+
+    def list_events(self, run_id: str) -> list[Event]:
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                events.select().where(events.c.run_id == key).order_by(events.c.seq)
+            )
+            return [_event(row) for row in rows]
+
+    def verify_ledger(self, run_id: str | None = None) -> LedgerReport:
+        """Recompute every run's hash chain (or one run's) and name the first broken event."""
+        run_filter = runs.c.id == _parse_id(run_id, "run") if run_id else sa.true()
+        event_filter = events.c.run_id == _parse_id(run_id, "run") if run_id else sa.true()
+        with self._transaction(write=False) as conn:
+            heads = {
+                row.id: ChainAnchor(row.event_seq, row.event_head_hash)
+                for row in conn.execute(
+                    sa.select(runs.c.id, runs.c.event_seq, runs.c.event_head_hash).where(run_filter)
+                )
+            }
+            if run_id and not heads:
+                raise NotFound(f"no run has id {run_id}")
+            checkpoints = {
+                row.run_id: ChainAnchor(row.seq, row.hash)
+                for row in conn.execute(sa.select(ledger_checkpoints))
+            }
+            rows = conn.execution_options(yield_per=2000).execute(
+                sa.select(events).where(event_filter).order_by(events.c.run_id, events.c.seq)
+            )
+            breaks: list[LedgerBreak] = []
+            events_checked = 0
+            verified: set[str] = set()
+            for chain_run_id, chain_rows in itertools.groupby(rows, key=lambda row: row.run_id):
+                checked, broken = verify_chain(
+                    chain_run_id,
+                    (_chain_link(row) for row in chain_rows),
+                    checkpoint=checkpoints.get(chain_run_id),
+                    head=heads.get(chain_run_id, ChainAnchor(0, None)),
+                )
+                events_checked += checked
+                verified.add(chain_run_id)
+                if broken:
+                    breaks.append(
+                        LedgerBreak(run_id=chain_run_id, seq=broken[0], problem=broken[1])
+                    )
+            for quiet_run_id in heads.keys() - verified:
+                _, broken = verify_chain(
+                    quiet_run_id,
+                    (),
+                    checkpoint=checkpoints.get(quiet_run_id),
+                    head=heads[quiet_run_id],
+                )
+                if broken:
+                    breaks.append(
+                        LedgerBreak(run_id=quiet_run_id, seq=broken[0], problem=broken[1])
+                    )
+        return LedgerReport(runs_checked=len(heads), events_checked=events_checked, breaks=breaks)
+
+    def prune_events(self, *, older_than: datetime) -> int:
+        """Delete ended runs' events older than `older_than`, leaving a checkpoint per run so
+        that the chain of what remains still verifies. Returns how many events were deleted."""
+        old = sa.case((events.c.created_at < older_than, events.c.seq))
+        new = sa.case((events.c.created_at >= older_than, events.c.seq))
+        candidates = (
+            sa.select(
+                events.c.run_id,
+                sa.func.max(old).label("last_old"),
+                sa.func.min(new).label("first_new"),
+            )
+            .join(runs, runs.c.id == events.c.run_id)
+            .where(runs.c.status.in_([s.value for s in RunStatus if s.is_final]))
+            .group_by(events.c.run_id)
+            .having(sa.func.max(old).is_not(None))
+        )
+        with self._transaction(write=False) as conn:
+            plan = [
+                (
+                    row.run_id,
+                    row.last_old if row.first_new is None else min(row.last_old, row.first_new - 1),
+                )
+                for row in conn.execute(candidates)
+            ]
+        deleted = 0
+        for run_key, last_pruned in plan:
+            if last_pruned < 1:
+                continue
+            with self._transaction(write=True) as conn:
+                deleted += self._prune_run(conn, run_key, last_pruned)
+        return deleted
+
+    def _prune_run(self, conn: sa.Connection, run_key: str, last_pruned: int) -> int:
+        anchor = conn.execute(
+            sa.select(events.c.hash).where(events.c.run_id == run_key, events.c.seq == last_pruned)
+        ).scalar_one_or_none()
+        if anchor is None:  # pruned meanwhile by another worker's maintenance
+            return 0
+        if self.dialect == "postgresql":
+            conn.execute(sa.select(sa.func.set_config(PRUNE_SETTING, "on", True)))
+        insert = _upsert_builder(self.dialect)(ledger_checkpoints).values(
+            run_id=run_key, seq=last_pruned, hash=anchor, pruned_at=self.now()
+        )
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[ledger_checkpoints.c.run_id],
+                set_={"seq": last_pruned, "hash": anchor, "pruned_at": self.now()},
+            )
+        )
+        result = conn.execute(
+            events.delete().where(events.c.run_id == run_key, events.c.seq <= last_pruned)
+        )
+        return result.rowcount or 0
+
+    # --- internals ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
+        """One transaction; database errors that mean "unreachable" become one sentence."""
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    yield conn
+        except (OperationalError, ProgrammingError) as exc:
+            raise _unavailable(exc, self.engine) from exc
+
+    def _run_row(self, conn: sa.Connection, key: str, shown_id: str) -> Row[Any]:
+        row = conn.execute(runs.select().where(runs.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no run has id {shown_id}")
+        return row
+
+    def _write_run(
+        self,
+        conn: sa.Connection,
+        run_key: str,
+        *,
+        changes: Mapping[str, Any] | None = None,
+        new_events: Sequence[NewEvent] = (),
+    ) -> tuple[Row[Any], list[Event]]:
+        """Apply `changes` to the run and append `new_events` to its ledger, extending the chain
+        from the run's recorded head. Returns the updated run row and the written events."""
+        now = self.now()
+        row = conn.execute(
+            runs.update()
+            .where(runs.c.id == run_key)
+            .values(event_seq=runs.c.event_seq + len(new_events), updated_at=now, **(changes or {}))
+            .returning(runs)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no run has id {run_key}")
+        if not new_events:
+            return row, []
+        prev_hash = row.event_head_hash or GENESIS_HASH
+        written: list[Event] = []
+        first_seq = row.event_seq - len(new_events) + 1
+        for seq, new in enumerate(new_events, start=first_seq):
+            data = to_json_value(new.data)
+            digest = event_hash(
+                run_id=run_key,
+                seq=seq,
+                event_type=new.event_type,
+                data=data,
+                created_at=now,
+                prev_hash=prev_hash,
+            )
+            written.append(
+                Event(
+                    run_id=run_key,
+                    seq=seq,
+                    event_type=new.event_type,
+                    data=data,
+                    created_at=now,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            prev_hash = digest
+        conn.execute(events.insert(), [event.model_dump() for event in written])
+        row = conn.execute(
+            runs.update()
+            .where(runs.c.id == run_key)
+            .values(event_head_hash=prev_hash)
+            .returning(runs)
+        ).one()
+        return row, written
+
+
+def _objective_values(spec: ObjectiveSpec) -> dict[str, Any]:
+    return {
+        "title": spec.title,
+        "description": spec.description,
+        "tools_allowed": list(spec.tools_allowed),
+        "budget": spec.budget.as_document(),
+        "risk_level": spec.risk_level,
+        "schedule": spec.schedule,
+        "timezone": spec.timezone,
+        "enabled": spec.enabled,
+    }
+
+
+def _parse_id(value: str, kind: str) -> str:
+    try:
+        return str(uuid.UUID(str(value).strip()))
+    except ValueError:
+        raise NotFound(f"{value!r} is not a valid {kind} id") from None
+
+
+def _sqlite_file_exists(url: URL) -> bool:
+    database = url.database or ""
+    return database == ":memory:" or database.startswith("file:") or Path(database).exists()
+
+
+def _upsert_builder(dialect: str) -> Any:
+    return pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
+
+
+def _unavailable(exc: DBAPIError, engine: Engine) -> StoreUnavailable:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    lowered = reason.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return StoreUnavailable(
+            "the database has no agent runtime schema yet: "
+            "run `python -m agent_core db upgrade` first"
+        )
+    where = engine.url.render_as_string(hide_password=True)
+    return StoreUnavailable(f"cannot use the database at {where}: {reason}")
+
+
+def _objective(row: Row[Any]) -> Objective:
+    return Objective.model_validate(dict(row._mapping))
+
+
+def _run(row: Row[Any]) -> Run:
+    return Run.model_validate(dict(row._mapping))
+
+
+def _step(row: Row[Any]) -> Step:
+    return Step.model_validate(dict(row._mapping))
+
+
+def _tool_call(row: Row[Any]) -> ToolCall:
+    return ToolCall.model_validate(dict(row._mapping))
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event.model_validate(dict(row._mapping))
+
+
+def _approval(row: Row[Any]) -> Approval:
+    return Approval.model_validate(dict(row._mapping))
+
+
+def _chain_link(row: Row[Any]) -> ChainLink:
+    return ChainLink(
+        seq=row.seq,
+        event_type=row.event_type,
+        data=row.data,
+        created_at=row.created_at,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )

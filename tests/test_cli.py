@@ -1,0 +1,344 @@
+"""`python -m agent_core`: every command, its --json document, and its bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent_core.store import Store
+from agent_core.store.migrations import head_revision
+from agent_core.store.schema import events
+from tests.support import make_objective, run_cli, tamper
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cli_database(database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    return database_url
+
+
+def _json(result):
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_db_upgrade_creates_the_schema_once(empty_database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
+    first = _json(run_cli(["db", "upgrade", "--json"]))
+    assert first["revision"] == head_revision()
+    again = run_cli(["db", "upgrade"])
+    assert again.exit_code == 0
+    assert f"is at schema revision {head_revision()}" in again.stdout
+
+
+def test_objective_create_then_show_and_list(cli_database):
+    created = _json(
+        run_cli(
+            [
+                "objective",
+                "create",
+                "--json",
+                "--title",
+                "Weekly leads follow-up",
+                "--description",
+                "Every Monday, find last week's leads without a follow-up.",
+                "--tools",
+                "read_database,count_database",
+                "--max-steps",
+                "8",
+                "--max-tool-calls",
+                "12",
+                "--max-duration-ms",
+                "60000",
+                "--risk-level",
+                "low",
+                "--schedule",
+                "0 8 * * mon",
+                "--timezone",
+                "Europe/Paris",
+            ]
+        )
+    )
+    assert created["title"] == "Weekly leads follow-up"
+    assert created["tools_allowed"] == ["read_database", "count_database"]
+    assert created["budget"] == {
+        "maxSteps": 8,
+        "maxToolCalls": 12,
+        "maxDurationMs": 60000,
+        "maxTokens": None,
+    }
+    assert created["risk_level"] == "low"
+    assert created["schedule"] == "0 8 * * mon"
+    assert created["enabled"] is True
+
+    shown = _json(run_cli(["--json", "objective", "show", created["id"]]))
+    assert shown == created
+    listed = _json(run_cli(["objective", "list", "--json"]))
+    assert [item["id"] for item in listed] == [created["id"]]
+
+    text = run_cli(["objective", "list"])
+    assert created["id"] in text.stdout
+    assert "0 8 * * mon (Europe/Paris)" in text.stdout
+    detail = run_cli(["objective", "show", created["id"]])
+    assert "maxSteps=8" in detail.stdout
+
+
+def test_objective_list_when_there_are_none_says_how_to_create_one(cli_database):
+    result = run_cli(["objective", "list"])
+    assert result.exit_code == 0
+    assert "objective create" in result.stdout
+    assert _json(run_cli(["objective", "list", "--json"])) == []
+
+
+def test_run_list_and_show(cli_database, clock):
+    store = Store.open(cli_database, clock=clock)
+    try:
+        objective = make_objective(store)
+        other = make_objective(store, title="Other")
+        first = store.create_run(objective.id)
+        second = store.create_run(objective.id)
+        store.create_run(other.id)
+    finally:
+        store.close()
+
+    runs = _json(run_cli(["run", "list", "--json", "--objective", objective.id]))
+    assert [run["id"] for run in runs] == [second.id, first.id]
+    assert _json(run_cli(["run", "list", "--json", "--status", "completed"])) == []
+    assert len(_json(run_cli(["run", "list", "--json", "--limit", "2"]))) == 2
+
+    detail = _json(run_cli(["run", "show", first.id, "--json"]))
+    assert detail["run"]["id"] == first.id
+    assert detail["run"]["status"] == "queued"
+    assert [event["event_type"] for event in detail["events"]] == ["run_queued"]
+    assert detail["steps"] == detail["tool_calls"] == detail["approvals"] == []
+
+    text = run_cli(["run", "show", first.id])
+    assert "status       queued" in text.stdout
+    assert "run_queued" in text.stdout
+    listing = run_cli(["run", "list"])
+    assert first.id in listing.stdout
+
+
+def test_ledger_verify_names_the_broken_event(cli_database):
+    store = Store.open(cli_database)
+    try:
+        run = store.create_run(make_objective(store).id)
+    finally:
+        store.close()
+    ok = run_cli(["ledger", "verify"])
+    assert ok.exit_code == 0
+    assert "ledger OK: 1 events in 1 runs verified" in ok.stdout
+
+    tamper(
+        cli_database,
+        lambda conn: conn.execute(events.update().values(data={"objective_id": "someone else"})),
+    )
+    broken = run_cli(["ledger", "verify", "--json"])
+    assert broken.exit_code == 1
+    report = json.loads(broken.stdout)
+    assert report["ok"] is False
+    assert report["breaks"] == [
+        {
+            "run_id": run.id,
+            "seq": 1,
+            "problem": "event content does not match its hash: it was edited",
+        }
+    ]
+    text = run_cli(["ledger", "verify", "--run", run.id])
+    assert text.exit_code == 1
+    assert f"run {run.id} event 1: event content does not match its hash" in text.stdout
+
+
+def test_config_check_prints_settings_without_secrets(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://agent:pa55word@db.example.com:5432/postgres")
+    result = run_cli(["config", "check"])
+    assert result.exit_code == 0
+    assert "AGENT_MAX_STEPS" in result.stdout
+    assert "hf_secret_value" not in result.stdout
+    assert "pa55word" not in result.stdout
+    document = _json(run_cli(["config", "check", "--json"]))
+    assert document["agent_max_steps"] == 20
+    assert document["hf_token"] == "set"
+
+
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["objective", "create", "--description", "d"],
+            "the following arguments are required: --title",
+        ),
+        (
+            ["objective", "create", "--title", " ", "--description", "d"],
+            "--title: String should have at least 1 character",
+        ),
+        (
+            ["objective", "create", "--title", "t", "--description", "d", "--max-steps", "abc"],
+            "argument --max-steps: invalid int value: 'abc'",
+        ),
+        (
+            ["objective", "create", "--title", "t", "--description", "d", "--max-steps", "0"],
+            "--max-steps: Input should be greater than or equal to 1",
+        ),
+        (
+            [
+                "objective",
+                "create",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--risk-level",
+                "extreme",
+            ],
+            "argument --risk-level: invalid choice: 'extreme'",
+        ),
+        (
+            [
+                "objective",
+                "create",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--schedule",
+                "every monday",
+            ],
+            "--schedule: schedule 'every monday' is not a cron expression",
+        ),
+        (
+            [
+                "objective",
+                "create",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--schedule",
+                "0 25 * * *",
+            ],
+            "--schedule: schedule '0 25 * * *' is not a valid cron expression",
+        ),
+        (
+            [
+                "objective",
+                "create",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--timezone",
+                "Mars/Olympus",
+            ],
+            "--timezone: unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            [
+                "objective",
+                "create",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--tools",
+                "read_database,DROP TABLE",
+            ],
+            "--tools: tool name 'DROP TABLE' is not valid",
+        ),
+        (["objective", "show", "nope"], "'nope' is not a valid objective id"),
+        (["objective", "show", MISSING], f"no objective has id {MISSING}"),
+        (["run", "show", MISSING], f"no run has id {MISSING}"),
+        (["run", "list", "--status", "sleeping"], "argument --status: invalid choice: 'sleeping'"),
+        (["run", "list", "--limit", "0"], "--limit must be at least 1"),
+        (["run", "list", "--objective", "x'; --"], "is not a valid objective id"),
+        (["ledger", "verify", "--run", "nope"], "'nope' is not a valid run id"),
+        (["objective"], "the following arguments are required: ACTION"),
+        (["launch"], "argument COMMAND: invalid choice: 'launch'"),
+    ],
+)
+def test_bad_input_is_one_sentence_and_exit_code_2(cli_database, args, message):
+    result = run_cli([*args, "--json"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert json.loads(result.stdout) == {"error": result.stderr[7:].strip(), "exit_code": 2}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("AGENT_MAX_STEPS", "abc", "AGENT_MAX_STEPS: Input should be a valid integer"),
+        ("AGENT_ALLOWED_RISK_LEVELS", "low,extreme", "AGENT_ALLOWED_RISK_LEVELS"),
+        ("DATABASE_URL", "postgresql://", "DATABASE_URL: a PostgreSQL URL needs a host"),
+    ],
+)
+def test_a_bad_setting_stops_every_command_with_exit_code_2(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    result = run_cli(["objective", "list"])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {result.stderr[7:].strip()}\n"
+    assert message in result.stderr
+
+
+def test_an_unreachable_database_is_a_failure_with_exit_code_1(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://agent:pw@127.0.0.1:1/agent")
+    result = run_cli(["objective", "list"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "error: cannot use the database at postgresql+psycopg://agent:***@127.0.0.1:1/agent"
+    )
+    assert "pw@" not in result.stderr
+
+
+def test_a_database_never_upgraded_is_a_failure_saying_what_to_run(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///fresh.db")
+    result = run_cli(["run", "list"])
+    assert result.exit_code == 1
+    assert "run `python -m agent_core db upgrade` first" in result.stderr
+
+
+def _module(args, env, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "agent_core", *args],
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_module_entry_point_prints_one_json_document(isolated_environment):
+    upgraded = _module(["db", "upgrade", "--json"], {}, isolated_environment)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (isolated_environment / "agent_runtime.db").exists()  # the embedded default
+    created = _module(
+        ["--json", "objective", "create", "--title", "t", "--description", "d"],
+        {},
+        isolated_environment,
+    )
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["title"] == "t"
+    listed = _module(["objective", "list", "--json"], {}, isolated_environment)
+    assert len(json.loads(listed.stdout)) == 1
+
+
+def test_the_module_entry_point_never_shows_a_traceback(isolated_environment):
+    bad = _module(["objective", "list"], {"AGENT_MAX_STEPS": "abc"}, isolated_environment)
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    assert bad.stderr.count("\n") == 1
+    missing = _module(["objective", "list"], {}, isolated_environment)
+    assert missing.returncode == 1
+    assert "Traceback" not in missing.stderr

@@ -1,0 +1,107 @@
+"""Settings keep the seed's names and defaults; a bad value is one sentence naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent_core.config import load_settings, settings_summary
+from agent_core.errors import ConfigError
+from agent_core.models import NotifyChannel, RiskLevel
+
+
+def test_defaults_are_the_seeds():
+    settings = load_settings()
+    assert settings.agent_enabled is False
+    assert settings.agent_max_steps == 20
+    assert settings.agent_max_tool_calls == 50
+    assert settings.agent_max_duration_ms == 300_000
+    assert settings.agent_ai_model is None
+    assert settings.hf_model_heavy == "Qwen/Qwen2.5-72B-Instruct"
+    assert settings.llm_model == "Qwen/Qwen2.5-72B-Instruct"
+    assert settings.agent_ai_temperature == 0.2
+    assert settings.agent_ai_max_tokens == 2048
+    assert settings.agent_allowed_risk_levels == [RiskLevel.LOW, RiskLevel.MEDIUM]
+    assert settings.agent_approval_flow is False
+    assert settings.agent_approval_ttl_hours == 24
+    assert settings.agent_approval_notify_channels == [NotifyChannel.EMAIL, NotifyChannel.WHATSAPP]
+    assert settings.agent_events_retention_days == 30
+    assert settings.database_url == "sqlite:///agent_runtime.db"
+    assert settings.agent_data_tables == []
+
+
+def test_environment_values_are_read_as_the_seed_wrote_them(monkeypatch):
+    monkeypatch.setenv("AGENT_ENABLED", "true")
+    monkeypatch.setenv("AGENT_MAX_STEPS", "7")
+    monkeypatch.setenv("AGENT_ALLOWED_RISK_LEVELS", "low, medium,high")
+    monkeypatch.setenv("AGENT_APPROVAL_NOTIFY_CHANNELS", "whatsapp")
+    monkeypatch.setenv("AGENT_AI_MODEL", "meta-llama/Llama-3.3-70B-Instruct")
+    monkeypatch.setenv("AGENT_LLM_FALLBACK_MODELS", "a/b,c/d")
+    monkeypatch.setenv("AGENT_DATA_TABLES", "app_leads,app_orders")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example.com:5432/postgres")
+    settings = load_settings()
+    assert settings.agent_enabled is True
+    assert settings.agent_max_steps == 7
+    assert settings.agent_allowed_risk_levels == [RiskLevel.LOW, RiskLevel.MEDIUM, RiskLevel.HIGH]
+    assert settings.agent_approval_notify_channels == [NotifyChannel.WHATSAPP]
+    assert settings.llm_model == "meta-llama/Llama-3.3-70B-Instruct"
+    assert settings.agent_llm_fallback_models == ["a/b", "c/d"]
+    assert settings.agent_data_tables == ["app_leads", "app_orders"]
+    assert settings.database_url == "postgresql+psycopg://u:p@db.example.com:5432/postgres"
+
+
+def test_env_beats_dotenv_beats_streamlit_secrets(monkeypatch, isolated_environment: Path):
+    (isolated_environment / ".streamlit").mkdir()
+    (isolated_environment / ".streamlit" / "secrets.toml").write_text(
+        'HF_TOKEN = "hf_from_secrets"\nADMIN_EMAIL = "secrets@example.com"\nAGENT_MAX_STEPS = 3\n'
+    )
+    (isolated_environment / ".env").write_text(
+        "ADMIN_EMAIL=dotenv@example.com\nAGENT_MAX_STEPS=4\n"
+    )
+    monkeypatch.setenv("AGENT_MAX_STEPS", "5")
+    settings = load_settings()
+    assert settings.hf_token is not None
+    assert settings.hf_token.get_secret_value() == "hf_from_secrets"
+    assert settings.admin_email == "dotenv@example.com"
+    assert settings.agent_max_steps == 5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "sentence"),
+    [
+        ("AGENT_MAX_STEPS", "abc", "AGENT_MAX_STEPS: Input should be a valid integer"),
+        ("AGENT_MAX_STEPS", "0", "AGENT_MAX_STEPS: Input should be greater than or equal to 1"),
+        ("AGENT_ENABLED", "maybe", "AGENT_ENABLED: Input should be a valid boolean"),
+        ("AGENT_ALLOWED_RISK_LEVELS", "low,extreme", "AGENT_ALLOWED_RISK_LEVELS: Input should be"),
+        ("AGENT_APPROVAL_NOTIFY_CHANNELS", "email,pigeon", "AGENT_APPROVAL_NOTIFY_CHANNELS:"),
+        ("AGENT_AI_TEMPERATURE", "hot", "AGENT_AI_TEMPERATURE: Input should be a valid number"),
+        ("DATABASE_URL", "not a url", "DATABASE_URL: not a database URL"),
+        ("DATABASE_URL", "mysql://u@h/db", "DATABASE_URL: database 'mysql' is not supported"),
+        ("DATABASE_URL", "postgresql+asyncpg://u@h/db", "DATABASE_URL: PostgreSQL driver"),
+        ("DATABASE_URL", "sqlite://", "DATABASE_URL: a SQLite URL needs a file path"),
+    ],
+)
+def test_a_bad_value_is_one_sentence_naming_the_variable(monkeypatch, variable, value, sentence):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(sentence)
+    assert "\n" not in message
+
+
+def test_a_bad_database_url_never_echoes_its_password(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "mysql://admin:s3cret-pw@db.example.com/prod")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "s3cret-pw" not in str(raised.value)
+
+
+def test_the_printable_summary_hides_secrets(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_verysecret")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:hunter2@db.example.com/postgres")
+    summary = settings_summary(load_settings())
+    assert summary["hf_token"] == "set"
+    assert "hunter2" not in str(summary)
+    assert "hf_verysecret" not in str(summary)

@@ -1,0 +1,76 @@
+"""`db upgrade` builds the declared schema on both backends, with nothing missing or extra."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from agent_core.errors import StoreUnavailable
+from agent_core.store import Store, migrations
+from agent_core.store.schema import metadata
+
+
+def _drift(store: Store) -> list[object]:
+    with store.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "version_table": migrations.VERSION_TABLE,
+                "include_name": lambda name, kind, _: (
+                    kind != "table" or name != migrations.VERSION_TABLE
+                ),
+            },
+        )
+        return compare_metadata(context, metadata)
+
+
+def test_upgrade_creates_exactly_the_declared_schema(empty_database_url):
+    store = Store.open(empty_database_url, check_schema=False)
+    try:
+        assert store.schema_revision() is None
+        assert store.upgrade() == migrations.head_revision()
+        assert _drift(store) == []
+        assert set(sa.inspect(store.engine).get_table_names()) == {
+            *metadata.tables,
+            migrations.VERSION_TABLE,
+        }
+    finally:
+        store.close()
+
+
+def test_upgrade_twice_changes_nothing(empty_database_url):
+    store = Store.open(empty_database_url, check_schema=False)
+    try:
+        first = store.upgrade()
+        assert store.upgrade() == first
+        assert _drift(store) == []
+    finally:
+        store.close()
+
+
+def test_migrations_go_down_and_up_again(empty_database_url):
+    store = Store.open(empty_database_url, check_schema=False)
+    try:
+        store.upgrade()
+        with store.engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "base")
+        assert set(sa.inspect(store.engine).get_table_names()) <= {migrations.VERSION_TABLE}
+        store.upgrade()
+        assert _drift(store) == []
+    finally:
+        store.close()
+
+
+def test_a_database_without_the_schema_is_refused_with_the_fix(empty_database_url):
+    if empty_database_url.startswith("sqlite"):
+        with pytest.raises(StoreUnavailable, match=r"no database file .* db upgrade"):
+            Store.open(empty_database_url)
+        sqlite3.connect(empty_database_url.removeprefix("sqlite:///")).close()  # an empty file
+    with pytest.raises(StoreUnavailable, match=r"no agent runtime schema yet: run .*db upgrade"):
+        Store.open(empty_database_url)
