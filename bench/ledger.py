@@ -73,10 +73,14 @@ def main() -> None:
     backend = url.split(":", 1)[0]
     print(f"ledger benchmark on {backend}, {args.events} events, {BATCH} per transaction")
     print(f"  floor (hash the chain in memory) {floor:>10,.0f} events/s")
-    print(f"  append                           {append_rate:>10,.0f} events/s  "
-          f"({append_rate / floor:.1%} of floor)")
-    print(f"  verify                           {verify_rate:>10,.0f} events/s  "
-          f"({verify_rate / floor:.1%} of floor)")
+    print(
+        f"  append                           {append_rate:>10,.0f} events/s  "
+        f"({append_rate / floor:.1%} of floor)"
+    )
+    print(
+        f"  verify                           {verify_rate:>10,.0f} events/s  "
+        f"({verify_rate / floor:.1%} of floor)"
+    )
 
 
 if __name__ == "__main__":
