@@ -18,17 +18,21 @@ from pydantic import BaseModel, ValidationError
 
 from agent_core import __version__
 from agent_core.config import Settings, load_settings, redact_url, settings_summary
-from agent_core.errors import AgentRuntimeError, InvalidInput
+from agent_core.errors import AgentRuntimeError, ConfigError, Conflict, InvalidInput
+from agent_core.llm import LLMClient, build_llm
 from agent_core.models import (
     Budget,
+    NewEvent,
     Objective,
     ObjectiveSpec,
     Run,
+    RunChanges,
     RunDetail,
     RunStatus,
 )
 from agent_core.render import describe_validation_error, format_table, format_time
-from agent_core.store import Store
+from agent_core.runtime import Runtime, build_tools, open_runtime
+from agent_core.store import Store, create_engine
 
 
 @dataclass(frozen=True)
@@ -44,13 +48,21 @@ class Output:
 class Context:
     settings: Settings
     _store: Store | None = None
+    _runtime: Runtime | None = None
 
     def store(self, *, check_schema: bool = True) -> Store:
         if self._store is None:
             self._store = Store.open(self.settings.database_url, check_schema=check_schema)
         return self._store
 
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = open_runtime(self.settings, self.store())
+        return self._runtime
+
     def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
         if self._store is not None:
             self._store.close()
 
@@ -119,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     run_list.add_argument("--limit", type=int, default=50)
     run_show = command(run, "show", _run_show, "a run with its steps, calls, events, approvals")
     run_show.add_argument("run_id", metavar="RUN_ID")
+    start = command(run, "start", _run_start, "queue a run of an objective")
+    start.add_argument("objective_id", metavar="OBJECTIVE_ID")
+    start.add_argument(
+        "--wait", action="store_true", help="execute it in this process until it stops"
+    )
+    resume = command(run, "resume", _run_resume, "execute a queued or abandoned run here")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument(
+        "--wait", action="store_true", help="execute it in this process until it stops"
+    )
+    cancel = command(
+        run, "cancel", _run_cancel, "cancel a run (a running one stops before its next step)"
+    )
+    cancel.add_argument("run_id", metavar="RUN_ID")
+
+    tools = group("tools", "what the agent can do")
+    command(tools, "list", _tools_list, "every registered tool, its risk and arguments")
 
     ledger = group("ledger", "the tamper-evident audit ledger")
     verify = command(ledger, "verify", _ledger_verify, "recompute every hash chain")
@@ -142,7 +171,7 @@ def main(
         return _fail(str(exc), exc.exit_code, as_json, out, err)
     except KeyboardInterrupt:
         return _fail("interrupted", 130, as_json, out, err)
-    except Exception as exc:  # a bug: still one line for the admin, never a traceback
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the admin, no traceback
         return _fail(f"unexpected {type(exc).__name__}: {exc}", 1, as_json, out, err)
     finally:
         if context is not None:
@@ -264,6 +293,115 @@ def _run_list(args: argparse.Namespace, context: Context) -> Output:
 def _run_show(args: argparse.Namespace, context: Context) -> Output:
     detail = context.store().run_detail(args.run_id)
     return Output(_document(detail), _run_detail_text(detail))
+
+
+def _run_start(args: argparse.Namespace, context: Context) -> Output:
+    if not context.settings.agent_enabled:
+        raise Conflict(
+            "the agent runtime is disabled (AGENT_ENABLED=false): set AGENT_ENABLED=true "
+            "to start runs"
+        )
+    store = context.store()
+    objective = store.get_objective(args.objective_id)
+    if not objective.enabled:
+        raise Conflict(f"objective {objective.id} is disabled: enable it before starting runs")
+    run = store.create_run(objective.id)
+    if args.wait:
+        run = _execute_here(context, run)
+    return _run_output(run)
+
+
+def _run_resume(args: argparse.Namespace, context: Context) -> Output:
+    if not context.settings.agent_enabled:
+        raise Conflict("the agent runtime is disabled (AGENT_ENABLED=false)")
+    run = context.store().get_run(args.run_id)
+    if args.wait:
+        run = _execute_here(context, run)
+    return _run_output(run)
+
+
+def _run_cancel(args: argparse.Namespace, context: Context) -> Output:
+    run = context.store().request_cancel(args.run_id, by="cli")
+    return _run_output(run)
+
+
+def _execute_here(context: Context, run: Run) -> Run:
+    """Claim the run and execute it in this process. Ctrl-C gives it back to the queue."""
+    runtime = context.runtime()
+    claimed = runtime.store.claim_run(
+        run.id, owner=runtime.owner, lease_s=context.settings.agent_run_lease_s
+    )
+    if claimed is None:
+        raise Conflict(f"run {run.id} cannot be executed now: {_why_not_claimable(run)}")
+    try:
+        return runtime.orchestrator().execute(run.id)
+    except KeyboardInterrupt:
+        runtime.store.update_run(
+            run.id,
+            RunChanges(owner=runtime.owner, status=RunStatus.QUEUED, release_lease=True),
+            [NewEvent(event_type="run_released", data={"reason": "interrupted"})],
+        )
+        raise
+
+
+def _why_not_claimable(run: Run) -> str:
+    if run.status is RunStatus.PAUSED:
+        return "it is paused, waiting for an approval decision"
+    if run.status is RunStatus.RUNNING:
+        until = format_time(run.lease_expires_at)
+        return f"it is running on {run.lease_owner} (lease until {until})"
+    return f"it has ended ({run.status})"
+
+
+def _run_output(run: Run) -> Output:
+    lines = [
+        f"run {run.id} (#{run.run_number}) {run.status}"
+        + (f" ({run.stop_reason})" if run.stop_reason else ""),
+    ]
+    if run.summary:
+        lines.append(f"summary: {run.summary}")
+    if run.error:
+        lines.append(f"error: {run.error}")
+    lines.append(
+        f"{run.steps_count} steps, {run.tool_calls_count} tool calls, {run.total_tokens} tokens"
+    )
+    return Output(
+        _document(run), "\n".join(lines), exit_code=1 if run.status is RunStatus.FAILED else 0
+    )
+
+
+def _tools_list(_: argparse.Namespace, context: Context) -> Output:
+    settings = context.settings
+    engine = create_engine(settings.data_database_url)
+    try:
+        registry = build_tools(settings, data_engine=engine, content_llm=_content_llm(settings))
+    finally:
+        engine.dispose()
+    described = [tool.describe() for tool in registry]
+    text = format_table(
+        ["TOOL", "RISK", "SIDE EFFECTS", "TIMEOUT", "DESCRIPTION"],
+        [
+            [
+                item["name"],
+                item["risk"],
+                "yes" if item["side_effects"] else "no",
+                f"{item['timeout_s']:g} s",
+                item["description"],
+            ]
+            for item in described
+        ],
+        empty="no tools",
+    )
+    if registry.problems:
+        text += "\n\n" + "\n".join(f"warning: {problem}" for problem in registry.problems)
+    return Output({"tools": described, "problems": registry.problems}, text)
+
+
+def _content_llm(settings: Settings) -> LLMClient | None:
+    try:
+        return build_llm(settings, models=[settings.hf_model_fast or settings.llm_model])
+    except ConfigError:
+        return None
 
 
 def _ledger_verify(args: argparse.Namespace, context: Context) -> Output:

@@ -7,6 +7,7 @@ program with one sentence naming the variable: see `load_settings`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +30,9 @@ from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
 SECRETS_TOML = Path(".streamlit") / "secrets.toml"
 
 # Values of these variables are never echoed back in an error message.
-_SECRET_VARIABLES = frozenset({"DATABASE_URL", "HF_TOKEN"})
+_SECRET_VARIABLES = frozenset({"DATABASE_URL", "AGENT_DATA_DATABASE_URL", "HF_TOKEN"})
+RUNTIME_TABLE_PREFIX = "app_agent_"
+TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 CommaList = Annotated[list[str], NoDecode]
 
@@ -76,6 +79,11 @@ class Settings(BaseSettings):
     agent_llm_fallback_models: CommaList = []
     agent_data_tables: CommaList = []
     agent_observation_max_chars: int = Field(default=4000, ge=200)
+    agent_max_repairs: int = Field(default=2, ge=0)
+    agent_max_tokens_per_run: int = Field(default=200_000, ge=1)
+    agent_llm_timeout_s: float = Field(default=60, gt=0)
+    agent_data_database_url: str | None = None
+    agent_run_lease_s: float = Field(default=300, ge=1)
 
     @field_validator(
         "agent_allowed_risk_levels",
@@ -91,13 +99,27 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "agent_data_database_url")
     @classmethod
-    def _valid_database_url(cls, value: str) -> str:
+    def _valid_database_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
         try:
             return normalize_database_url(value)
         except InvalidDatabaseURL as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("agent_data_tables")
+    @classmethod
+    def _business_tables_only(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name.lower().startswith(RUNTIME_TABLE_PREFIX):
+                raise ValueError(
+                    f"{name} is one of the runtime's own tables, which the agent may never reach"
+                )
+            if not TABLE_NAME_PATTERN.match(name):
+                raise ValueError(f"{name!r} is not a table name")
+        return list(dict.fromkeys(names))
 
     @field_validator(
         "agent_ai_model",
@@ -127,6 +149,17 @@ class Settings(BaseSettings):
             dotenv_settings,
             _StreamlitSecretsSource(settings_cls),
         )
+
+    @property
+    def data_database_url(self) -> str:
+        """The business database the data tools use; by default the runtime's own, as in the
+        seed where one Supabase project holds both."""
+        return self.agent_data_database_url or self.database_url
+
+    @property
+    def llm_models(self) -> list[str]:
+        """The planning model followed by the fallbacks, each once."""
+        return list(dict.fromkeys([self.llm_model, *self.agent_llm_fallback_models]))
 
     @property
     def llm_model(self) -> str:
@@ -160,6 +193,8 @@ def settings_summary(settings: Settings) -> Mapping[str, Any]:
     summary = settings.model_dump(mode="json")
     summary["hf_token"] = "set" if settings.hf_token else None
     summary["database_url"] = redact_url(settings.database_url)
+    if settings.agent_data_database_url:
+        summary["agent_data_database_url"] = redact_url(settings.agent_data_database_url)
     return summary
 
 

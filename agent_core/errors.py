@@ -29,3 +29,7 @@ class Conflict(InvalidInput):
 
 class StoreUnavailable(AgentRuntimeError):
     """The database cannot be reached or is not migrated."""
+
+
+class LeaseLost(AgentRuntimeError):
+    """Another worker took over the run (this one's lease lapsed): stop writing to it."""

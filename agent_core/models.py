@@ -4,12 +4,13 @@ ledger event and an approval are, and the closed sets of statuses they move thro
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -216,6 +217,8 @@ class Run(_Record):
     lease_owner: str | None
     lease_expires_at: datetime | None
     attempts: int
+    cancel_requested_at: datetime | None
+    active_ms: int
 
     @property
     def total_tokens(self) -> int:
@@ -322,6 +325,68 @@ class NewToolCall(_Record):
     args: dict[str, Any]
     risk_level: RiskLevel
     status: ToolCallStatus = ToolCallStatus.STARTED
+
+
+class StepOutcome(_Record):
+    """How a step ended, when it is known as the step is written (no side effect in flight)."""
+
+    step_status: StepStatus
+    result: Any = None
+    tool_call_status: ToolCallStatus | None = None
+    tool_error: str | None = None
+    duration_ms: int | None = None
+    attempts: int = 0
+
+
+class NewApproval(_Record):
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    tool_name: str
+    args: dict[str, Any]
+    risk_reason: str
+    expires_at: datetime
+
+
+class RunChanges(_Record):
+    """What one write does to the run row besides appending events and counting steps.
+
+    `owner` fences the write: it applies only while that worker still holds the run's lease,
+    so a worker that lost its lease (paused by the OS, say) cannot write over the new holder.
+    """
+
+    owner: str | None = None
+    status: RunStatus | None = None
+    stop_reason: StopReason | None = None
+    summary: str | None = None
+    error: str | None = None
+    previous_run_id: str | None = None
+    add_prompt_tokens: int = 0
+    add_completion_tokens: int = 0
+    active_ms: int | None = None
+    lease_expires_at: datetime | None = None
+    release_lease: bool = False
+
+
+class StepDecision(BaseModel):
+    """One step as the LLM must propose it: the seed's JSON format."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    thought: str = Field(description="your reasoning about what to do next")
+    tool: str | None = Field(default=None, description="the tool to call; null when done")
+    args: dict[str, Any] | None = Field(default=None, description="the tool's arguments")
+    done: bool = Field(description="true when the objective is achieved")
+    summary: str | None = Field(
+        default=None, description="when done: what was accomplished and the results"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StepDecision:
+        if self.done:
+            if not (self.summary and self.summary.strip()):
+                raise ValueError('"summary" is required when "done" is true')
+        elif not (self.tool and self.tool.strip()):
+            raise ValueError('"tool" is required when "done" is false')
+        return self
 
 
 class LedgerBreak(_Record):

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from agent_core.config import Settings
 from agent_core.store import Store
+from tests.llm_server import ScriptedLLMServer
 from tests.support import ManualClock
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -168,3 +169,11 @@ def sqlite_store(sqlite_database: str, clock: ManualClock) -> Iterator[Store]:
     opened = Store.open(sqlite_database, clock=clock)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def llm_server() -> Iterator[ScriptedLLMServer]:
+    """An OpenAI-compatible server on 127.0.0.1 replaying the replies the test scripts."""
+    server = ScriptedLLMServer().start()
+    yield server
+    server.stop()

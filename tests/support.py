@@ -11,8 +11,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from agent_core.cli import main
-from agent_core.models import Objective, ObjectiveSpec
+from agent_core.config import Settings, load_settings
+from agent_core.llm import InferenceLLM
+from agent_core.models import Objective, ObjectiveSpec, Run
+from agent_core.orchestrator import Orchestrator
+from agent_core.runtime import build_tools
 from agent_core.store import Store
+from agent_core.tools import ToolRegistry
 
 
 class ManualClock:
@@ -69,3 +74,77 @@ def run_cli(args: Sequence[str]) -> CliResult:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(args), stdout=out, stderr=err)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+LEADS_DDL = """
+CREATE TABLE app_leads (
+    id INTEGER PRIMARY KEY,
+    name VARCHAR(100) NOT NULL,
+    email VARCHAR(200),
+    score INTEGER,
+    followed_up BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at {timestamp} NOT NULL
+)
+"""
+
+
+def create_leads(store: Store, rows: Sequence[dict[str, object]]) -> None:
+    """The seed's business table, in the same database as the runtime (the default)."""
+    leads = sa.table(
+        "app_leads",
+        sa.column("id"),
+        sa.column("name"),
+        sa.column("email"),
+        sa.column("score"),
+        sa.column("followed_up"),
+        sa.column("created_at", sa.DateTime(timezone=True)),
+    )
+    with store.engine.begin() as conn:
+        timestamp = "TIMESTAMPTZ" if conn.dialect.name == "postgresql" else "TIMESTAMP"
+        conn.exec_driver_sql(LEADS_DDL.format(timestamp=timestamp))
+        if rows:
+            conn.execute(leads.insert(), list(rows))
+
+
+def agent_settings(**values: object) -> Settings:
+    base: dict[str, object] = {
+        "agent_enabled": True,
+        "agent_data_tables": ["app_leads"],
+        "agent_llm_base_url": "http://127.0.0.1:9/v1",
+    }
+    return load_settings(**{**base, **values})
+
+
+def make_orchestrator(
+    store: Store,
+    llm_url: str | None,
+    *,
+    settings: Settings | None = None,
+    tools: ToolRegistry | None = None,
+    models: Sequence[str] = ("test-model",),
+    owner: str = "test-worker",
+) -> Orchestrator:
+    """A real orchestrator: the real huggingface_hub client against `llm_url`."""
+    settings = settings or agent_settings()
+    llm = (
+        InferenceLLM(models=list(models), base_url=llm_url, token="test-token") if llm_url else None
+    )
+    return Orchestrator(
+        store=store,
+        llm=llm,
+        tools=tools
+        if tools is not None
+        else build_tools(settings, data_engine=store.engine, content_llm=llm),
+        settings=settings,
+        owner=owner,
+        llm_problem=None if llm_url else "no LLM is configured: set HF_TOKEN or AGENT_LLM_BASE_URL",
+    )
+
+
+def run_to_end(orchestrator: Orchestrator, objective_id: str) -> Run:
+    """Queue a run, claim it as the orchestrator's worker, execute it."""
+    store = orchestrator.store
+    run = store.create_run(objective_id)
+    claimed = store.claim_run(run.id, owner=orchestrator.owner, lease_s=300)
+    assert claimed is not None
+    return orchestrator.execute(run.id)

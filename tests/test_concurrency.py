@@ -100,3 +100,16 @@ def test_sqlite_uses_wal_and_foreign_keys(sqlite_store):
                 "'2026-01-01', '2026-01-01')"
             )
         )
+
+
+def test_postgresql_never_prepares_statements_so_transaction_poolers_work(pg_store):
+    """Supabase's pooler in transaction mode cannot route prepared statements; psycopg
+    prepares a query after 5 executions unless told not to."""
+    objective = make_objective(pg_store)
+    for _ in range(12):
+        pg_store.get_objective(objective.id)
+        pg_store.list_runs(objective_id=objective.id)
+    with pg_store.engine.connect() as conn:
+        for _ in range(12):
+            conn.execute(sa.select(objectives.c.id).where(objectives.c.id == objective.id))
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0

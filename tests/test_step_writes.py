@@ -15,6 +15,7 @@ from agent_core.models import (
     NewStep,
     NewToolCall,
     RiskLevel,
+    StepOutcome,
     StepStatus,
     ToolCallStatus,
 )
@@ -59,11 +60,14 @@ def test_a_step_is_written_with_its_call_events_and_counters(store):
     store.finish_step(
         run.id,
         started.step.id,
-        status=StepStatus.COMPLETED,
-        result={"count": 12},
+        StepOutcome(
+            step_status=StepStatus.COMPLETED,
+            result={"count": 12},
+            tool_call_status=ToolCallStatus.SUCCEEDED,
+            duration_ms=15,
+            attempts=1,
+        ),
         tool_call_id=started.tool_call.id,
-        tool_call_status=ToolCallStatus.SUCCEEDED,
-        duration_ms=15,
         new_events=[NewEvent(event_type="step_completed", data={"step_number": 1})],
     )
     detail = store.run_detail(run.id)

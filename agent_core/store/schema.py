@@ -105,9 +105,8 @@ runs = sa.Table(
     _counter("tool_calls_count"),
     _counter("prompt_tokens"),
     _counter("completion_tokens"),
-    # The ledger head: how many events the run has written and the hash of the last one.
+    # How many events the run has written: `ledger verify` detects a chain cut short.
     _counter("event_seq"),
-    sa.Column("event_head_hash", sa.String(64), nullable=True),
     _timestamp("created_at"),
     _timestamp("started_at", nullable=True),
     _timestamp("completed_at", nullable=True),
@@ -115,6 +114,9 @@ runs = sa.Table(
     sa.Column("lease_owner", sa.String(128), nullable=True),
     _timestamp("lease_expires_at", nullable=True),
     _counter("attempts"),
+    _timestamp("cancel_requested_at", nullable=True),
+    # Time spent executing, excluding time paused for approval: what the duration budget counts.
+    _counter("active_ms"),
     sa.UniqueConstraint("objective_id", "run_number"),
     sa.Index(None, "status", "created_at"),
 )

@@ -8,12 +8,13 @@ head, so nothing writes an event without extending the hash chain.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +24,29 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from agent_core.errors import NotFound, StoreUnavailable
+from agent_core.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
 from agent_core.models import (
     Approval,
+    ApprovalStatus,
     Event,
     LedgerBreak,
     LedgerReport,
+    NewApproval,
     NewEvent,
     NewStep,
     NewToolCall,
     Objective,
     ObjectiveSpec,
     Run,
+    RunChanges,
     RunDetail,
     RunStatus,
     RunTrigger,
     Step,
+    StepOutcome,
     StepStatus,
+    StopReason,
     ToolCall,
-    ToolCallStatus,
 )
 from agent_core.store import migrations
 from agent_core.store.engine import WRITE, create_engine, normalize_database_url
@@ -83,6 +88,7 @@ def new_id() -> str:
 class StepStarted:
     step: Step
     tool_call: ToolCall | None
+    approval: Approval | None
     run: Run
 
 
@@ -268,6 +274,123 @@ class Store:
                 approvals=[_approval(row) for row in approval_rows],
             )
 
+    # --- run lifecycle -----------------------------------------------------------------------
+
+    def claim_run(self, run_id: str, *, owner: str, lease_s: float) -> Run | None:
+        """Take a queued run, or a running one whose lease lapsed (its worker died), for
+        `owner`. Returns None when the run is not claimable (someone else holds it, it is
+        paused or it has ended)."""
+        key = _parse_id(run_id, "run")
+        now = self.now()
+        claimable = sa.or_(
+            runs.c.status == RunStatus.QUEUED,
+            sa.and_(runs.c.status == RunStatus.RUNNING, runs.c.lease_expires_at < now),
+        )
+        with self._transaction(write=True) as conn:
+            previous = conn.execute(
+                sa.select(runs.c.status, runs.c.lease_owner, runs.c.started_at).where(
+                    runs.c.id == key, claimable
+                )
+            ).one_or_none()
+            if previous is None:
+                self._run_row(conn, key, run_id)  # NotFound if it does not exist at all
+                return None
+            row, _ = self._write_run(
+                conn,
+                key,
+                set_values={
+                    "status": RunStatus.RUNNING,
+                    "lease_owner": owner,
+                    "lease_expires_at": now + timedelta(seconds=lease_s),
+                    "started_at": previous.started_at or now,
+                },
+                add={"attempts": 1},
+                where=claimable,
+                new_events=[
+                    NewEvent(
+                        event_type="run_claimed",
+                        data={
+                            "owner": owner,
+                            "from_status": previous.status,
+                            **(
+                                {"lease_lapsed_for": previous.lease_owner}
+                                if previous.status == RunStatus.RUNNING
+                                else {}
+                            ),
+                        },
+                    )
+                ],
+            )
+        return _run(row) if row is not None else None
+
+    def update_run(
+        self, run_id: str, changes: RunChanges, new_events: Sequence[NewEvent] = ()
+    ) -> Run:
+        """Change the run (end it, count a repair attempt's tokens...) and log why."""
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=True) as conn:
+            row, _ = self._write_run(conn, key, changes=changes, new_events=new_events)
+        return _run(row)
+
+    def request_cancel(self, run_id: str, *, by: str = "admin") -> Run:
+        """Cancel at once a run nobody is executing; ask a running one to stop before its
+        next step."""
+        key = _parse_id(run_id, "run")
+        now = self.now()
+        with self._transaction(write=True) as conn:
+            current = _run(self._run_row(conn, key, run_id))
+            if current.status.is_final:
+                raise Conflict(f"run {run_id} has already ended ({current.status})")
+            if current.status is RunStatus.RUNNING:
+                changes: dict[str, Any] = {"cancel_requested_at": now}
+                event = NewEvent(event_type="cancel_requested", data={"by": by})
+            else:
+                changes = {
+                    "status": RunStatus.CANCELLED,
+                    "stop_reason": StopReason.CANCELLED,
+                    "cancel_requested_at": now,
+                    "completed_at": now,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                }
+                conn.execute(
+                    approvals.update()
+                    .where(approvals.c.run_id == key, approvals.c.status == ApprovalStatus.PENDING)
+                    .values(status=ApprovalStatus.CANCELLED, decided_at=now, decided_by=by)
+                )
+                event = NewEvent(event_type="run_cancelled", data={"by": by})
+            row, _ = self._write_run(conn, key, set_values=changes, new_events=[event])
+        return _run(row)
+
+    def previous_run(self, run: Run) -> Run | None:
+        """The objective's run before this one (memory across runs, as in the seed)."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                runs.select().where(
+                    runs.c.objective_id == run.objective_id,
+                    runs.c.run_number == run.run_number - 1,
+                )
+            ).one_or_none()
+        return _run(row) if row is not None else None
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                steps.select().where(steps.c.run_id == key).order_by(steps.c.step_number)
+            )
+            return [_step(row) for row in rows]
+
+    def list_tool_calls(self, run_id: str) -> list[ToolCall]:
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                tool_calls.select()
+                .where(tool_calls.c.run_id == key)
+                .order_by(tool_calls.c.created_at, tool_calls.c.id)
+            )
+            return [_tool_call(row) for row in rows]
+
     # --- steps -------------------------------------------------------------------------------
 
     def start_step(
@@ -276,66 +399,94 @@ class Store:
         step: NewStep,
         *,
         tool_call: NewToolCall | None = None,
+        outcome: StepOutcome | None = None,
+        approval: NewApproval | None = None,
+        run: RunChanges | None = None,
         new_events: Sequence[NewEvent] = (),
     ) -> StepStarted:
-        """Record a step, its tool call (if any), its events and the run's counters at once."""
+        """Record a step, its tool call, its approval request, its events, the run's counters
+        and any change to the run, all in one transaction.
+
+        Without `outcome` the step is `executing` and its tool call `started`: the side effect
+        is about to happen and `finish_step` records how it went. With `outcome` the step is
+        written already finished (a read-only call already made, a denial, the final answer).
+        """
         key = _parse_id(run_id, "run")
         now = self.now()
+        counters = {
+            "steps_count": 1,
+            "tool_calls_count": 1 if tool_call else 0,
+            "prompt_tokens": step.prompt_tokens,
+            "completion_tokens": step.completion_tokens,
+        }
         with self._transaction(write=True) as conn:
-            counted = conn.execute(
-                runs.update()
-                .where(runs.c.id == key)
-                .values(
-                    steps_count=runs.c.steps_count + 1,
-                    tool_calls_count=runs.c.tool_calls_count + (1 if tool_call else 0),
-                    prompt_tokens=runs.c.prompt_tokens + step.prompt_tokens,
-                    completion_tokens=runs.c.completion_tokens + step.completion_tokens,
-                )
-                .returning(runs.c.steps_count)
-            ).scalar_one_or_none()
-            if counted is None:
-                raise NotFound(f"no run has id {run_id}")
-            step_row = conn.execute(
-                steps.insert()
-                .values(
-                    id=new_id(),
-                    run_id=key,
-                    step_number=counted,
-                    thought=step.thought,
-                    tool=step.tool,
-                    args=to_json_value(step.args),
-                    raw_output=step.raw_output,
-                    status=StepStatus.EXECUTING,
-                    model=step.model,
-                    prompt_tokens=step.prompt_tokens,
-                    completion_tokens=step.completion_tokens,
-                    latency_ms=step.latency_ms,
-                    created_at=now,
-                )
-                .returning(steps)
-            ).one()
-            call_row = None
+            run_row, _ = self._write_run(
+                conn, key, changes=run, add=counters, new_events=new_events
+            )
+            step_id = new_id()
+            step_values = {
+                "id": step_id,
+                "run_id": key,
+                "step_number": run_row.steps_count,
+                "thought": step.thought,
+                "tool": step.tool,
+                "args": to_json_value(step.args),
+                "raw_output": step.raw_output,
+                "status": outcome.step_status if outcome else StepStatus.EXECUTING,
+                "result": to_json_value(outcome.result) if outcome else None,
+                "model": step.model,
+                "prompt_tokens": step.prompt_tokens,
+                "completion_tokens": step.completion_tokens,
+                "latency_ms": step.latency_ms,
+                "created_at": now,
+                "completed_at": now if outcome else None,
+            }
+            conn.execute(_INSERT_STEP, step_values)
+            call_values: dict[str, Any] | None = None
             if tool_call is not None:
                 args = to_json_value(tool_call.args)
-                call_row = conn.execute(
-                    tool_calls.insert()
-                    .values(
-                        id=new_id(),
-                        run_id=key,
-                        step_id=step_row.id,
-                        tool_name=tool_call.tool_name,
-                        args=args,
-                        args_hash=tool_args_hash(tool_call.tool_name, args),
-                        risk_level=tool_call.risk_level,
-                        status=tool_call.status,
-                        created_at=now,
-                    )
-                    .returning(tool_calls)
-                ).one()
-            run_row, _ = self._write_run(conn, key, new_events=new_events)
+                call_values = {
+                    "id": new_id(),
+                    "run_id": key,
+                    "step_id": step_id,
+                    "tool_name": tool_call.tool_name,
+                    "args": args,
+                    "args_hash": tool_args_hash(tool_call.tool_name, args),
+                    "risk_level": tool_call.risk_level,
+                    "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
+                    "result": to_json_value(outcome.result) if outcome else None,
+                    "error": outcome.tool_error if outcome else None,
+                    "duration_ms": outcome.duration_ms if outcome else None,
+                    "attempts": outcome.attempts if outcome else 0,
+                    "created_at": now,
+                    "completed_at": now if outcome and outcome.tool_call_status else None,
+                }
+                conn.execute(_INSERT_TOOL_CALL, call_values)
+            approval_values: dict[str, Any] | None = None
+            if approval is not None:
+                if call_values is None:
+                    raise ValueError("an approval needs the tool call it approves")
+                approval_values = {
+                    "id": approval.id,
+                    "run_id": key,
+                    "step_id": step_id,
+                    "tool_call_id": call_values["id"],
+                    "tool_name": approval.tool_name,
+                    "args": call_values["args"],
+                    "args_hash": call_values["args_hash"],
+                    "risk_reason": approval.risk_reason,
+                    "status": ApprovalStatus.PENDING,
+                    "expires_at": approval.expires_at,
+                    "decided_by": None,
+                    "decided_at": None,
+                    "decision_reason": None,
+                    "created_at": now,
+                }
+                conn.execute(_INSERT_APPROVAL, approval_values)
         return StepStarted(
-            step=_step(step_row),
-            tool_call=_tool_call(call_row) if call_row is not None else None,
+            step=Step.model_validate(step_values),
+            tool_call=ToolCall.model_validate(call_values) if call_values else None,
+            approval=Approval.model_validate(approval_values) if approval_values else None,
             run=_run(run_row),
         )
 
@@ -343,40 +494,37 @@ class Store:
         self,
         run_id: str,
         step_id: str,
+        outcome: StepOutcome,
         *,
-        status: StepStatus,
-        result: Any,
         tool_call_id: str | None = None,
-        tool_call_status: ToolCallStatus | None = None,
-        tool_error: str | None = None,
-        duration_ms: int | None = None,
-        attempts: int = 1,
+        run: RunChanges | None = None,
         new_events: Sequence[NewEvent] = (),
-    ) -> None:
-        """Record a step's outcome, its tool call's outcome and their events at once."""
+    ) -> Run:
+        """Record how a step whose side effect was in flight ended, with its events."""
         run_key = _parse_id(run_id, "run")
         now = self.now()
-        stored_result = to_json_value(result)
+        stored_result = to_json_value(outcome.result)
         with self._transaction(write=True) as conn:
+            run_row, _ = self._write_run(conn, run_key, changes=run, new_events=new_events)
             conn.execute(
                 steps.update()
                 .where(steps.c.id == _parse_id(step_id, "step"), steps.c.run_id == run_key)
-                .values(status=status, result=stored_result, completed_at=now)
+                .values(status=outcome.step_status, result=stored_result, completed_at=now)
             )
             if tool_call_id is not None:
                 conn.execute(
                     tool_calls.update()
                     .where(tool_calls.c.id == _parse_id(tool_call_id, "tool call"))
                     .values(
-                        status=tool_call_status,
+                        status=outcome.tool_call_status,
                         result=stored_result,
-                        error=tool_error,
-                        duration_ms=duration_ms,
-                        attempts=attempts,
+                        error=outcome.tool_error,
+                        duration_ms=outcome.duration_ms,
+                        attempts=outcome.attempts,
                         completed_at=now,
                     )
                 )
-            self._write_run(conn, run_key, new_events=new_events)
+        return _run(run_row)
 
     # --- ledger ------------------------------------------------------------------------------
 
@@ -400,10 +548,8 @@ class Store:
         event_filter = events.c.run_id == _parse_id(run_id, "run") if run_id else sa.true()
         with self._transaction(write=False) as conn:
             heads = {
-                row.id: ChainAnchor(row.event_seq, row.event_head_hash)
-                for row in conn.execute(
-                    sa.select(runs.c.id, runs.c.event_seq, runs.c.event_head_hash).where(run_filter)
-                )
+                row.id: ChainAnchor(row.event_seq, None)
+                for row in conn.execute(sa.select(runs.c.id, runs.c.event_seq).where(run_filter))
             }
             if run_id and not heads:
                 raise NotFound(f"no run has id {run_id}")
@@ -517,28 +663,81 @@ class Store:
             raise NotFound(f"no run has id {shown_id}")
         return row
 
+    def _run_changes(self, changes: RunChanges) -> tuple[dict[str, Any], dict[str, int]]:
+        """The column values (set, and added to) that a RunChanges stands for."""
+        values: dict[str, Any] = {}
+        for name in ("status", "stop_reason", "summary", "error", "previous_run_id", "active_ms"):
+            value = getattr(changes, name)
+            if value is not None:
+                values[name] = value
+        if changes.lease_expires_at is not None:
+            values["lease_expires_at"] = changes.lease_expires_at
+        ending = changes.status is not None and changes.status.is_final
+        if ending:
+            values["completed_at"] = self.now()
+        if changes.release_lease or ending:
+            values["lease_owner"] = None
+            values["lease_expires_at"] = None
+        added = {
+            name: amount
+            for name, amount in (
+                ("prompt_tokens", changes.add_prompt_tokens),
+                ("completion_tokens", changes.add_completion_tokens),
+            )
+            if amount
+        }
+        return values, added
+
     def _write_run(
         self,
         conn: sa.Connection,
         run_key: str,
         *,
-        changes: Mapping[str, Any] | None = None,
+        changes: RunChanges | None = None,
+        set_values: Mapping[str, Any] | None = None,
+        add: Mapping[str, int] | None = None,
         new_events: Sequence[NewEvent] = (),
+        where: sa.ColumnElement[bool] | None = None,
     ) -> tuple[Row[Any], list[Event]]:
-        """Apply `changes` to the run and append `new_events` to its ledger, extending the chain
-        from the run's recorded head. Returns the updated run row and the written events."""
+        """Change the run and append `new_events` to its ledger, chained to the event before
+        them (found by the same statement). Returns the updated run row and the events.
+
+        The run changes come from `changes` (whose `owner` fences the write: LeaseLost when
+        that worker no longer holds the run) and from `set_values` / `add` (columns set, and
+        counters increased). With `where`, the write happens only while the condition holds,
+        and the row is None otherwise. This is the hot path of every step: its statements are
+        built once and cached, so each call only binds values.
+        """
+        values: dict[str, Any] = dict(set_values or {})
+        added: dict[str, int] = dict(add or {})
+        owner = None
+        if changes is not None:
+            more_values, more_added = self._run_changes(changes)
+            values.update(more_values)
+            for name, amount in more_added.items():
+                added[name] = added.get(name, 0) + amount
+            owner = changes.owner
         now = self.now()
-        row = conn.execute(
-            runs.update()
-            .where(runs.c.id == run_key)
-            .values(event_seq=runs.c.event_seq + len(new_events), updated_at=now, **(changes or {}))
-            .returning(runs)
-        ).one_or_none()
+        statement = _run_update(tuple(sorted(values)), tuple(sorted(added)), owner is not None)
+        if where is not None:
+            statement = statement.where(where)
+        params: dict[str, Any] = {
+            "p_run_id": run_key,
+            "p_owner": owner,
+            "p_updated_at": now,
+            "p_events": len(new_events),
+            **{f"set_{name}": value for name, value in values.items()},
+            **{f"add_{name}": amount for name, amount in added.items()},
+        }
+        row = conn.execute(statement, params).one_or_none()
         if row is None:
-            raise NotFound(f"no run has id {run_key}")
+            self._run_row(conn, run_key, run_key)  # NotFound when the run does not exist
+            if where is not None:
+                return None, []  # type: ignore[return-value]
+            raise LeaseLost(f"run {run_key} is no longer held by {owner}")
         if not new_events:
             return row, []
-        prev_hash = row.event_head_hash or GENESIS_HASH
+        prev_hash = row.prev_hash or GENESIS_HASH
         written: list[Event] = []
         first_seq = row.event_seq - len(new_events) + 1
         for seq, new in enumerate(new_events, start=first_seq):
@@ -552,7 +751,7 @@ class Store:
                 prev_hash=prev_hash,
             )
             written.append(
-                Event(
+                Event.model_construct(
                     run_id=run_key,
                     seq=seq,
                     event_type=new.event_type,
@@ -563,14 +762,45 @@ class Store:
                 )
             )
             prev_hash = digest
-        conn.execute(events.insert(), [event.model_dump() for event in written])
-        row = conn.execute(
-            runs.update()
-            .where(runs.c.id == run_key)
-            .values(event_head_hash=prev_hash)
-            .returning(runs)
-        ).one()
+        rows = [event.__dict__ for event in written]
+        conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
         return row, written
+
+
+_INSERT_EVENT = events.insert()
+_INSERT_STEP = steps.insert()
+_INSERT_TOOL_CALL = tool_calls.insert()
+_INSERT_APPROVAL = approvals.insert()
+
+
+def _previous_event_hash() -> sa.ColumnElement[Any]:
+    """In the RETURNING of the run update: the hash of the event before the new ones, from
+    the events table or, when it was pruned, from the run's checkpoint."""
+    before = runs.c.event_seq - sa.bindparam("p_events", type_=sa.Integer)
+    event = sa.select(events.c.hash).where(events.c.run_id == runs.c.id, events.c.seq == before)
+    checkpoint = sa.select(ledger_checkpoints.c.hash).where(
+        ledger_checkpoints.c.run_id == runs.c.id, ledger_checkpoints.c.seq == before
+    )
+    return sa.func.coalesce(event.scalar_subquery(), checkpoint.scalar_subquery()).label(
+        "prev_hash"
+    )
+
+
+@functools.cache
+def _run_update(set_names: tuple[str, ...], add_names: tuple[str, ...], fenced: bool) -> sa.Update:
+    values: dict[str, Any] = {
+        name: sa.bindparam(f"set_{name}", type_=runs.c[name].type) for name in set_names
+    }
+    for name in add_names:
+        values[name] = runs.c[name] + sa.bindparam(f"add_{name}", type_=sa.Integer)
+    values["event_seq"] = runs.c.event_seq + sa.bindparam("p_events", type_=sa.Integer)
+    values["updated_at"] = sa.bindparam("p_updated_at", type_=runs.c.updated_at.type)
+    statement = runs.update().where(runs.c.id == sa.bindparam("p_run_id", type_=runs.c.id.type))
+    if fenced:
+        statement = statement.where(
+            runs.c.lease_owner == sa.bindparam("p_owner", type_=runs.c.lease_owner.type)
+        )
+    return statement.values(values).returning(*runs.c, _previous_event_hash())
 
 
 def _objective_values(spec: ObjectiveSpec) -> dict[str, Any]:

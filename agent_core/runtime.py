@@ -1,0 +1,93 @@
+"""Assembling a runtime from the settings: the one place that knows which concrete parts
+(store, LLM client, tools) go together. The CLI and the worker start here; tests build the
+same parts themselves on temporary data."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+
+from agent_core.config import Settings
+from agent_core.errors import ConfigError
+from agent_core.llm import LLMClient, build_llm
+from agent_core.orchestrator import Orchestrator
+from agent_core.store import Store, create_engine
+from agent_core.tools import ToolRegistry
+from agent_core.tools.content import content_tools
+from agent_core.tools.data import DataAccess, data_tools
+
+
+def worker_identity() -> str:
+    """Who holds a lease: readable in `worker status`, unique across restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def build_tools(
+    settings: Settings, *, data_engine: Engine, content_llm: LLMClient | None
+) -> ToolRegistry:
+    registry = ToolRegistry(data_tools(DataAccess(data_engine, settings.agent_data_tables)))
+    if content_llm is not None:
+        for tool in content_tools(content_llm):
+            registry.register(tool)
+    registry.load_plugins()
+    return registry
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    tools: ToolRegistry
+    llm: LLMClient | None
+    llm_problem: str | None
+    owner: str = field(default_factory=worker_identity)
+    _closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def orchestrator(self) -> Orchestrator:
+        return Orchestrator(
+            store=self.store,
+            llm=self.llm,
+            tools=self.tools,
+            settings=self.settings,
+            owner=self.owner,
+            llm_problem=self.llm_problem,
+        )
+
+    def close(self) -> None:
+        for close in self._closers:
+            close()
+
+
+def open_runtime(settings: Settings, store: Store) -> Runtime:
+    """The runtime for `settings` on an open store. A missing LLM is not an error here: runs
+    then fail at once with stop_reason config_error, saying which variable to set."""
+    closers: list[Callable[[], object]] = []
+    if settings.data_database_url == settings.database_url:
+        data_engine = store.engine
+    else:
+        data_engine = create_engine(settings.data_database_url)
+        closers.append(data_engine.dispose)
+    try:
+        llm: LLMClient | None = build_llm(settings)
+        problem = None
+        content_llm: LLMClient | None = build_llm(
+            settings,
+            models=[settings.hf_model_fast or settings.llm_model],
+            temperature=0.7,
+        )
+    except ConfigError as exc:
+        llm, problem, content_llm = None, str(exc), None
+    tools = build_tools(settings, data_engine=data_engine, content_llm=content_llm)
+    return Runtime(
+        settings=settings,
+        store=store,
+        tools=tools,
+        llm=llm,
+        llm_problem=problem,
+        _closers=closers,
+    )

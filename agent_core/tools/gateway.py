@@ -1,0 +1,127 @@
+"""Running one tool call: validate its arguments, bound its time, retry what is safe to retry.
+
+Errors come back as results the model can act on ("table 'x' is not available; you may use:
+app_leads"), never as exceptions that end the run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent_core.models import ToolCallStatus
+from agent_core.render import describe_validation_error
+from agent_core.tools.registry import Tool, ToolContext, ToolInputError, ToolTransientError
+
+RETRY_DELAYS_S = (0.2, 0.6)  # two retries, for tools without side effects only
+_TRANSIENT = (ToolTransientError, ConnectionError, TimeoutError)
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    status: ToolCallStatus
+    result: Any
+    error: str | None
+    duration_ms: int
+    attempts: int
+    timed_out: bool = False
+
+
+def validate_args(tool: Tool, args: dict[str, Any] | None) -> BaseModel | str:
+    """The parsed arguments, or a sentence telling the model what is wrong with them."""
+    try:
+        return tool.args_model.model_validate(args or {})
+    except ValidationError as exc:
+        return f"invalid arguments for {tool.name}: {describe_validation_error(exc)}"
+
+
+def failed(error: str, *, duration_ms: int = 0, attempts: int = 0) -> ToolResult:
+    return ToolResult(
+        status=ToolCallStatus.FAILED,
+        result={"error": error},
+        error=error,
+        duration_ms=duration_ms,
+        attempts=attempts,
+    )
+
+
+def execute(tool: Tool, args: BaseModel, *, run_id: str, timeout_s: float) -> ToolResult:
+    """Run the handler in its own thread and stop waiting at the deadline.
+
+    At the deadline the tool's cancel callbacks run (a data tool interrupts its query), so the
+    work stops as well as the wait. Transient failures of tools without side effects are
+    retried with backoff while time remains; a side effect is never attempted twice.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_s
+    attempts = 0
+    while True:
+        attempts += 1
+        outcome, value = _attempt(tool, args, run_id=run_id, deadline=deadline)
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        if outcome == "ok":
+            return ToolResult(
+                status=ToolCallStatus.SUCCEEDED,
+                result=value,
+                error=None,
+                duration_ms=elapsed_ms,
+                attempts=attempts,
+            )
+        if outcome == "timeout":
+            error = f"{tool.name} timed out after {timeout_s:g} s and was stopped"
+            return ToolResult(
+                status=ToolCallStatus.FAILED,
+                result={"error": error},
+                error=error,
+                duration_ms=elapsed_ms,
+                attempts=attempts,
+                timed_out=True,
+            )
+        error_obj: BaseException = value
+        retryable = not tool.side_effects and isinstance(error_obj, _TRANSIENT)
+        if retryable and attempts <= len(RETRY_DELAYS_S):
+            delay = RETRY_DELAYS_S[attempts - 1]
+            if time.monotonic() + delay < deadline:
+                time.sleep(delay)
+                continue
+        return failed(_describe(tool, error_obj), duration_ms=elapsed_ms, attempts=attempts)
+
+
+def _attempt(tool: Tool, args: BaseModel, *, run_id: str, deadline: float) -> tuple[str, Any]:
+    context = ToolContext(run_id=run_id, deadline=deadline)
+    box: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            box["value"] = tool.handler(args, context)
+        except BaseException as exc:  # noqa: BLE001 - reported to the model, not raised
+            box["error"] = exc
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=work, name=f"tool-{tool.name}", daemon=True)
+    thread.start()
+    if not finished.wait(max(0.0, deadline - time.monotonic())):
+        context.cancel()
+        return "timeout", None
+    if "error" in box:
+        return "error", box["error"]
+    return "ok", box.get("value")
+
+
+def _describe(tool: Tool, error: BaseException) -> str:
+    if isinstance(error, ToolInputError | ToolTransientError):
+        return str(error)
+    text = " ".join(str(error).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return (
+        f"{tool.name} failed: {type(error).__name__}: {text}"
+        if text
+        else (f"{tool.name} failed: {type(error).__name__}")
+    )

@@ -1,0 +1,178 @@
+"""A real OpenAI-compatible chat-completions server on 127.0.0.1 that replays a script.
+
+The client under test is the real huggingface_hub InferenceClient, speaking HTTP to it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ANY_MODEL = "*"
+
+
+@dataclass
+class Action:
+    """One scripted answer: a reply text, or an HTTP error, after an optional delay."""
+
+    content: str | Callable[[dict[str, Any]], str] | None = None
+    status: int = 200
+    delay_s: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class ScriptedLLMServer:
+    latency_s: float = 0.0  # added to every reply, like a real model's thinking time
+    reject_json_mode: bool = False
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    _script: dict[str, deque[Action]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+
+    # scripting ---------------------------------------------------------------------------------
+
+    def reply(
+        self,
+        content: str | Callable[[dict[str, Any]], str],
+        *,
+        model: str = ANY_MODEL,
+        delay_s: float = 0.0,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> ScriptedLLMServer:
+        return self._add(
+            model,
+            Action(
+                content=content,
+                delay_s=delay_s,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            ),
+        )
+
+    def step(self, thought: str, tool: str, **args: Any) -> ScriptedLLMServer:
+        return self.reply(
+            json.dumps(
+                {"thought": thought, "tool": tool, "args": args, "done": False, "summary": None}
+            )
+        )
+
+    def done(self, summary: str, thought: str = "The objective is achieved.") -> ScriptedLLMServer:
+        return self.reply(
+            json.dumps(
+                {"thought": thought, "tool": None, "args": None, "done": True, "summary": summary}
+            )
+        )
+
+    def fail(self, status: int = 500, *, model: str = ANY_MODEL) -> ScriptedLLMServer:
+        return self._add(model, Action(status=status))
+
+    def hang(self, seconds: float, *, model: str = ANY_MODEL) -> ScriptedLLMServer:
+        return self._add(model, Action(content="{}", delay_s=seconds))
+
+    def _add(self, model: str, action: Action) -> ScriptedLLMServer:
+        with self._lock:
+            self._script.setdefault(model, deque()).append(action)
+        return self
+
+    def _next(self, model: str) -> Action | None:
+        with self._lock:
+            for key in (model, ANY_MODEL):
+                queue = self._script.get(key)
+                if queue:
+                    return queue.popleft()
+        return None
+
+    def requests_for(self, model: str) -> list[dict[str, Any]]:
+        return [request for request in self.requests if request.get("model") == model]
+
+    # serving -----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> ScriptedLLMServer:
+        scripted = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": f"no route {self.path}"})
+                    return
+                with scripted._lock:
+                    scripted.requests.append(body)
+                if scripted.reject_json_mode and body.get("response_format"):
+                    self._send(400, {"error": "response_format is not supported"})
+                    return
+                action = scripted._next(str(body.get("model")))
+                if action is None:
+                    self._send(500, {"error": "the script has no more replies"})
+                    return
+                time.sleep(scripted.latency_s + action.delay_s)
+                if action.status != 200:
+                    self._send(action.status, {"error": f"scripted failure {action.status}"})
+                    return
+                content = action.content(body) if callable(action.content) else action.content
+                prompt = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+                self._send(
+                    200,
+                    {
+                        "id": f"chatcmpl-{len(scripted.requests)}",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": content},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": action.prompt_tokens or prompt // 4,
+                            "completion_tokens": action.completion_tokens
+                            or len(content or "") // 4,
+                            "total_tokens": 0,
+                        },
+                    },
+                )
+
+            def _send(self, status: int, document: dict[str, Any]) -> None:
+                payload = json.dumps(document).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a timeout under test)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False  # a hung scripted reply must not hold up the test
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
