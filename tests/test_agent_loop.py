@@ -256,7 +256,7 @@ def test_the_fallback_model_answers_and_the_step_says_so(store, llm_server):
     assert run.status is RunStatus.COMPLETED
     (step,) = store.run_detail(run.id).steps
     assert step.model == "backup"
-    completed = [e for e in store.list_events(run.id) if e.event_type == "step_completed"][0]
+    completed = next(e for e in store.list_events(run.id) if e.event_type == "step_completed")
     assert completed.data["model"] == "backup"
     assert "primary" in completed.data["fallback_from"][0]
 
