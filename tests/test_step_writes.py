@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from agent_core.models import (
     NewEvent,
@@ -93,31 +94,55 @@ def test_a_step_is_written_with_its_call_events_and_counters(store):
     assert store.verify_ledger().ok
 
 
+def _refuse_tool_call_inserts(store):
+    """A database-level failure after the step's run update, events and step row are
+    written: the tool call insert is refused by a trigger."""
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON app_agent_tool_calls "
+                "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'disk full'; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER disk_full BEFORE INSERT ON app_agent_tool_calls "
+                "FOR EACH ROW EXECUTE FUNCTION disk_full()"
+            )
+
+
 def test_a_failure_in_the_middle_of_a_step_leaves_nothing(store):
     run = store.create_run(make_objective(store).id)
-
-    def fail_on_events(conn, cursor, statement, *args):
-        if statement.lstrip().upper().startswith("INSERT INTO APP_AGENT_EVENTS"):
-            raise RuntimeError("disk full")
-
-    sa.event.listen(store.engine, "before_cursor_execute", fail_on_events)
-    try:
-        with pytest.raises(RuntimeError, match="disk full"):
-            store.start_step(run.id, STEP, tool_call=CALL, new_events=EVENTS)
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", fail_on_events)
+    _refuse_tool_call_inserts(store)
+    with pytest.raises(Exception, match="disk full"):
+        store.start_step(run.id, STEP, tool_call=CALL, new_events=EVENTS)
     _nothing_written(store, run.id)
 
 
-_CRASH_BEFORE_COMMIT = textwrap.dedent(
+_WRITE_A_STEP = textwrap.dedent(
     """
-    import os, sys
+    import sys, time
+    from pathlib import Path
     import sqlalchemy as sa
     from agent_core.models import NewEvent, NewStep, NewToolCall
     from agent_core.store import Store
     store = Store.open(sys.argv[1])
-    # The process is killed the instant the step's transaction asks to commit.
-    sa.event.listen(store.engine, "commit", lambda conn: os._exit(137))
+    marker = Path(sys.argv[3])
+
+    def pause_for_kill():  # called by the test's trigger, mid-transaction
+        marker.touch()
+        time.sleep(60)
+
+    if store.dialect == "sqlite":
+        sa.event.listen(
+            store.engine,
+            "connect",
+            lambda dbapi, _: dbapi.create_function("pause_for_kill", 0, pause_for_kill),
+        )
+        store.engine.dispose()  # connections opened from now on know the function
     store.start_step(
         sys.argv[2],
         NewStep(thought="t", tool="count_database", args={}, prompt_tokens=5),
@@ -128,16 +153,60 @@ _CRASH_BEFORE_COMMIT = textwrap.dedent(
 )
 
 
-def test_a_process_killed_while_writing_a_step_leaves_nothing(store, database_url):
+def _pause_tool_call_inserts(store):
+    """The step's transaction stops inside its tool call insert, after its run update, its
+    events and its step row, so that the test can kill the process right there."""
+    with store.engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER pause BEFORE INSERT ON app_agent_tool_calls "
+                "BEGIN SELECT pause_for_kill(); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION pause_for_kill() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER pause BEFORE INSERT ON app_agent_tool_calls "
+                "FOR EACH ROW EXECUTE FUNCTION pause_for_kill()"
+            )
+
+
+def _paused_mid_transaction(store, marker):
+    if store.dialect == "sqlite":
+        return marker.exists()
+    with store.engine.connect() as conn:
+        return bool(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state = 'active' AND query LIKE 'INSERT INTO app_agent_tool_calls%%'"
+            ).scalar()
+        )
+
+
+def test_a_process_killed_while_writing_a_step_leaves_nothing(store, database_url, tmp_path):
     run = store.create_run(make_objective(store).id)
-    crashed = subprocess.run(
-        [sys.executable, "-c", _CRASH_BEFORE_COMMIT, database_url, run.id],
+    _pause_tool_call_inserts(store)
+    marker = tmp_path / "paused"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITE_A_STEP, database_url, run.id, str(marker)],
         cwd=REPO,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
-    assert crashed.returncode == 137, crashed.stderr
+    deadline = time.monotonic() + 30
+    while not _paused_mid_transaction(store, marker):
+        assert writer.poll() is None, writer.communicate()[1]
+        assert time.monotonic() < deadline, "the writer never reached its tool call insert"
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TRIGGER pause" + ("" if store.dialect == "sqlite" else " ON app_agent_tool_calls")
+        )
     _nothing_written(store, run.id)
     # The run carries on from where it was: the next step is step 1.
     assert store.start_step(run.id, STEP, tool_call=CALL).step.step_number == 1

@@ -8,7 +8,6 @@ head, so nothing writes an event without extending the hash chain.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +49,7 @@ from agent_core.models import (
 )
 from agent_core.store import migrations
 from agent_core.store.engine import WRITE, create_engine, normalize_database_url
+from agent_core.store.hotpath import HotPath
 from agent_core.store.ledger import (
     GENESIS_HASH,
     ChainAnchor,
@@ -98,6 +98,7 @@ class Store:
     def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
         self.engine = engine
         self._clock = clock
+        self._hot = HotPath(engine.dialect.name)
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Store:
@@ -215,7 +216,7 @@ class Store:
                 )
             )
             row, _ = self._write_run(
-                conn,
+                _cursor(conn),
                 run_id,
                 new_events=[
                     NewEvent(
@@ -224,7 +225,8 @@ class Store:
                     )
                 ],
             )
-        return _run(row)
+        assert row is not None
+        return row
 
     def get_run(self, run_id: str) -> Run:
         key = _parse_id(run_id, "run")
@@ -296,7 +298,7 @@ class Store:
                 self._run_row(conn, key, run_id)  # NotFound if it does not exist at all
                 return None
             row, _ = self._write_run(
-                conn,
+                _cursor(conn),
                 key,
                 set_values={
                     "status": RunStatus.RUNNING,
@@ -305,7 +307,7 @@ class Store:
                     "started_at": previous.started_at or now,
                 },
                 add={"attempts": 1},
-                where=claimable,
+                only_if_claimable=True,
                 new_events=[
                     NewEvent(
                         event_type="run_claimed",
@@ -321,16 +323,17 @@ class Store:
                     )
                 ],
             )
-        return _run(row) if row is not None else None
+        return row
 
     def update_run(
         self, run_id: str, changes: RunChanges, new_events: Sequence[NewEvent] = ()
     ) -> Run:
         """Change the run (end it, count a repair attempt's tokens...) and log why."""
         key = _parse_id(run_id, "run")
-        with self._transaction(write=True) as conn:
-            row, _ = self._write_run(conn, key, changes=changes, new_events=new_events)
-        return _run(row)
+        with self._hot_transaction() as cursor:
+            row, _ = self._write_run(cursor, key, changes=changes, new_events=new_events)
+        assert row is not None
+        return row
 
     def request_cancel(self, run_id: str, *, by: str = "admin") -> Run:
         """Cancel at once a run nobody is executing; ask a running one to stop before its
@@ -359,8 +362,9 @@ class Store:
                     .values(status=ApprovalStatus.CANCELLED, decided_at=now, decided_by=by)
                 )
                 event = NewEvent(event_type="run_cancelled", data={"by": by})
-            row, _ = self._write_run(conn, key, set_values=changes, new_events=[event])
-        return _run(row)
+            row, _ = self._write_run(_cursor(conn), key, set_values=changes, new_events=[event])
+        assert row is not None
+        return row
 
     def previous_run(self, run: Run) -> Run | None:
         """The objective's run before this one (memory across runs, as in the seed)."""
@@ -419,15 +423,15 @@ class Store:
             "prompt_tokens": step.prompt_tokens,
             "completion_tokens": step.completion_tokens,
         }
-        with self._transaction(write=True) as conn:
+        with self._hot_transaction() as cursor:
             run_row, _ = self._write_run(
-                conn, key, changes=run, add=counters, new_events=new_events
+                cursor, key, changes=run, add=counters, new_events=new_events
             )
             step_id = new_id()
             step_values = {
                 "id": step_id,
                 "run_id": key,
-                "step_number": run_row.steps_count,
+                "step_number": run_row.steps_count,  # type: ignore[union-attr]
                 "thought": step.thought,
                 "tool": step.tool,
                 "args": to_json_value(step.args),
@@ -441,7 +445,7 @@ class Store:
                 "created_at": now,
                 "completed_at": now if outcome else None,
             }
-            conn.execute(_INSERT_STEP, step_values)
+            self._hot.insert(cursor, steps, [step_values])
             call_values: dict[str, Any] | None = None
             if tool_call is not None:
                 args = to_json_value(tool_call.args)
@@ -461,7 +465,7 @@ class Store:
                     "created_at": now,
                     "completed_at": now if outcome and outcome.tool_call_status else None,
                 }
-                conn.execute(_INSERT_TOOL_CALL, call_values)
+                self._hot.insert(cursor, tool_calls, [call_values])
             approval_values: dict[str, Any] | None = None
             if approval is not None:
                 if call_values is None:
@@ -482,12 +486,12 @@ class Store:
                     "decision_reason": None,
                     "created_at": now,
                 }
-                conn.execute(_INSERT_APPROVAL, approval_values)
+                self._hot.insert(cursor, approvals, [approval_values])
         return StepStarted(
-            step=Step.model_validate(step_values),
-            tool_call=ToolCall.model_validate(call_values) if call_values else None,
-            approval=Approval.model_validate(approval_values) if approval_values else None,
-            run=_run(run_row),
+            step=Step.model_construct(**step_values),
+            tool_call=ToolCall.model_construct(**call_values) if call_values else None,
+            approval=Approval.model_construct(**approval_values) if approval_values else None,
+            run=run_row,  # type: ignore[arg-type]
         )
 
     def finish_step(
@@ -504,34 +508,38 @@ class Store:
         run_key = _parse_id(run_id, "run")
         now = self.now()
         stored_result = to_json_value(outcome.result)
-        with self._transaction(write=True) as conn:
-            run_row, _ = self._write_run(conn, run_key, changes=run, new_events=new_events)
-            conn.execute(
-                steps.update()
-                .where(steps.c.id == _parse_id(step_id, "step"), steps.c.run_id == run_key)
-                .values(status=outcome.step_status, result=stored_result, completed_at=now)
+        step_key = _parse_id(step_id, "step")
+        with self._hot_transaction() as cursor:
+            run_row, _ = self._write_run(cursor, run_key, changes=run, new_events=new_events)
+            self._hot.update_by_id(
+                cursor,
+                steps,
+                step_key,
+                {"status": outcome.step_status, "result": stored_result, "completed_at": now},
             )
             if tool_call_id is not None:
-                conn.execute(
-                    tool_calls.update()
-                    .where(tool_calls.c.id == _parse_id(tool_call_id, "tool call"))
-                    .values(
-                        status=outcome.tool_call_status,
-                        result=stored_result,
-                        error=outcome.tool_error,
-                        duration_ms=outcome.duration_ms,
-                        attempts=outcome.attempts,
-                        completed_at=now,
-                    )
+                self._hot.update_by_id(
+                    cursor,
+                    tool_calls,
+                    _parse_id(tool_call_id, "tool call"),
+                    {
+                        "status": outcome.tool_call_status,
+                        "result": stored_result,
+                        "error": outcome.tool_error,
+                        "duration_ms": outcome.duration_ms,
+                        "attempts": outcome.attempts,
+                        "completed_at": now,
+                    },
                 )
-        return _run(run_row)
+        assert run_row is not None
+        return run_row
 
     # --- ledger ------------------------------------------------------------------------------
 
     def append_events(self, run_id: str, new_events: Sequence[NewEvent]) -> list[Event]:
         key = _parse_id(run_id, "run")
-        with self._transaction(write=True) as conn:
-            _, written = self._write_run(conn, key, new_events=new_events)
+        with self._hot_transaction() as cursor:
+            _, written = self._write_run(cursor, key, new_events=new_events)
         return written
 
     def list_events(self, run_id: str) -> list[Event]:
@@ -656,6 +664,32 @@ class Store:
                     yield conn
         except (OperationalError, ProgrammingError) as exc:
             raise _unavailable(exc, self.engine) from exc
+        except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # the hot path's
+            raise _unavailable(exc, self.engine) from exc
+
+    @contextmanager
+    def _hot_transaction(self) -> Iterator[Any]:
+        """A write transaction on a pooled DBAPI connection, for the per-step writes: the
+        same transaction semantics as `_transaction`, without its per-statement cost."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            raw = self.engine.raw_connection()
+        except OperationalError as exc:
+            raise _unavailable(exc, self.engine) from exc
+        try:
+            cursor = raw.cursor()
+            if self.dialect == "sqlite":
+                cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield cursor
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
+        except dbapi.OperationalError as exc:
+            raise _unavailable(exc, self.engine) from exc
+        finally:
+            raw.close()
 
     def _run_row(self, conn: sa.Connection, key: str, shown_id: str) -> Row[Any]:
         row = conn.execute(runs.select().where(runs.c.id == key)).one_or_none()
@@ -690,23 +724,23 @@ class Store:
 
     def _write_run(
         self,
-        conn: sa.Connection,
+        cursor: Any,
         run_key: str,
         *,
         changes: RunChanges | None = None,
         set_values: Mapping[str, Any] | None = None,
         add: Mapping[str, int] | None = None,
         new_events: Sequence[NewEvent] = (),
-        where: sa.ColumnElement[bool] | None = None,
-    ) -> tuple[Row[Any], list[Event]]:
+        only_if_claimable: bool = False,
+    ) -> tuple[Run | None, list[Event]]:
         """Change the run and append `new_events` to its ledger, chained to the event before
-        them (found by the same statement). Returns the updated run row and the events.
+        them (found by the same statement). Returns the updated run and the events.
 
         The run changes come from `changes` (whose `owner` fences the write: LeaseLost when
         that worker no longer holds the run) and from `set_values` / `add` (columns set, and
-        counters increased). With `where`, the write happens only while the condition holds,
-        and the row is None otherwise. This is the hot path of every step: its statements are
-        built once and cached, so each call only binds values.
+        counters increased). With `only_if_claimable` the write happens only if the run is
+        queued or its lease lapsed, and the run is None otherwise. This is the hot path of
+        every step: see hotpath.py.
         """
         values: dict[str, Any] = dict(set_values or {})
         added: dict[str, int] = dict(add or {})
@@ -718,28 +752,29 @@ class Store:
                 added[name] = added.get(name, 0) + amount
             owner = changes.owner
         now = self.now()
-        statement = _run_update(tuple(sorted(values)), tuple(sorted(added)), owner is not None)
-        if where is not None:
-            statement = statement.where(where)
-        params: dict[str, Any] = {
-            "p_run_id": run_key,
-            "p_owner": owner,
-            "p_updated_at": now,
-            "p_events": len(new_events),
-            **{f"set_{name}": value for name, value in values.items()},
-            **{f"add_{name}": amount for name, amount in added.items()},
-        }
-        row = conn.execute(statement, params).one_or_none()
-        if row is None:
-            self._run_row(conn, run_key, run_key)  # NotFound when the run does not exist
-            if where is not None:
-                return None, []  # type: ignore[return-value]
+        updated = self._hot.update_run(
+            cursor,
+            run_key=run_key,
+            set_values=values,
+            added={name: amount for name, amount in added.items() if amount},
+            new_events=len(new_events),
+            now=now,
+            owner=owner,
+            only_if_claimable=only_if_claimable,
+        )
+        if updated is None:
+            if not self._hot.run_exists(cursor, run_key):
+                raise NotFound(f"no run has id {run_key}")
+            if only_if_claimable:
+                return None, []
             raise LeaseLost(f"run {run_key} is no longer held by {owner}")
+        row, previous_hash = updated
+        run = Run.model_validate(row)
         if not new_events:
-            return row, []
-        prev_hash = row.prev_hash or GENESIS_HASH
+            return run, []
+        prev_hash = previous_hash or GENESIS_HASH
         written: list[Event] = []
-        first_seq = row.event_seq - len(new_events) + 1
+        first_seq = run.event_seq - len(new_events) + 1
         for seq, new in enumerate(new_events, start=first_seq):
             data = to_json_value(new.data)
             digest = event_hash(
@@ -762,45 +797,13 @@ class Store:
                 )
             )
             prev_hash = digest
-        rows = [event.__dict__ for event in written]
-        conn.execute(_INSERT_EVENT, rows[0] if len(rows) == 1 else rows)
-        return row, written
+        self._hot.insert(cursor, events, [event.__dict__ for event in written])
+        return run, written
 
 
-_INSERT_EVENT = events.insert()
-_INSERT_STEP = steps.insert()
-_INSERT_TOOL_CALL = tool_calls.insert()
-_INSERT_APPROVAL = approvals.insert()
-
-
-def _previous_event_hash() -> sa.ColumnElement[Any]:
-    """In the RETURNING of the run update: the hash of the event before the new ones, from
-    the events table or, when it was pruned, from the run's checkpoint."""
-    before = runs.c.event_seq - sa.bindparam("p_events", type_=sa.Integer)
-    event = sa.select(events.c.hash).where(events.c.run_id == runs.c.id, events.c.seq == before)
-    checkpoint = sa.select(ledger_checkpoints.c.hash).where(
-        ledger_checkpoints.c.run_id == runs.c.id, ledger_checkpoints.c.seq == before
-    )
-    return sa.func.coalesce(event.scalar_subquery(), checkpoint.scalar_subquery()).label(
-        "prev_hash"
-    )
-
-
-@functools.cache
-def _run_update(set_names: tuple[str, ...], add_names: tuple[str, ...], fenced: bool) -> sa.Update:
-    values: dict[str, Any] = {
-        name: sa.bindparam(f"set_{name}", type_=runs.c[name].type) for name in set_names
-    }
-    for name in add_names:
-        values[name] = runs.c[name] + sa.bindparam(f"add_{name}", type_=sa.Integer)
-    values["event_seq"] = runs.c.event_seq + sa.bindparam("p_events", type_=sa.Integer)
-    values["updated_at"] = sa.bindparam("p_updated_at", type_=runs.c.updated_at.type)
-    statement = runs.update().where(runs.c.id == sa.bindparam("p_run_id", type_=runs.c.id.type))
-    if fenced:
-        statement = statement.where(
-            runs.c.lease_owner == sa.bindparam("p_owner", type_=runs.c.lease_owner.type)
-        )
-    return statement.values(values).returning(*runs.c, _previous_event_hash())
+def _cursor(conn: sa.Connection) -> Any:
+    """A cursor of the DBAPI connection under `conn`, inside its transaction."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
 
 
 def _objective_values(spec: ObjectiveSpec) -> dict[str, Any]:
@@ -832,8 +835,9 @@ def _upsert_builder(dialect: str) -> Any:
     return pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
 
 
-def _unavailable(exc: DBAPIError, engine: Engine) -> StoreUnavailable:
-    text = str(exc.orig) if exc.orig is not None else str(exc)
+def _unavailable(exc: Exception, engine: Engine) -> StoreUnavailable:
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(original) if original is not None else str(exc)
     reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     lowered = reason.lower()
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):

@@ -1,0 +1,251 @@
+"""The writes every step makes, as named SQL run on the driver connection.
+
+A step writes a handful of rows; through SQLAlchemy's execution machinery each statement
+costs several times what the database itself takes. These few statements are therefore
+kept here as plain SQL, built once per shape from the declared tables, and executed on the
+DBAPI connection inside the Store's own transaction. Values are always bound parameters.
+The codec below stores exactly what SQLAlchemy's column types store (tests read every row
+back through SQLAlchemy on both backends), so the rest of the Store is unaware of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+
+from agent_core.store.schema import (
+    JSONDocument,
+    UTCDateTime,
+    approvals,
+    events,
+    ledger_checkpoints,
+    runs,
+    steps,
+    tool_calls,
+)
+
+RUN_COLUMNS = tuple(column.name for column in runs.c)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _json_param(value: Any) -> Any:
+    return None if value is None else json.dumps(value)
+
+
+def _json_result(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _sqlite_uuid_param(value: Any) -> Any:
+    return None if value is None else uuid.UUID(value).hex
+
+
+def _sqlite_time_param(value: Any) -> Any:
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_time_result(value: Any) -> Any:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+def _uuid_result(value: Any) -> Any:
+    if value is None:
+        return None
+    return str(uuid.UUID(hex=value)) if isinstance(value, str) else str(value)
+
+
+def _pg_time_param(value: Any) -> Any:
+    return None if value is None else value.astimezone(UTC)
+
+
+def _pg_time_result(value: Any) -> Any:
+    return None if value is None else value.astimezone(UTC)
+
+
+class Codec:
+    """Python values to driver parameters and back, per backend and column kind."""
+
+    def __init__(self, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+        self._params: dict[str, Callable[[Any], Any]] = {
+            "uuid": _sqlite_uuid_param if self.sqlite else _same,
+            "time": _sqlite_time_param if self.sqlite else _pg_time_param,
+            "json": _json_param,
+            "plain": _enum_value,
+        }
+        self._results: dict[str, Callable[[Any], Any]] = {
+            "uuid": _uuid_result,
+            "time": _sqlite_time_result if self.sqlite else _pg_time_result,
+            "json": _json_result,
+            "plain": _same,
+        }
+
+    def converter(self, kind: str) -> Callable[[Any], Any]:
+        return self._params[kind]
+
+    def param(self, value: Any, kind: str) -> Any:
+        return self._params[kind](value)
+
+    def decoder(self, kind: str) -> Callable[[Any], Any]:
+        return self._results[kind]
+
+    def placeholder(self, name: str) -> str:
+        return f":{name}" if self.sqlite else f"%({name})s"
+
+
+def _kind(column: sa.Column[Any]) -> str:
+    if isinstance(column.type, sa.Uuid):
+        return "uuid"
+    if isinstance(column.type, UTCDateTime):
+        return "time"
+    if isinstance(column.type, JSONDocument):
+        return "json"
+    return "plain"
+
+
+class HotPath:
+    """The step writes for one backend: run update (with the previous event's hash in its
+    RETURNING), and inserts of events, steps, tool calls and approvals."""
+
+    def __init__(self, dialect: str) -> None:
+        self.codec = Codec(dialect)
+        self._run_kinds = {column.name: _kind(column) for column in runs.c}
+        self._run_decoders = tuple(
+            (column.name, self.codec.decoder(_kind(column))) for column in runs.c
+        )
+
+    def update_run(
+        self,
+        cursor: Any,
+        *,
+        run_key: str,
+        set_values: Mapping[str, Any],
+        added: Mapping[str, int],
+        new_events: int,
+        now: datetime,
+        owner: str | None,
+        only_if_claimable: bool,
+    ) -> tuple[dict[str, Any], str | None] | None:
+        """Apply the change; returns the run row and the hash of the event before the new
+        ones, or None when no row matched (the run is gone, or the condition failed)."""
+        sql = self._run_update_sql(
+            tuple(sorted(set_values)), tuple(sorted(added)), owner is not None, only_if_claimable
+        )
+        codec = self.codec
+        params: dict[str, Any] = {
+            "p_run_id": codec.param(run_key, "uuid"),
+            "p_owner": owner,
+            "p_now": codec.param(now, "time"),
+            "p_events": new_events,
+            "p_running": "running",
+            "p_queued": "queued",
+        }
+        for name, value in set_values.items():
+            params[f"set_{name}"] = codec.param(value, self._run_kinds[name])
+        for name, amount in added.items():
+            params[f"add_{name}"] = amount
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        decoded = {
+            name: decode(value)
+            for (name, decode), value in zip(self._run_decoders, row, strict=False)
+        }
+        return decoded, row[-1]
+
+    def insert(self, cursor: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+        names = tuple(rows[0])
+        sql = self._insert_sql(table.name, names)
+        kinds = {name: _kind(table.c[name]) for name in names}
+        params = [
+            {name: self.codec.param(row[name], kinds[name]) for name in names} for row in rows
+        ]
+        if len(params) == 1:
+            cursor.execute(sql, params[0])
+        else:
+            cursor.executemany(sql, params)
+
+    def update_by_id(
+        self, cursor: Any, table: sa.Table, key: str, values: Mapping[str, Any]
+    ) -> None:
+        sql, converters = self._update_sql(table.name, tuple(values))
+        params = {name: convert(values[name]) for name, convert in converters}
+        params["p_id"] = self.codec.param(key, "uuid")
+        cursor.execute(sql, params)
+
+    def run_exists(self, cursor: Any, run_key: str) -> bool:
+        sql = f"SELECT 1 FROM app_agent_runs WHERE id = {self.codec.placeholder('p_id')}"
+        cursor.execute(sql, {"p_id": self.codec.param(run_key, "uuid")})
+        return cursor.fetchone() is not None
+
+    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
+    def _update_sql(
+        self, table_name: str, names: tuple[str, ...]
+    ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+        table = _TABLES[table_name]
+        converters = tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
+        assignments = ", ".join(f"{name} = {self.codec.placeholder(name)}" for name in names)
+        sql = f"UPDATE {table_name} SET {assignments} WHERE id = {self.codec.placeholder('p_id')}"
+        return sql, converters
+
+    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
+    def _insert_sql(self, table_name: str, names: tuple[str, ...]) -> str:
+        table = _TABLES[table_name]
+        for name in names:
+            table.c[name]
+        placeholders = ", ".join(self.codec.placeholder(name) for name in names)
+        return f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({placeholders})"
+
+    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
+    def _run_update_sql(
+        self,
+        set_names: tuple[str, ...],
+        add_names: tuple[str, ...],
+        fenced: bool,
+        only_if_claimable: bool,
+    ) -> str:
+        p = self.codec.placeholder
+        for name in (*set_names, *add_names):
+            runs.c[name]
+        assignments = [f"{name} = {p('set_' + name)}" for name in set_names]
+        assignments += [f"{name} = {name} + {p('add_' + name)}" for name in add_names]
+        assignments += [f"event_seq = event_seq + {p('p_events')}", f"updated_at = {p('p_now')}"]
+        conditions = [f"id = {p('p_run_id')}"]
+        if fenced:
+            conditions.append(f"lease_owner = {p('p_owner')}")
+        if only_if_claimable:
+            conditions.append(
+                f"(status = {p('p_queued')} OR (status = {p('p_running')} "
+                f"AND lease_expires_at < {p('p_now')}))"
+            )
+        before = f"app_agent_runs.event_seq - {p('p_events')}"
+        previous_hash = (
+            f"COALESCE((SELECT e.hash FROM {events.name} e WHERE e.run_id = app_agent_runs.id "
+            f"AND e.seq = {before}), (SELECT c.hash FROM {ledger_checkpoints.name} c "
+            f"WHERE c.run_id = app_agent_runs.id AND c.seq = {before}))"
+        )
+        return (
+            f"UPDATE app_agent_runs SET {', '.join(assignments)} "
+            f"WHERE {' AND '.join(conditions)} "
+            f"RETURNING {', '.join(RUN_COLUMNS)}, {previous_hash}"
+        )
+
+
+_TABLES = {table.name: table for table in (runs, events, steps, tool_calls, approvals)}
