@@ -182,6 +182,7 @@ class ScriptedLLM:
 
     replies: Iterable[str | Callable[[Sequence[Message]], str]]
     model: str = "scripted"
+    record: bool = True  # keep every conversation sent, in `calls`
     calls: list[list[Message]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -195,7 +196,8 @@ class ScriptedLLM:
         response_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
     ) -> LLMReply:
-        self.calls.append(list(messages))
+        if self.record:
+            self.calls.append(list(messages))
         try:
             reply = next(self._replies)
         except StopIteration:
@@ -204,7 +206,7 @@ class ScriptedLLM:
         return LLMReply(
             content=content,
             model=self.model,
-            prompt_tokens=sum(len(message["content"]) for message in messages) // 4,
+            prompt_tokens=estimate_tokens(messages[-1]["content"]) if messages else 0,
             completion_tokens=len(content) // 4,
             latency_ms=0,
         )

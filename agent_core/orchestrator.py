@@ -43,6 +43,7 @@ from agent_core.render import describe_validation_error
 from agent_core.store import Store
 from agent_core.store.ledger import to_json_value
 from agent_core.tools import gateway
+from agent_core.tools.gateway import ToolGateway
 from agent_core.tools.registry import Tool, ToolRegistry
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,7 @@ class Orchestrator:
         owner: str,
         llm_problem: str | None = None,
         on_approval: Callable[[str], object] | None = None,
+        gateway: ToolGateway | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -239,6 +241,7 @@ class Orchestrator:
         self.owner = owner
         self.llm_problem = llm_problem
         self.on_approval = on_approval
+        self.gateway = gateway or ToolGateway()
         self._monotonic = monotonic
 
     # public ------------------------------------------------------------------------------------
@@ -567,7 +570,9 @@ class _Execution:
                 run, step, tool_name, args, tool.risk, gateway.failed(parsed), llm_facts=llm_facts
             )
         if not tool.side_effects:
-            result = gateway.execute(tool, parsed, run_id=run.id, timeout_s=tool.timeout)
+            result = self.orchestrator.gateway.execute(
+                tool, parsed, run_id=run.id, timeout_s=tool.timeout
+            )
             return self._record_finished(
                 run, step, tool_name, args, tool.risk, result, llm_facts=llm_facts
             )
@@ -595,7 +600,9 @@ class _Execution:
                 )
             ],
         )
-        result = gateway.execute(tool, parsed, run_id=run.id, timeout_s=tool.timeout)
+        result = self.orchestrator.gateway.execute(
+            tool, parsed, run_id=run.id, timeout_s=tool.timeout
+        )
         outcome = _outcome(result)
         run = self.store.finish_step(
             run.id,

@@ -83,7 +83,7 @@ def call(store: Store, name: str, args: dict[str, Any], tables: list[str] | None
     parsed = gateway.validate_args(tool, args)
     if isinstance(parsed, str):
         return gateway.failed(parsed)
-    return gateway.execute(tool, parsed, run_id=RUN_ID, timeout_s=10)
+    return gateway.ToolGateway().execute(tool, parsed, run_id=RUN_ID, timeout_s=10)
 
 
 def ok(result: ToolResult) -> Any:

@@ -23,7 +23,7 @@ from agent_core.tools import (
     ToolTransientError,
 )
 from agent_core.tools.data import DataAccess, NoArgs, data_tools
-from agent_core.tools.gateway import execute, validate_args
+from agent_core.tools.gateway import ToolGateway, validate_args
 from tests.support import create_leads, make_objective
 
 
@@ -46,7 +46,7 @@ def make_tool(handler, *, name="probe", side_effects=False, risk=RiskLevel.LOW, 
 def run(tool, args=None, *, timeout_s=5.0):
     parsed = validate_args(tool, args)
     assert not isinstance(parsed, str), parsed
-    return execute(tool, parsed, run_id="run-1", timeout_s=timeout_s)
+    return ToolGateway().execute(tool, parsed, run_id="run-1", timeout_s=timeout_s)
 
 
 class Flaky:

@@ -51,7 +51,8 @@ def _json_result(value: Any) -> Any:
 
 
 def _sqlite_uuid_param(value: Any) -> Any:
-    return None if value is None else uuid.UUID(value).hex
+    # Ids reach the store in canonical form (new_id, or checked by _parse_id).
+    return None if value is None else value.replace("-", "")
 
 
 def _sqlite_time_param(value: Any) -> Any:
@@ -171,12 +172,8 @@ class HotPath:
         return decoded, row[-1]
 
     def insert(self, cursor: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        names = tuple(rows[0])
-        sql = self._insert_sql(table.name, names)
-        kinds = {name: _kind(table.c[name]) for name in names}
-        params = [
-            {name: self.codec.param(row[name], kinds[name]) for name in names} for row in rows
-        ]
+        sql, converters = self._insert_sql(table.name, tuple(rows[0]))
+        params = [{name: convert(row[name]) for name, convert in converters} for row in rows]
         if len(params) == 1:
             cursor.execute(sql, params[0])
         else:
@@ -206,12 +203,14 @@ class HotPath:
         return sql, converters
 
     @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
-    def _insert_sql(self, table_name: str, names: tuple[str, ...]) -> str:
+    def _insert_sql(
+        self, table_name: str, names: tuple[str, ...]
+    ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
         table = _TABLES[table_name]
-        for name in names:
-            table.c[name]
+        converters = tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
         placeholders = ", ".join(self.codec.placeholder(name) for name in names)
-        return f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({placeholders})"
+        sql = f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({placeholders})"
+        return sql, converters
 
     @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
     def _run_update_sql(

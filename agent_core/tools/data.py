@@ -202,7 +202,7 @@ class DataAccess:
                         )
                     yield conn
         except sa.exc.OperationalError as exc:
-            if context.cancelled.is_set():
+            if context.cancelled:
                 raise
             raise ToolTransientError(
                 f"the business database is unavailable: {_first_line(exc)}"

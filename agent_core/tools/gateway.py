@@ -6,8 +6,10 @@ app_leads"), never as exceptions that end the run.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,69 +51,98 @@ def failed(error: str, *, duration_ms: int = 0, attempts: int = 0) -> ToolResult
     )
 
 
-def execute(tool: Tool, args: BaseModel, *, run_id: str, timeout_s: float) -> ToolResult:
-    """Run the handler in its own thread and stop waiting at the deadline.
+class ToolGateway:
+    """Runs tool handlers on a pool of daemon threads and stops waiting at the deadline.
 
-    At the deadline the tool's cancel callbacks run (a data tool interrupts its query), so the
-    work stops as well as the wait. Transient failures of tools without side effects are
-    retried with backoff while time remains; a side effect is never attempted twice.
+    Threads are reused (starting one per call would cost more than a whole step's
+    bookkeeping) and created when none is idle, so a handler that ignores its cancellation
+    occupies one thread without starving the others. They are daemon threads: a stuck
+    handler never keeps the process from exiting.
     """
-    started = time.monotonic()
-    deadline = started + timeout_s
-    attempts = 0
-    while True:
-        attempts += 1
-        outcome, value = _attempt(tool, args, run_id=run_id, deadline=deadline)
-        elapsed_ms = int((time.monotonic() - started) * 1000)
-        if outcome == "ok":
-            return ToolResult(
-                status=ToolCallStatus.SUCCEEDED,
-                result=value,
-                error=None,
-                duration_ms=elapsed_ms,
-                attempts=attempts,
-            )
-        if outcome == "timeout":
-            error = f"{tool.name} timed out after {timeout_s:g} s and was stopped"
-            return ToolResult(
-                status=ToolCallStatus.FAILED,
-                result={"error": error},
-                error=error,
-                duration_ms=elapsed_ms,
-                attempts=attempts,
-                timed_out=True,
-            )
-        error_obj: BaseException = value
-        retryable = not tool.side_effects and isinstance(error_obj, _TRANSIENT)
-        if retryable and attempts <= len(RETRY_DELAYS_S):
-            delay = RETRY_DELAYS_S[attempts - 1]
-            if time.monotonic() + delay < deadline:
-                time.sleep(delay)
-                continue
-        return failed(_describe(tool, error_obj), duration_ms=elapsed_ms, attempts=attempts)
 
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], dict[str, Any], threading.Lock]] = (
+            queue.SimpleQueue()
+        )
+        self._idle = 0
+        self._lock = threading.Lock()
 
-def _attempt(tool: Tool, args: BaseModel, *, run_id: str, deadline: float) -> tuple[str, Any]:
-    context = ToolContext(run_id=run_id, deadline=deadline)
-    box: dict[str, Any] = {}
-    finished = threading.Event()
+    def execute(self, tool: Tool, args: BaseModel, *, run_id: str, timeout_s: float) -> ToolResult:
+        """Run the tool, retrying transient failures of tools without side effects.
 
-    def work() -> None:
-        try:
-            box["value"] = tool.handler(args, context)
-        except BaseException as exc:  # noqa: BLE001 - reported to the model, not raised
-            box["error"] = exc
-        finally:
-            finished.set()
+        At the deadline the tool's cancel callbacks run (a data tool interrupts its query), so
+        the work stops as well as the wait. Transient failures of tools without side effects
+        are retried with backoff while time remains; a side effect is never attempted twice.
+        """
+        started = time.monotonic()
+        deadline = started + timeout_s
+        attempts = 0
+        while True:
+            attempts += 1
+            outcome, value = self._attempt(tool, args, run_id=run_id, deadline=deadline)
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            if outcome == "ok":
+                return ToolResult(
+                    status=ToolCallStatus.SUCCEEDED,
+                    result=value,
+                    error=None,
+                    duration_ms=elapsed_ms,
+                    attempts=attempts,
+                )
+            if outcome == "timeout":
+                error = f"{tool.name} timed out after {timeout_s:g} s and was stopped"
+                return ToolResult(
+                    status=ToolCallStatus.FAILED,
+                    result={"error": error},
+                    error=error,
+                    duration_ms=elapsed_ms,
+                    attempts=attempts,
+                    timed_out=True,
+                )
+            retryable = not tool.side_effects and isinstance(value, _TRANSIENT)
+            if retryable and attempts <= len(RETRY_DELAYS_S):
+                delay = RETRY_DELAYS_S[attempts - 1]
+                if time.monotonic() + delay < deadline:
+                    time.sleep(delay)
+                    continue
+            return failed(_describe(tool, value), duration_ms=elapsed_ms, attempts=attempts)
 
-    thread = threading.Thread(target=work, name=f"tool-{tool.name}", daemon=True)
-    thread.start()
-    if not finished.wait(max(0.0, deadline - time.monotonic())):
-        context.cancel()
-        return "timeout", None
-    if "error" in box:
-        return "error", box["error"]
-    return "ok", box.get("value")
+    def _attempt(
+        self, tool: Tool, args: BaseModel, *, run_id: str, deadline: float
+    ) -> tuple[str, Any]:
+        context = ToolContext(run_id=run_id, deadline=deadline)
+        box: dict[str, Any] = {}
+        finished = threading.Lock()  # held until the handler is done: the cheapest signal
+        finished.acquire()
+        self._submit(lambda: tool.handler(args, context), box, finished)
+        if not finished.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            context.cancel()
+            return "timeout", None
+        if "error" in box:
+            return "error", box["error"]
+        return "ok", box.get("value")
+
+    def _submit(
+        self, work: Callable[[], Any], box: dict[str, Any], finished: threading.Lock
+    ) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                threading.Thread(target=self._serve, name="tool", daemon=True).start()
+        self._jobs.put((work, box, finished))
+
+    def _serve(self) -> None:
+        while True:
+            work, box, finished = self._jobs.get()
+            try:
+                box["value"] = work()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                box["error"] = exc
+            finally:
+                finished.release()
+            with self._lock:
+                self._idle += 1
 
 
 def _describe(tool: Tool, error: BaseException) -> str:

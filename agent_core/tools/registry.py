@@ -53,17 +53,22 @@ class ToolContext:
     def __init__(self, *, run_id: str, deadline: float) -> None:
         self.run_id = run_id
         self.deadline = deadline
-        self.cancelled = threading.Event()
+        self._cancelled = False
         self._on_cancel: list[Callable[[], object]] = []
         self._lock = threading.Lock()
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
 
+    @property
+    def cancelled(self) -> bool:
+        """True once the time is up: a handler that loops should check it and stop."""
+        return self._cancelled
+
     def on_cancel(self, callback: Callable[[], object]) -> None:
         """Register what stops the handler's work (interrupt a query, close a socket)."""
         with self._lock:
-            already = self.cancelled.is_set()
+            already = self._cancelled
             if not already:
                 self._on_cancel.append(callback)
         if already:
@@ -71,7 +76,7 @@ class ToolContext:
 
     def cancel(self) -> None:
         with self._lock:
-            self.cancelled.set()
+            self._cancelled = True
             callbacks, self._on_cancel = self._on_cancel, []
         for callback in callbacks:
             with contextlib.suppress(Exception):  # best effort: the wait is already over

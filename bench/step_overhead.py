@@ -1,0 +1,352 @@
+"""The runtime's own cost per agent step, beside floors and a peer measured in the same run.
+
+    PYTHONPATH=. .venv/bin/python bench/step_overhead.py [--postgres-url URL] [--no-postgres]
+
+Each step: an LLM answering instantly in-process (ScriptedLLM), the policy check, a trivial
+read-only tool run through the gateway (its own thread, with its timeout), and the full
+ledger writes (step row, tool call row, event with its hash chain, run counters), in one
+transaction. Runs of 10 and of 200 steps show whether a step costs more as a run grows.
+
+Floor: the same rows written by raw sqlite3 (WAL, synchronous=NORMAL, as the runtime) or raw
+psycopg in one transaction per step, with values prepared in advance: the database's own
+cost, which no runtime can beat. Peer: when LangGraph and langgraph-checkpoint-sqlite are
+installed (requirements-bench.txt), the same loop as a LangGraph graph with SqliteSaver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.engine import make_url
+
+from agent_core.config import load_settings
+from agent_core.llm import ScriptedLLM
+from agent_core.models import ObjectiveSpec, RiskLevel
+from agent_core.orchestrator import Orchestrator
+from agent_core.store import Store
+from agent_core.tools import Tool, ToolRegistry
+
+STEP = json.dumps(
+    {"thought": "Look again.", "tool": "noop", "args": {}, "done": False, "summary": None}
+)
+DONE = json.dumps(
+    {"thought": "Finished.", "tool": None, "args": None, "done": True, "summary": "ok"}
+)
+LENGTHS = (10, 200)
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+class NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+NOOP = Tool(
+    name="noop",
+    description="Does nothing, quickly.",
+    risk=RiskLevel.LOW,
+    side_effects=False,
+    args_model=NoArgs,
+    handler=lambda _args, _context: {"ok": True},
+)
+
+
+def _median_per_step(measure: Callable[[int], float], steps: int, repeats: int) -> float:
+    measure(steps)  # warm caches, connections and compiled statements
+    return statistics.median(measure(steps) for _ in range(repeats))
+
+
+# --- ours ----------------------------------------------------------------------------------------
+
+
+def ours(url: str) -> Callable[[int], float]:
+    store = Store.open(url, check_schema=False)
+    store.upgrade()
+    settings = load_settings(
+        agent_enabled=True,
+        agent_max_steps=10_000,
+        agent_max_tool_calls=10_000,
+        agent_max_duration_ms=10**9,
+        agent_max_tokens_per_run=10**12,
+        agent_llm_base_url="http://127.0.0.1:9/v1",
+    )
+    objective = store.create_objective(ObjectiveSpec(title="bench", description="bench"))
+    tools = ToolRegistry([NOOP])
+
+    def measure(steps: int) -> float:
+        orchestrator = Orchestrator(
+            store=store,
+            llm=ScriptedLLM([STEP] * steps + [DONE], record=False),
+            tools=tools,
+            settings=settings,
+            owner="bench",
+        )
+        run = store.create_run(objective.id)
+        store.claim_run(run.id, owner="bench", lease_s=3600)
+        started = time.perf_counter()
+        ended = orchestrator.execute(run.id)
+        elapsed = time.perf_counter() - started
+        assert ended.status == "completed", ended
+        return elapsed / (steps + 1)
+
+    return measure
+
+
+# --- floors --------------------------------------------------------------------------------------
+
+
+def _floor_rows(
+    run_key: str, step: int, now: Any, new_id: Callable[[], str]
+) -> tuple[tuple[Any, ...], ...]:
+    """The rows one step writes: run counters, its event, the step and its tool call."""
+    step_id = new_id()
+    event = '{"step_number": 1, "tool": "noop", "success": true, "model": "scripted"}'
+    return (
+        (step, now, run_key),
+        (run_key, step, "step_completed", event, now, "0" * 64, "1" * 64),
+        (
+            step_id,
+            run_key,
+            step,
+            "Look again.",
+            "noop",
+            "{}",
+            STEP,
+            '{"ok": true}',
+            "completed",
+            "scripted",
+            100,
+            20,
+            0,
+            now,
+            now,
+        ),
+        (
+            new_id(),
+            run_key,
+            step_id,
+            "noop",
+            "{}",
+            "2" * 64,
+            "low",
+            "succeeded",
+            '{"ok": true}',
+            1,
+            1,
+            now,
+            now,
+        ),
+    )
+
+
+_FLOOR_SQL = (
+    "UPDATE app_agent_runs SET steps_count = steps_count + 1, tool_calls_count = "
+    "tool_calls_count + 1, prompt_tokens = prompt_tokens + 100, completion_tokens = "
+    "completion_tokens + 20, event_seq = event_seq + 1, active_ms = {p}, updated_at = {p} "
+    "WHERE id = {p} RETURNING event_seq",
+    "INSERT INTO app_agent_events (run_id, seq, event_type, data, created_at, prev_hash, hash) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})",
+    "INSERT INTO app_agent_run_steps (id, run_id, step_number, thought, tool, args, raw_output, "
+    "result, status, model, prompt_tokens, completion_tokens, latency_ms, created_at, "
+    "completed_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, "
+    "{p}, {p})",
+    "INSERT INTO app_agent_tool_calls (id, run_id, step_id, tool_name, args, args_hash, "
+    "risk_level, status, result, duration_ms, attempts, created_at, completed_at) VALUES "
+    "({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})",
+)
+
+
+def _prepared_run(url: str) -> str:
+    store = Store.open(url, check_schema=False)
+    store.upgrade()
+    objective = store.create_objective(ObjectiveSpec(title="floor", description="floor"))
+    run_id = store.create_run(objective.id).id
+    store.close()
+    return run_id
+
+
+def sqlite_floor(path: Path) -> Callable[[int], float]:
+    run_hex = uuid.UUID(_prepared_run(f"sqlite:///{path}")).hex
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    statements = [sql.format(p="?") for sql in _FLOOR_SQL]
+    counter = iter(range(1, 10**9))
+
+    def measure(steps: int) -> float:
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        prepared = [
+            _floor_rows(run_hex, next(counter) + 1_000_000, now, lambda: uuid.uuid4().hex)
+            for _ in range(steps)
+        ]
+        started = time.perf_counter()
+        for rows in prepared:
+            connection.execute("BEGIN IMMEDIATE")
+            for sql, values in zip(statements, rows, strict=True):
+                connection.execute(sql, values).fetchall()
+            connection.execute("COMMIT")
+        return (time.perf_counter() - started) / steps
+
+    return measure
+
+
+def postgres_floor(url: str) -> Callable[[int], float]:
+    run_id = _prepared_run(url)
+    connection = psycopg.connect(url.replace("+psycopg", ""), prepare_threshold=None)
+    statements = [sql.format(p="%s") for sql in _FLOOR_SQL]
+    counter = iter(range(1, 10**9))
+
+    def measure(steps: int) -> float:
+        now = datetime.now(UTC)
+        prepared = [
+            _floor_rows(run_id, next(counter) + 1_000_000, now, lambda: str(uuid.uuid4()))
+            for _ in range(steps)
+        ]
+        started = time.perf_counter()
+        for rows in prepared:
+            with connection.cursor() as cursor:
+                for sql, values in zip(statements, rows, strict=True):
+                    cursor.execute(sql, values)
+            connection.commit()
+        return (time.perf_counter() - started) / steps
+
+    return measure
+
+
+# --- peer: LangGraph -----------------------------------------------------------------------------
+
+
+def langgraph_peer(path: Path) -> tuple[str, Callable[[int], float]] | None:
+    try:
+        from importlib.metadata import version
+
+        from langgraph.checkpoint.sqlite import SqliteSaver
+        from langgraph.graph import END, START, StateGraph
+        from typing_extensions import TypedDict
+    except ImportError:
+        return None
+
+    class State(TypedDict):
+        messages: list[dict[str, str]]
+        decision: dict[str, Any]
+
+    connection = sqlite3.connect(path, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    checkpointer = SqliteSaver(connection)
+
+    def build(steps: int) -> Any:
+        llm = ScriptedLLM([STEP] * steps + [DONE], record=False)
+
+        def plan(state: State) -> dict[str, Any]:
+            reply = llm.complete(state["messages"], timeout_s=60)
+            return {
+                "decision": json.loads(reply.content),
+                "messages": [*state["messages"], {"role": "assistant", "content": reply.content}],
+            }
+
+        def act(state: State) -> dict[str, Any]:
+            result = NOOP.handler(NoArgs(), None)  # type: ignore[arg-type]
+            observation = {"role": "user", "content": f"<observation>{json.dumps(result)}"}
+            return {"messages": [*state["messages"], observation]}
+
+        graph = StateGraph(State)
+        graph.add_node("plan", plan)
+        graph.add_node("act", act)
+        graph.add_edge(START, "plan")
+        graph.add_conditional_edges(
+            "plan", lambda state: END if state["decision"]["done"] else "act"
+        )
+        graph.add_edge("act", "plan")
+        return graph.compile(checkpointer=checkpointer)
+
+    def measure(steps: int) -> float:
+        graph = build(steps)
+        config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": 10 * steps}
+        initial = {"messages": [{"role": "user", "content": "objective"}], "decision": {}}
+        started = time.perf_counter()
+        graph.invoke(initial, config)
+        return (time.perf_counter() - started) / (steps + 1)
+
+    return f"LangGraph {version('langgraph')} + SqliteSaver", measure
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres-url", default=DEFAULT_PG, help="an admin connection")
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    print(f"step overhead, {datetime.now(UTC):%Y-%m-%d}, SQLite {sqlite3.sqlite_version}")
+    print(f"{'backend':<12}{'steps':>6}{'ours/step':>12}{'floor/step':>12}{'ratio':>8}")
+    results: dict[str, dict[int, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        backends: list[tuple[str, Callable[[int], float], Callable[[int], float]]] = [
+            ("sqlite", ours(f"sqlite:///{folder}/ours.db"), sqlite_floor(Path(folder) / "f.db"))
+        ]
+        pg_database = None if args.no_postgres else _create_pg_database(args.postgres_url)
+        if pg_database:
+            backends.append(("postgresql", ours(pg_database), postgres_floor(pg_database)))
+        for name, measure_ours, measure_floor in backends:
+            results[name] = {}
+            for steps in LENGTHS:
+                repeats = 15 if steps <= 10 else 3
+                mine = _median_per_step(measure_ours, steps, repeats)
+                floor = _median_per_step(measure_floor, steps, repeats)
+                results[name][steps] = mine
+                print(
+                    f"{name:<12}{steps:>6}{mine * 1e3:>10.3f}ms{floor * 1e3:>10.3f}ms"
+                    f"{mine / floor:>7.2f}x"
+                )
+        if pg_database:
+            _drop_pg_database(args.postgres_url, pg_database)
+        elif not args.no_postgres:
+            print("postgresql: not measured (server not reachable at --postgres-url)")
+        growth = results["sqlite"][200] / results["sqlite"][10]
+        print(f"sqlite growth from 10 to 200 steps: {growth:.2f}x per step (1.00 = none)")
+        peer = langgraph_peer(Path(folder) / "langgraph.db")
+        if peer is None:
+            print("peer: LangGraph not installed (pip install -r requirements-bench.txt)")
+            return
+        label, measure_peer = peer
+        for steps in LENGTHS:
+            theirs = _median_per_step(measure_peer, steps, 3)
+            mine = results["sqlite"][steps]
+            print(
+                f"{label}, {steps} steps: {theirs * 1e3:.3f} ms/step; "
+                f"ours is {theirs / mine:.1f}x cheaper"
+            )
+
+
+def _create_pg_database(admin_url: str) -> str | None:
+    name = f"agent_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.Error:
+        return None
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    with suppress(psycopg.Error), psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
