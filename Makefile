@@ -39,4 +39,6 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 bench: install-dev
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	PYTHONPATH=. $(BIN)/python bench/step_overhead.py
 	PYTHONPATH=. $(BIN)/python bench/ledger.py

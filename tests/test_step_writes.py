@@ -163,6 +163,11 @@ def _pause_tool_call_inserts(store):
                 "BEGIN SELECT pause_for_kill(); END"
             )
         else:
+            # The server notices a vanished client within 100 ms, even mid-query (PG 14+).
+            database = conn.exec_driver_sql("SELECT current_database()").scalar()
+            conn.exec_driver_sql(
+                f'ALTER DATABASE "{database}" SET client_connection_check_interval = 100'
+            )
             conn.exec_driver_sql(
                 "CREATE FUNCTION pause_for_kill() RETURNS trigger LANGUAGE plpgsql AS "
                 "$$ BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$"
