@@ -295,3 +295,27 @@ def test_a_failed_tool_is_an_observation_the_agent_adapts_to(store, llm_server):
     assert first.status is StepStatus.FAILED
     assert "is not available to the agent" in first.result["error"]
     assert "is not available to the agent" in llm_server.requests[1]["messages"][-1]["content"]
+
+
+def test_generate_content_writes_with_the_fast_model(store, llm_server):
+    from agent_core.llm import InferenceLLM
+    from agent_core.runtime import build_tools
+    from tests.support import agent_settings
+
+    settings = agent_settings(hf_model_fast="fast-model")
+    fast = InferenceLLM(models=["fast-model"], base_url=llm_server.url, token="t", temperature=0.7)
+    tools = build_tools(settings, data_engine=store.engine, content_llm=fast)
+    objective = make_objective(store, tools_allowed=["generate_content"])
+    llm_server.step("Draft it.", "generate_content", prompt="Write a follow-up email to Ada.")
+    llm_server.reply("Dear Ada, thank you for your interest.", model="fast-model")
+    llm_server.done("Drafted.")
+    run = run_to_end(make_orchestrator(store, llm_server.url, tools=tools), objective.id)
+    assert run.status is RunStatus.COMPLETED
+    (draft,) = llm_server.requests_for("fast-model")
+    assert draft["messages"] == [{"role": "user", "content": "Write a follow-up email to Ada."}]
+    assert draft["temperature"] == 0.7
+    step = store.run_detail(run.id).steps[0]
+    assert step.result == {
+        "content": "Dear Ada, thank you for your interest.",
+        "model": "fast-model",
+    }
