@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, NoReturn, TextIO
 
 from pydantic import BaseModel, ValidationError
 
 from agent_core import __version__
+from agent_core.approvals import decide
 from agent_core.config import Settings, load_settings, redact_url, settings_summary
 from agent_core.errors import AgentRuntimeError, ConfigError, Conflict, InvalidInput
 from agent_core.llm import LLMClient, build_llm
+from agent_core.maintenance import run_maintenance
 from agent_core.models import (
+    ApprovalStatus,
     Budget,
     NewEvent,
     Objective,
@@ -145,6 +149,31 @@ def build_parser() -> argparse.ArgumentParser:
         run, "cancel", _run_cancel, "cancel a run (a running one stops before its next step)"
     )
     cancel.add_argument("run_id", metavar="RUN_ID")
+
+    approval = group("approval", "risky actions waiting for a human")
+    approval_list = command(approval, "list", _approval_list, "approvals, newest first")
+    approval_list.add_argument("--status", choices=[status.value for status in ApprovalStatus])
+    approval_show = command(approval, "show", _approval_show, "one approval and its notices")
+    approval_show.add_argument("approval_id", metavar="ID")
+    for name, handler, help_text in (
+        ("approve", _approval_approve, "approve: the run resumes with exactly this call"),
+        ("reject", _approval_reject, "reject: the run resumes and the agent is told why"),
+    ):
+        decide_parser = command(approval, name, handler, help_text)
+        decide_parser.add_argument("approval_id", metavar="ID")
+        decide_parser.add_argument(
+            "--by", default=os.environ.get("USER") or "cli", help="who decides (default: $USER)"
+        )
+        if name == "reject":
+            decide_parser.add_argument("--reason", help="told to the agent")
+
+    maintenance = groups.add_parser(
+        "maintenance",
+        help="expire approvals, prune old events, retry notifications, send reminders",
+        description="expire approvals, prune old events, retry notifications, send reminders",
+        parents=[common],
+    )
+    maintenance.set_defaults(handler=_maintenance)
 
     tools = group("tools", "what the agent can do")
     command(tools, "list", _tools_list, "every registered tool, its risk and arguments")
@@ -395,6 +424,78 @@ def _tools_list(_: argparse.Namespace, context: Context) -> Output:
     if registry.problems:
         text += "\n\n" + "\n".join(f"warning: {problem}" for problem in registry.problems)
     return Output({"tools": described, "problems": registry.problems}, text)
+
+
+def _approval_list(args: argparse.Namespace, context: Context) -> Output:
+    found = context.store().list_approvals(
+        status=ApprovalStatus(args.status) if args.status else None
+    )
+    table = format_table(
+        ["APPROVAL ID", "RUN ID", "TOOL", "STATUS", "EXPIRES", "DECIDED BY"],
+        [
+            [a.id, a.run_id, a.tool_name, a.status, format_time(a.expires_at), a.decided_by or "-"]
+            for a in found
+        ],
+        empty="no approvals match",
+    )
+    return Output(_document(found), table)
+
+
+def _approval_show(args: argparse.Namespace, context: Context) -> Output:
+    store = context.store()
+    approval = store.get_approval(args.approval_id)
+    notices = store.list_notifications(approval.id)
+    document = {**_document(approval), "notifications": _document(notices)}
+    lines = [
+        f"approval     {approval.id} ({approval.status})",
+        f"run          {approval.run_id}",
+        f"tool         {approval.tool_name}",
+        "arguments    " + json.dumps(approval.args, ensure_ascii=False, sort_keys=True),
+        f"why risky    {approval.risk_reason}",
+        f"expires      {format_time(approval.expires_at)}",
+        f"decided      {approval.decided_by or '-'} at {format_time(approval.decided_at)}"
+        + (f" ({approval.decision_reason})" if approval.decision_reason else ""),
+        "notifications:",
+        format_table(
+            ["CHANNEL", "KIND", "STATUS", "ATTEMPTS", "LAST ERROR"],
+            [[n.channel, n.kind, n.status, n.attempts, n.last_error or "-"] for n in notices],
+            empty="  (none)",
+        ),
+    ]
+    return Output(document, "\n".join(lines))
+
+
+def _approval_approve(args: argparse.Namespace, context: Context) -> Output:
+    return _decided(context, args, approve=True, reason=None)
+
+
+def _approval_reject(args: argparse.Namespace, context: Context) -> Output:
+    return _decided(context, args, approve=False, reason=args.reason)
+
+
+def _decided(
+    context: Context, args: argparse.Namespace, *, approve: bool, reason: str | None
+) -> Output:
+    approval = decide(
+        context.store(),
+        context.settings,
+        args.approval_id,
+        approve=approve,
+        by=args.by,
+        reason=reason,
+    )
+    text = (
+        f"approval {approval.id} {approval.status} by {approval.decided_by}; "
+        f"run {approval.run_id} is queued again (a worker, or "
+        f"`python -m agent_core run resume {approval.run_id} --wait`, carries it on)"
+    )
+    return Output(_document(approval), text)
+
+
+def _maintenance(_: argparse.Namespace, context: Context) -> Output:
+    runtime = context.runtime()
+    report = run_maintenance(runtime.store, context.settings, runtime.notifier)
+    return Output(asdict(report), "\n".join(report.lines()))
 
 
 def _content_llm(settings: Settings) -> LLMClient | None:

@@ -23,14 +23,16 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 
 from agent_core.errors import ConfigError
-from agent_core.models import NotifyChannel, RiskLevel
+from agent_core.models import NotifyChannel, RiskLevel, SmtpSecurity
 from agent_core.render import describe_validation_error
 from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
 
 SECRETS_TOML = Path(".streamlit") / "secrets.toml"
 
 # Values of these variables are never echoed back in an error message.
-_SECRET_VARIABLES = frozenset({"DATABASE_URL", "AGENT_DATA_DATABASE_URL", "HF_TOKEN"})
+_SECRET_VARIABLES = frozenset(
+    {"DATABASE_URL", "AGENT_DATA_DATABASE_URL", "HF_TOKEN", "SMTP_PASSWORD", "TWILIO_AUTH_TOKEN"}
+)
 RUNTIME_TABLE_PREFIX = "app_agent_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -85,11 +87,27 @@ class Settings(BaseSettings):
     agent_data_database_url: str | None = None
     agent_run_lease_s: float = Field(default=300, ge=1)
 
+    # Approvals and notifications.
+    agent_dashboard_url: str = "http://localhost:8501"
+    agent_approvers: CommaList = []
+    agent_approval_remind_before_minutes: float = Field(default=60, ge=0)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_whatsapp_from: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+
     @field_validator(
         "agent_allowed_risk_levels",
         "agent_approval_notify_channels",
         "agent_llm_fallback_models",
         "agent_data_tables",
+        "agent_approvers",
         mode="before",
     )
     @classmethod
@@ -127,6 +145,13 @@ class Settings(BaseSettings):
         "agent_llm_base_url",
         "admin_email",
         "admin_phone",
+        "smtp_host",
+        "smtp_user",
+        "smtp_password",
+        "smtp_from",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "twilio_whatsapp_from",
         mode="before",
     )
     @classmethod
@@ -191,7 +216,8 @@ def describe_settings_error(exc: ValidationError) -> str:
 def settings_summary(settings: Settings) -> Mapping[str, Any]:
     """The settings as a mapping safe to print: secrets are replaced by whether they are set."""
     summary = settings.model_dump(mode="json")
-    summary["hf_token"] = "set" if settings.hf_token else None
+    for secret in ("hf_token", "smtp_password", "twilio_auth_token"):
+        summary[secret] = "set" if getattr(settings, secret) else None
     summary["database_url"] = redact_url(settings.database_url)
     if settings.agent_data_database_url:
         summary["agent_data_database_url"] = redact_url(settings.agent_data_database_url)

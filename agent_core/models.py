@@ -34,6 +34,24 @@ class NotifyChannel(StrEnum):
     WHATSAPP = "whatsapp"
 
 
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"
+    SSL = "ssl"
+    NONE = "none"
+
+
+class NotificationKind(StrEnum):
+    APPROVAL_REQUEST = "approval_request"
+    REMINDER = "reminder"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # will be retried by maintenance
+    GAVE_UP = "gave_up"
+
+
 class RunStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
@@ -62,6 +80,7 @@ class StopReason(StrEnum):
     LLM_ERROR = "llm_error"
     INVALID_OUTPUT = "invalid_output"
     APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_INVALID = "approval_invalid"  # the stored call no longer matches what was approved
     CONFIG_ERROR = "config_error"
     WORKER_LOST = "worker_lost"
     INTERNAL_ERROR = "internal_error"
@@ -86,6 +105,7 @@ class ToolCallStatus(StrEnum):
     DENIED = "denied"
     AWAITING_APPROVAL = "awaiting_approval"
     REJECTED = "rejected"
+    EXPIRED = "expired"
     UNKNOWN = "unknown"  # started, never finished: a crash; side effects are not retried
 
 
@@ -288,6 +308,21 @@ class Approval(_Record):
     decided_by: str | None
     decided_at: datetime | None
     decision_reason: str | None
+    created_at: datetime
+
+
+class Notification(_Record):
+    id: str
+    approval_id: str
+    run_id: str
+    channel: NotifyChannel
+    kind: NotificationKind
+    recipient: str | None
+    status: NotificationStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
     created_at: datetime
 
 

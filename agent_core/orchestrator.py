@@ -23,6 +23,8 @@ from agent_core.config import Settings
 from agent_core.errors import Conflict, LeaseLost
 from agent_core.llm import LLMClient, LLMError, LLMReply, LLMTimeout, Message
 from agent_core.models import (
+    Approval,
+    ApprovalStatus,
     NewApproval,
     NewEvent,
     NewStep,
@@ -36,12 +38,13 @@ from agent_core.models import (
     StepOutcome,
     StepStatus,
     StopReason,
+    ToolCall,
     ToolCallStatus,
 )
 from agent_core.policy import Outcome, decide, offered_tools
 from agent_core.render import describe_validation_error
 from agent_core.store import Store
-from agent_core.store.ledger import to_json_value
+from agent_core.store.ledger import to_json_value, tool_args_hash
 from agent_core.tools import gateway
 from agent_core.tools.gateway import ToolGateway
 from agent_core.tools.registry import Tool, ToolRegistry
@@ -327,6 +330,10 @@ class _Execution:
             )
         run = self._start(run, objective, budget)
         run = self._settle_interrupted_calls(run)
+        decided = self._apply_decision(run)
+        if isinstance(decided, _Finished):
+            return decided.run
+        run = decided
         messages = self.orchestrator.conversation(run, objective)
         while True:
             if run.cancel_requested_at is not None:
@@ -412,6 +419,86 @@ class _Execution:
                 ],
             )
         return run
+
+    def _apply_decision(self, run: Run) -> Run | _Finished:
+        """Carry out the admin's decision on the step the run paused at: execute exactly the
+        approved call (after checking it is still what was approved, and in time), or tell
+        the agent it was rejected."""
+        found = self.store.step_awaiting_decision(run.id)
+        if found is None:
+            return run
+        step, call, approval = found
+        if approval.status is ApprovalStatus.PENDING:  # not decided: back to waiting
+            return _Finished(
+                self.store.update_run(
+                    run.id, self._changes(status=RunStatus.PAUSED, release_lease=True)
+                )
+            )
+        if approval.status is ApprovalStatus.REJECTED:
+            reason = f": {approval.decision_reason}" if approval.decision_reason else ""
+            error = f"the admin ({approval.decided_by}) rejected this call{reason}"
+            return self.store.close_unapproved_call(
+                approval,
+                ToolCallStatus.REJECTED,
+                error,
+                self._changes(),
+                [
+                    NewEvent(
+                        event_type="approval_rejection_observed",
+                        data={"approval_id": approval.id, "step_number": step.step_number},
+                    )
+                ],
+            )
+        if approval.status is not ApprovalStatus.APPROVED:
+            return run
+        if not approval_intact(approval, call):
+            error = (
+                "the call stored for this approval was changed after it was requested "
+                "(its hash no longer matches): it was not executed"
+            )
+            self.store.close_unapproved_call(
+                approval,
+                ToolCallStatus.DENIED,
+                error,
+                self._changes(),
+                [
+                    NewEvent(
+                        event_type="approval_tampered",
+                        data={"approval_id": approval.id, "args_hash": approval.args_hash},
+                    )
+                ],
+            )
+            return _Finished(self._end(run, RunStatus.FAILED, StopReason.APPROVAL_INVALID, error))
+        if approval.expires_at <= self.store.now():
+            error = "the approval expired before the approved call could run"
+            self.store.close_unapproved_call(
+                approval,
+                ToolCallStatus.EXPIRED,
+                error,
+                self._changes(),
+                [NewEvent(event_type="approval_expired", data={"approval_id": approval.id})],
+            )
+            return _Finished(self._end(run, RunStatus.FAILED, StopReason.APPROVAL_EXPIRED, error))
+        tool = self.tools.get(approval.tool_name)
+        parsed = gateway.validate_args(tool, approval.args) if tool else "the tool is gone"
+        if not self.store.start_approved_call(approval, self._changes()):
+            return self.store.get_run(run.id)  # another resume got there first
+        if tool is None or isinstance(parsed, str):
+            result = gateway.failed(f"{approval.tool_name} cannot run: {parsed}")
+        else:
+            result = self.orchestrator.gateway.execute(
+                tool, parsed, run_id=run.id, timeout_s=tool.timeout
+            )
+        return self.store.finish_step(
+            run.id,
+            step.id,
+            _outcome(result),
+            tool_call_id=call.id,
+            run=self._changes(),
+            new_events=_result_events(
+                step.step_number, approval.tool_name, result, {"approval_id": approval.id}
+            ),
+        )
 
     def _plan(
         self, run: Run, messages: list[Message], budget: Budget, active_ms: Callable[[], int]
@@ -719,6 +806,17 @@ class _Execution:
                 NewEvent(event_type=event_type, data={"stop_reason": reason, "error": message}),
             ],
         )
+
+
+def approval_intact(approval: Approval, call: ToolCall) -> bool:
+    """The approval and its call still hold what the admin was shown: the same tool and
+    arguments, whose hash is the one recorded when approval was requested."""
+    return (
+        approval.tool_name == call.tool_name
+        and tool_args_hash(approval.tool_name, approval.args) == approval.args_hash
+        and tool_args_hash(call.tool_name, call.args) == approval.args_hash
+        and call.args_hash == approval.args_hash
+    )
 
 
 def _limit(budget: Budget, reason: StopReason) -> int:

@@ -15,11 +15,13 @@ from sqlalchemy.engine import Engine
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
 from agent_core.llm import LLMClient, build_llm
+from agent_core.notify import EmailTransport, Notifier, WhatsAppTransport
 from agent_core.orchestrator import Orchestrator
 from agent_core.store import Store, create_engine
 from agent_core.tools import ToolRegistry
 from agent_core.tools.content import content_tools
 from agent_core.tools.data import DataAccess, data_tools
+from agent_core.tools.messaging import messaging_tools
 
 
 def worker_identity() -> str:
@@ -31,6 +33,10 @@ def build_tools(
     settings: Settings, *, data_engine: Engine, content_llm: LLMClient | None
 ) -> ToolRegistry:
     registry = ToolRegistry(data_tools(DataAccess(data_engine, settings.agent_data_tables)))
+    for tool in messaging_tools(
+        EmailTransport.from_settings(settings), WhatsAppTransport.from_settings(settings)
+    ):
+        registry.register(tool)
     if content_llm is not None:
         for tool in content_tools(content_llm):
             registry.register(tool)
@@ -48,6 +54,10 @@ class Runtime:
     owner: str = field(default_factory=worker_identity)
     _closers: list[Callable[[], object]] = field(default_factory=list)
 
+    @property
+    def notifier(self) -> Notifier:
+        return Notifier(self.store, self.settings)
+
     def orchestrator(self) -> Orchestrator:
         return Orchestrator(
             store=self.store,
@@ -56,6 +66,7 @@ class Runtime:
             settings=self.settings,
             owner=self.owner,
             llm_problem=self.llm_problem,
+            on_approval=self.notifier.request_approval,
         )
 
     def close(self) -> None:

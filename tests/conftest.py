@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from agent_core.config import Settings
 from agent_core.store import Store
 from tests.llm_server import ScriptedLLMServer
+from tests.peers import MailServer, TwilioServer, free_port
 from tests.support import ManualClock
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -177,3 +178,42 @@ def llm_server() -> Iterator[ScriptedLLMServer]:
     server = ScriptedLLMServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def mail_server() -> Iterator[MailServer]:
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def twilio_server() -> Iterator[TwilioServer]:
+    server = TwilioServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def notify_settings(mail_server: MailServer, twilio_server: TwilioServer) -> dict[str, object]:
+    """Settings values wiring email and WhatsApp to the local peers."""
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": mail_server.port,
+        "smtp_security": "none",
+        "smtp_from": "agent@example.com",
+        "admin_email": "admin@example.com",
+        "admin_phone": "whatsapp:+33600000001",
+        "twilio_account_sid": twilio_server.account_sid,
+        "twilio_auth_token": twilio_server.auth_token,
+        "twilio_whatsapp_from": "whatsapp:+14155238886",
+        "twilio_api_base_url": twilio_server.url,
+        "agent_approval_flow": True,
+        "agent_dashboard_url": "http://dashboard.example.com",
+    }
+
+
+@pytest.fixture
+def dead_port() -> int:
+    """A port on 127.0.0.1 nothing listens on."""
+    return free_port()

@@ -209,4 +209,24 @@ approvals = sa.Table(
     sa.Index(None, "run_id"),
 )
 
+notifications = sa.Table(
+    "app_agent_notifications",
+    metadata,
+    _id(),
+    _fk("approval_id", "app_agent_approvals.id"),
+    _fk("run_id", "app_agent_runs.id"),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("recipient", sa.String(200), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    _counter("attempts"),
+    sa.Column("last_error", sa.Text, nullable=True),
+    # When maintenance should try a failed notification again.
+    _timestamp("next_attempt_at", nullable=True),
+    _timestamp("sent_at", nullable=True),
+    _timestamp("created_at"),
+    sa.UniqueConstraint("approval_id", "channel", "kind"),
+    sa.Index(None, "status", "next_attempt_at"),
+)
+
 RUNTIME_TABLES = frozenset(metadata.tables)

@@ -34,6 +34,9 @@ from agent_core.models import (
     NewEvent,
     NewStep,
     NewToolCall,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
     Objective,
     ObjectiveSpec,
     Run,
@@ -46,6 +49,7 @@ from agent_core.models import (
     StepStatus,
     StopReason,
     ToolCall,
+    ToolCallStatus,
 )
 from agent_core.store import migrations
 from agent_core.store.engine import WRITE, create_engine, normalize_database_url
@@ -63,6 +67,7 @@ from agent_core.store.schema import (
     approvals,
     events,
     ledger_checkpoints,
+    notifications,
     objectives,
     runs,
     steps,
@@ -534,6 +539,318 @@ class Store:
         assert run_row is not None
         return run_row
 
+    # --- approvals ---------------------------------------------------------------------------
+
+    def get_approval(self, approval_id: str) -> Approval:
+        key = _parse_id(approval_id, "approval")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(approvals.select().where(approvals.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no approval has id {approval_id}")
+        return _approval(row)
+
+    def list_approvals(
+        self, *, status: ApprovalStatus | None = None, limit: int = 100
+    ) -> list[Approval]:
+        query = approvals.select().order_by(approvals.c.created_at.desc(), approvals.c.id)
+        if status is not None:
+            query = query.where(approvals.c.status == status)
+        with self._transaction(write=False) as conn:
+            return [_approval(row) for row in conn.execute(query.limit(limit))]
+
+    def decide_approval(
+        self, approval_id: str, *, approve: bool, by: str, reason: str | None = None
+    ) -> Approval:
+        """Record an admin's decision and put the run back in the queue, at once. Only a
+        pending, unexpired approval of a paused run can be decided, and only once: of two
+        admins clicking together, the second is told who decided first."""
+        key = _parse_id(approval_id, "approval")
+        now = self.now()
+        status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        with self._transaction(write=True) as conn:
+            current = conn.execute(approvals.select().where(approvals.c.id == key)).one_or_none()
+            if current is None:
+                raise NotFound(f"no approval has id {approval_id}")
+            run = _run(self._run_row(conn, current.run_id, current.run_id))
+            refusal = _why_undecidable(_approval(current), run, now)
+            if refusal:
+                raise Conflict(refusal)
+            decided = conn.execute(
+                approvals.update()
+                .where(
+                    approvals.c.id == key,
+                    approvals.c.status == ApprovalStatus.PENDING,
+                    approvals.c.expires_at > now,
+                )
+                .values(status=status, decided_by=by, decided_at=now, decision_reason=reason)
+                .returning(approvals)
+            ).one_or_none()
+            if decided is None:  # decided meanwhile by someone else
+                latest = conn.execute(approvals.select().where(approvals.c.id == key)).one()
+                raise Conflict(_why_undecidable(_approval(latest), run, now) or "try again")
+            self._write_run(
+                _cursor(conn),
+                current.run_id,
+                set_values={"status": RunStatus.QUEUED},
+                new_events=[
+                    NewEvent(
+                        event_type="approval_decided",
+                        data={
+                            "approval_id": key,
+                            "decision": status,
+                            "by": by,
+                            "reason": reason,
+                            "tool": current.tool_name,
+                            "args_hash": current.args_hash,
+                        },
+                    )
+                ],
+            )
+        return _approval(decided)
+
+    def expire_approvals(self) -> list[Approval]:
+        """Pending approvals past their expiry become `expired` (never `rejected`), and their
+        runs end failed with stop_reason approval_expired."""
+        now = self.now()
+        with self._transaction(write=False) as conn:
+            due = (
+                conn.execute(
+                    sa.select(approvals.c.id).where(
+                        approvals.c.status == ApprovalStatus.PENDING, approvals.c.expires_at <= now
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        expired = []
+        for key in due:
+            with self._transaction(write=True) as conn:
+                row = conn.execute(
+                    approvals.update()
+                    .where(approvals.c.id == key, approvals.c.status == ApprovalStatus.PENDING)
+                    .values(status=ApprovalStatus.EXPIRED, decided_at=now)
+                    .returning(approvals)
+                ).one_or_none()
+                if row is None:
+                    continue
+                self._close_unapproved_step(
+                    conn,
+                    _approval(row),
+                    ToolCallStatus.EXPIRED,
+                    "not executed: the approval expired without a decision",
+                )
+                self._write_run(
+                    _cursor(conn),
+                    row.run_id,
+                    set_values={
+                        "status": RunStatus.FAILED,
+                        "stop_reason": StopReason.APPROVAL_EXPIRED,
+                        "error": f"the approval for {row.tool_name} expired without a decision",
+                        "completed_at": now,
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                    },
+                    new_events=[
+                        NewEvent(
+                            event_type="approval_expired",
+                            data={
+                                "approval_id": key,
+                                "tool": row.tool_name,
+                                "expired_at": row.expires_at,
+                            },
+                        ),
+                        NewEvent(
+                            event_type="run_failed",
+                            data={
+                                "stop_reason": StopReason.APPROVAL_EXPIRED,
+                                "error": "the approval expired without a decision",
+                            },
+                        ),
+                    ],
+                )
+                expired.append(_approval(row))
+        return expired
+
+    def _close_unapproved_step(
+        self, conn: sa.Connection, approval: Approval, call_status: ToolCallStatus, error: str
+    ) -> None:
+        conn.execute(
+            tool_calls.update()
+            .where(tool_calls.c.id == approval.tool_call_id)
+            .values(status=call_status, error=error, completed_at=self.now())
+        )
+        conn.execute(
+            steps.update()
+            .where(steps.c.id == approval.step_id)
+            .values(status=StepStatus.FAILED, result={"error": error}, completed_at=self.now())
+        )
+
+    def start_approved_call(self, approval: Approval, run: RunChanges) -> bool:
+        """Move an approved call from awaiting approval to started, once: False when it was
+        already started (a second resume), so that it is never executed twice."""
+        with self._transaction(write=True) as conn:
+            moved = conn.execute(
+                tool_calls.update()
+                .where(
+                    tool_calls.c.id == approval.tool_call_id,
+                    tool_calls.c.status == ToolCallStatus.AWAITING_APPROVAL,
+                )
+                .values(status=ToolCallStatus.STARTED)
+            ).rowcount
+            if not moved:
+                return False
+            conn.execute(
+                steps.update()
+                .where(steps.c.id == approval.step_id)
+                .values(status=StepStatus.EXECUTING)
+            )
+            self._write_run(
+                _cursor(conn),
+                approval.run_id,
+                changes=run,
+                new_events=[
+                    NewEvent(
+                        event_type="approved_call_started",
+                        data={
+                            "approval_id": approval.id,
+                            "tool": approval.tool_name,
+                            "args_hash": approval.args_hash,
+                        },
+                    )
+                ],
+            )
+        return True
+
+    def close_unapproved_call(
+        self,
+        approval: Approval,
+        call_status: ToolCallStatus,
+        run: RunChanges,
+        new_events: Sequence[NewEvent],
+    ) -> Run:
+        """A rejected (or invalid) approval's step ends without its call being made."""
+        with self._transaction(write=True) as conn:
+            self._close_unapproved_step(conn, approval, call_status)
+            row, _ = self._write_run(
+                _cursor(conn), approval.run_id, changes=run, new_events=new_events
+            )
+        assert row is not None
+        return row
+
+    def step_awaiting_decision(self, run_id: str) -> tuple[Step, ToolCall, Approval] | None:
+        """The run's step paused for approval, with its call and approval, if any."""
+        key = _parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            step_row = conn.execute(
+                steps.select().where(
+                    steps.c.run_id == key, steps.c.status == StepStatus.AWAITING_APPROVAL
+                )
+            ).first()
+            if step_row is None:
+                return None
+            call_row = conn.execute(
+                tool_calls.select().where(tool_calls.c.step_id == step_row.id)
+            ).one()
+            approval_row = conn.execute(
+                approvals.select().where(approvals.c.step_id == step_row.id)
+            ).one()
+        return _step(step_row), _tool_call(call_row), _approval(approval_row)
+
+    # --- notifications -----------------------------------------------------------------------
+
+    def add_notifications(
+        self, approval: Approval, kind: NotificationKind, recipients: Mapping[str, str | None]
+    ) -> list[Notification]:
+        """One pending notification per channel (skipped when it already exists)."""
+        now = self.now()
+        created = []
+        with self._transaction(write=True) as conn:
+            for channel, recipient in recipients.items():
+                values = {
+                    "id": new_id(),
+                    "approval_id": approval.id,
+                    "run_id": approval.run_id,
+                    "channel": channel,
+                    "kind": kind,
+                    "recipient": recipient,
+                    "status": NotificationStatus.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                insert = _upsert_builder(self.dialect)(notifications).values(values)
+                row = conn.execute(
+                    insert.on_conflict_do_nothing().returning(notifications)
+                ).one_or_none()
+                if row is not None:
+                    created.append(_notification(row))
+        return created
+
+    def list_notifications(self, approval_id: str) -> list[Notification]:
+        key = _parse_id(approval_id, "approval")
+        query = (
+            notifications.select()
+            .where(notifications.c.approval_id == key)
+            .order_by(notifications.c.created_at, notifications.c.channel)
+        )
+        with self._transaction(write=False) as conn:
+            return [_notification(row) for row in conn.execute(query)]
+
+    def due_notifications(self, *, limit: int = 100) -> list[Notification]:
+        """Notifications to (re)send now: pending, or failed and due for another attempt."""
+        now = self.now()
+        query = (
+            notifications.select()
+            .where(
+                notifications.c.status.in_([NotificationStatus.PENDING, NotificationStatus.FAILED]),
+                notifications.c.next_attempt_at <= now,
+            )
+            .order_by(notifications.c.next_attempt_at)
+            .limit(limit)
+        )
+        with self._transaction(write=False) as conn:
+            return [_notification(row) for row in conn.execute(query)]
+
+    def record_notification(
+        self,
+        notification: Notification,
+        *,
+        status: NotificationStatus,
+        error: str | None,
+        next_attempt_at: datetime | None,
+        event: NewEvent,
+    ) -> None:
+        """An attempt's outcome on the notification, and its event in the run's ledger."""
+        now = self.now()
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                notifications.update()
+                .where(notifications.c.id == notification.id)
+                .values(
+                    status=status,
+                    attempts=notifications.c.attempts + 1,
+                    last_error=error,
+                    next_attempt_at=next_attempt_at,
+                    sent_at=now if status is NotificationStatus.SENT else None,
+                )
+            )
+            self._write_run(_cursor(conn), notification.run_id, new_events=[event])
+
+    def approvals_to_remind(self, *, within: timedelta) -> list[Approval]:
+        """Pending approvals expiring within `within` that have had no reminder yet."""
+        now = self.now()
+        reminded = sa.select(notifications.c.approval_id).where(
+            notifications.c.kind == NotificationKind.REMINDER
+        )
+        query = approvals.select().where(
+            approvals.c.status == ApprovalStatus.PENDING,
+            approvals.c.expires_at > now,
+            approvals.c.expires_at <= now + within,
+            approvals.c.id.not_in(reminded),
+        )
+        with self._transaction(write=False) as conn:
+            return [_approval(row) for row in conn.execute(query)]
+
     # --- ledger ------------------------------------------------------------------------------
 
     def append_events(self, run_id: str, new_events: Sequence[NewEvent]) -> list[Event]:
@@ -871,6 +1188,30 @@ def _event(row: Row[Any]) -> Event:
 
 def _approval(row: Row[Any]) -> Approval:
     return Approval.model_validate(dict(row._mapping))
+
+
+def _notification(row: Row[Any]) -> Notification:
+    return Notification.model_validate(dict(row._mapping))
+
+
+def _why_undecidable(approval: Approval, run: Run, now: datetime) -> str | None:
+    """Why this approval cannot be decided now, in one sentence; None when it can."""
+    if approval.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+        when = approval.decided_at.strftime("%Y-%m-%d %H:%M UTC") if approval.decided_at else "?"
+        return (
+            f"approval {approval.id} was already {approval.status} "
+            f"by {approval.decided_by} at {when}"
+        )
+    if approval.status is ApprovalStatus.EXPIRED or approval.expires_at <= now:
+        return (
+            f"approval {approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M UTC} "
+            "and can no longer be decided"
+        )
+    if approval.status is ApprovalStatus.CANCELLED or run.status is RunStatus.CANCELLED:
+        return f"approval {approval.id} belongs to run {run.id}, which was cancelled"
+    if run.status is not RunStatus.PAUSED:
+        return f"run {run.id} is {run.status}, not waiting for this approval"
+    return None
 
 
 def _chain_link(row: Row[Any]) -> ChainLink:

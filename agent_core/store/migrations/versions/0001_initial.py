@@ -29,6 +29,7 @@ TABLES = (
     "app_agent_events",
     "app_agent_ledger_checkpoints",
     "app_agent_approvals",
+    "app_agent_notifications",
 )
 
 
@@ -179,6 +180,35 @@ def upgrade() -> None:
         "ix_app_agent_approvals_status_expires_at", "app_agent_approvals", ["status", "expires_at"]
     )
     op.create_index("ix_app_agent_approvals_run_id", "app_agent_approvals", ["run_id"])
+    op.create_table(
+        "app_agent_notifications",
+        sa.Column("id", UUID, nullable=False),
+        sa.Column("approval_id", UUID, nullable=False),
+        sa.Column("run_id", UUID, nullable=False),
+        sa.Column("channel", sa.String(16), nullable=False),
+        sa.Column("kind", sa.String(24), nullable=False),
+        sa.Column("recipient", sa.String(200), nullable=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default=ZERO),
+        sa.Column("last_error", sa.Text, nullable=True),
+        sa.Column("next_attempt_at", TIMESTAMP, nullable=True),
+        sa.Column("sent_at", TIMESTAMP, nullable=True),
+        sa.Column("created_at", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_app_agent_notifications"),
+        _fk("approval_id", "app_agent_notifications", "app_agent_approvals"),
+        _fk("run_id", "app_agent_notifications", "app_agent_runs"),
+        sa.UniqueConstraint(
+            "approval_id",
+            "channel",
+            "kind",
+            name="uq_app_agent_notifications_approval_id_channel_kind",
+        ),
+    )
+    op.create_index(
+        "ix_app_agent_notifications_status_next_attempt_at",
+        "app_agent_notifications",
+        ["status", "next_attempt_at"],
+    )
 
     if op.get_bind().dialect.name == "postgresql":
         _postgresql_guards()

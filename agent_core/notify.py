@@ -1,0 +1,292 @@
+"""Telling the admin that an action waits for approval: email (SMTP) and WhatsApp (Twilio).
+
+A notification is a row per approval and channel. Every attempt is a ledger event on the
+run (sent, or failed with the reason); a failure never fails the run, and maintenance tries
+again with backoff. The transports are also what the send_email and send_whatsapp tools use.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+
+from twilio.base.exceptions import TwilioException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client as TwilioClient
+
+from agent_core.config import Settings
+from agent_core.models import (
+    Approval,
+    NewEvent,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    NotifyChannel,
+    SmtpSecurity,
+)
+from agent_core.store import Store
+
+SEND_TIMEOUT_S = 15.0
+MAX_ATTEMPTS = 5
+RETRY_BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(hours=1),
+)
+EMAIL_PATTERN = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+PHONE_PATTERN = re.compile(r"^(whatsapp:)?\+[1-9][0-9]{6,14}$")
+
+
+class NotificationError(Exception):
+    """A message could not be sent; the text says why, without any secret."""
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+@dataclass(frozen=True)
+class EmailTransport:
+    host: str | None
+    port: int
+    security: SmtpSecurity
+    user: str | None
+    password: str | None
+    sender: str | None
+    timeout_s: float = SEND_TIMEOUT_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmailTransport:
+        return cls(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            user=settings.smtp_user,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            sender=settings.smtp_from or settings.smtp_user,
+        )
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        if not self.host:
+            raise NotificationError("email is not configured: set SMTP_HOST (and SMTP_FROM)")
+        if not self.sender:
+            raise NotificationError("email has no sender: set SMTP_FROM")
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = to
+        message["Subject"] = subject
+        message.set_content(body)
+        try:
+            if self.security == SmtpSecurity.SSL:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    timeout=self.timeout_s,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+            with client:
+                if self.security == SmtpSecurity.STARTTLS:
+                    client.starttls(context=ssl.create_default_context())
+                if self.user and self.password:
+                    client.login(self.user, self.password)
+                client.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise NotificationError(
+                f"the mail server {self.host}:{self.port} refused or failed: {_reason(exc)}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class WhatsAppTransport:
+    account_sid: str | None
+    auth_token: str | None
+    sender: str | None
+    api_base_url: str = "https://api.twilio.com"
+    timeout_s: float = SEND_TIMEOUT_S
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> WhatsAppTransport:
+        token = settings.twilio_auth_token
+        return cls(
+            account_sid=settings.twilio_account_sid,
+            auth_token=token.get_secret_value() if token else None,
+            sender=settings.twilio_whatsapp_from,
+            api_base_url=settings.twilio_api_base_url,
+        )
+
+    def send(self, to: str, body: str) -> str:
+        """Send through Twilio's Messages API; returns the message SID."""
+        if not (self.account_sid and self.auth_token and self.sender):
+            raise NotificationError(
+                "WhatsApp is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN "
+                "and TWILIO_WHATSAPP_FROM"
+            )
+        client = TwilioClient(
+            self.account_sid,
+            self.auth_token,
+            http_client=TwilioHttpClient(timeout=self.timeout_s, max_retries=0),
+        )
+        # Twilio rewrites hosts for edges and regions; a configured API address is used as is.
+        client.edge = None
+        client.region = None
+        client.api.base_url = self.api_base_url.rstrip("/")
+        try:
+            message = client.messages.create(
+                from_=whatsapp_address(self.sender), to=whatsapp_address(to), body=body
+            )
+        except (TwilioException, OSError) as exc:
+            raise NotificationError(f"Twilio refused or failed: {_reason(exc)}") from None
+        return str(message.sid)
+
+
+def whatsapp_address(number: str) -> str:
+    number = number.strip()
+    return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
+
+
+def approval_message(
+    approval: Approval, thought: str | None, settings: Settings, *, reminder: bool = False
+) -> tuple[str, str]:
+    """Subject and text telling the admin what the agent wants to do, why, until when, and
+    where to decide."""
+    link = f"{settings.agent_dashboard_url.rstrip('/')}/approvals?approval={approval.id}"
+    prefix = "Reminder: approval still needed" if reminder else "Approval needed"
+    subject = f"[Agent Runtime] {prefix}: {approval.tool_name}"
+    body = "\n".join(
+        [
+            f"{prefix}. The agent wants to run {approval.tool_name} (run {approval.run_id}).",
+            "",
+            f"Why: {thought or '(no reasoning given)'}",
+            f"Risk: {approval.risk_reason}",
+            "Arguments:",
+            json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
+            "",
+            f"Expires: {approval.expires_at:%Y-%m-%d %H:%M UTC} (then the run fails)",
+            f"Decide: {link}",
+            f"Or: python -m agent_core approval approve {approval.id}",
+            f"    python -m agent_core approval reject {approval.id} --reason '...'",
+        ]
+    )
+    return subject, body
+
+
+class Notifier:
+    """Sends approval notifications on the configured channels and keeps their record."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        email: EmailTransport | None = None,
+        whatsapp: WhatsAppTransport | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.email = email or EmailTransport.from_settings(settings)
+        self.whatsapp = whatsapp or WhatsAppTransport.from_settings(settings)
+
+    def request_approval(self, approval_id: str) -> list[Notification]:
+        """Queue one notification per channel for a new approval, and send them now."""
+        approval = self.store.get_approval(approval_id)
+        created = self.store.add_notifications(
+            approval, NotificationKind.APPROVAL_REQUEST, self._recipients()
+        )
+        return [self._deliver(notification) for notification in created]
+
+    def remind(self) -> list[Notification]:
+        """One reminder per channel for approvals about to expire."""
+        window = timedelta(minutes=self.settings.agent_approval_remind_before_minutes)
+        if not window:
+            return []
+        sent = []
+        for approval in self.store.approvals_to_remind(within=window):
+            created = self.store.add_notifications(
+                approval, NotificationKind.REMINDER, self._recipients()
+            )
+            sent += [self._deliver(notification) for notification in created]
+        return sent
+
+    def retry_due(self) -> list[Notification]:
+        """Send what is pending or failed and due again (maintenance)."""
+        return [self._deliver(notification) for notification in self.store.due_notifications()]
+
+    def _recipients(self) -> Mapping[str, str | None]:
+        addresses = {
+            NotifyChannel.EMAIL: self.settings.admin_email,
+            NotifyChannel.WHATSAPP: self.settings.admin_phone,
+        }
+        return {
+            channel.value: addresses[channel]
+            for channel in self.settings.agent_approval_notify_channels
+        }
+
+    def _deliver(self, notification: Notification) -> Notification:
+        approval = self.store.get_approval(notification.approval_id)
+        details = {
+            "approval_id": approval.id,
+            "channel": notification.channel,
+            "kind": notification.kind,
+            "recipient": notification.recipient,
+            "attempt": notification.attempts + 1,
+        }
+        try:
+            self._send(notification, approval)
+        except NotificationError as exc:
+            attempts = notification.attempts + 1
+            gave_up = attempts >= MAX_ATTEMPTS or notification.recipient is None
+            status = NotificationStatus.GAVE_UP if gave_up else NotificationStatus.FAILED
+            delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+            self.store.record_notification(
+                notification,
+                status=status,
+                error=str(exc),
+                next_attempt_at=None if gave_up else self.store.now() + delay,
+                event=NewEvent(
+                    event_type="notification_failed",
+                    data={**details, "error": str(exc), "will_retry": not gave_up},
+                ),
+            )
+            return notification.model_copy(update={"status": status, "last_error": str(exc)})
+        self.store.record_notification(
+            notification,
+            status=NotificationStatus.SENT,
+            error=None,
+            next_attempt_at=None,
+            event=NewEvent(event_type="notification_sent", data=details),
+        )
+        return notification.model_copy(update={"status": NotificationStatus.SENT})
+
+    def _send(self, notification: Notification, approval: Approval) -> None:
+        if notification.recipient is None:
+            variable = (
+                "ADMIN_EMAIL" if notification.channel == NotifyChannel.EMAIL else ("ADMIN_PHONE")
+            )
+            raise NotificationError(f"no recipient: set {variable}")
+        thought = self._thought(approval)
+        subject, body = approval_message(
+            approval,
+            thought,
+            self.settings,
+            reminder=notification.kind is NotificationKind.REMINDER,
+        )
+        if notification.channel == NotifyChannel.EMAIL:
+            self.email.send(notification.recipient, subject, body)
+        else:
+            self.whatsapp.send(notification.recipient, f"{subject}\n\n{body}")
+
+    def _thought(self, approval: Approval) -> str | None:
+        step = next(
+            (s for s in self.store.list_steps(approval.run_id) if s.id == approval.step_id), None
+        )
+        return step.thought if step else None

@@ -1,0 +1,70 @@
+"""send_email and send_whatsapp: high risk, side effects, on the same transports as the
+approval notifications."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent_core.models import RiskLevel
+from agent_core.notify import (
+    EMAIL_PATTERN,
+    PHONE_PATTERN,
+    EmailTransport,
+    NotificationError,
+    WhatsAppTransport,
+)
+from agent_core.tools.registry import Tool, ToolContext, ToolInputError
+
+
+class EmailArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(pattern=EMAIL_PATTERN.pattern, max_length=254, description="one address")
+    subject: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=50_000, description="plain text")
+
+
+class WhatsAppArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(
+        pattern=PHONE_PATTERN.pattern, description="international number, e.g. +33612345678"
+    )
+    message: str = Field(min_length=1, max_length=1600)
+
+
+def messaging_tools(email: EmailTransport, whatsapp: WhatsAppTransport) -> list[Tool]:
+    def send_email(args: EmailArgs, _context: ToolContext) -> dict[str, Any]:
+        try:
+            email.send(args.to, args.subject, args.body)
+        except NotificationError as exc:
+            raise ToolInputError(f"the email was not sent: {exc}") from None
+        return {"sent": True, "to": args.to}
+
+    def send_whatsapp(args: WhatsAppArgs, _context: ToolContext) -> dict[str, Any]:
+        try:
+            sid = whatsapp.send(args.to, args.message)
+        except NotificationError as exc:
+            raise ToolInputError(f"the WhatsApp message was not sent: {exc}") from None
+        return {"sent": True, "to": args.to, "sid": sid}
+
+    return [
+        Tool(
+            name="send_email",
+            description="Send a plain-text email to one address.",
+            risk=RiskLevel.HIGH,
+            side_effects=True,
+            args_model=EmailArgs,
+            handler=send_email,
+        ),
+        Tool(
+            name="send_whatsapp",
+            description="Send a WhatsApp message to one phone number.",
+            risk=RiskLevel.HIGH,
+            side_effects=True,
+            args_model=WhatsAppArgs,
+            handler=send_whatsapp,
+        ),
+    ]
