@@ -21,12 +21,11 @@ def test_every_setting_is_in_the_configuration_table():
 def test_every_cli_command_is_in_the_cli_table():
     parser = build_parser()
     groups = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    commands = [
-        f"{group} {action}"
-        for group, group_parser in groups.choices.items()
-        for sub in group_parser._actions
-        if isinstance(sub, argparse._SubParsersAction)
-        for action in sub.choices
-    ]
+    commands = []
+    for group, group_parser in groups.choices.items():
+        actions = [a for a in group_parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions:
+            commands.append(group)
+        commands += [f"{group} {action}" for sub in actions for action in sub.choices]
     missing = [command for command in commands if f"| `{command}" not in README]
     assert missing == []
