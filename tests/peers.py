@@ -3,11 +3,11 @@ server standing in for Twilio's REST API, reached through the twilio client's ow
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import socket
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -60,7 +60,7 @@ class MailServer:
             )
         )
         if self.hold_s:
-            time.sleep(self.hold_s)
+            await asyncio.sleep(self.hold_s)
         return "250 Message accepted for delivery"
 
     def start(self) -> MailServer:

@@ -123,6 +123,7 @@ def make_orchestrator(
     tools: ToolRegistry | None = None,
     models: Sequence[str] = ("test-model",),
     owner: str = "test-worker",
+    on_approval: Callable[[str], object] | None = None,
 ) -> Orchestrator:
     """A real orchestrator: the real huggingface_hub client against `llm_url`."""
     settings = settings or agent_settings()
@@ -138,6 +139,7 @@ def make_orchestrator(
         settings=settings,
         owner=owner,
         llm_problem=None if llm_url else "no LLM is configured: set HF_TOKEN or AGENT_LLM_BASE_URL",
+        on_approval=on_approval,
     )
 
 

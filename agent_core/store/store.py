@@ -568,7 +568,11 @@ class Store:
         now = self.now()
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         with self._transaction(write=True) as conn:
-            current = conn.execute(approvals.select().where(approvals.c.id == key)).one_or_none()
+            # Locked (PostgreSQL; SQLite's write lock already serialises): a second admin
+            # waits here and then reads the first one's decision.
+            current = conn.execute(
+                approvals.select().where(approvals.c.id == key).with_for_update()
+            ).one_or_none()
             if current is None:
                 raise NotFound(f"no approval has id {approval_id}")
             run = _run(self._run_row(conn, current.run_id, current.run_id))
@@ -725,12 +729,14 @@ class Store:
         self,
         approval: Approval,
         call_status: ToolCallStatus,
+        error: str,
         run: RunChanges,
         new_events: Sequence[NewEvent],
     ) -> Run:
-        """A rejected (or invalid) approval's step ends without its call being made."""
+        """A rejected (or invalid) approval's step ends without its call being made; `error`
+        is what the agent observes."""
         with self._transaction(write=True) as conn:
-            self._close_unapproved_step(conn, approval, call_status)
+            self._close_unapproved_step(conn, approval, call_status, error)
             row, _ = self._write_run(
                 _cursor(conn), approval.run_id, changes=run, new_events=new_events
             )
