@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import Any, NoReturn, TextIO
 
 from pydantic import BaseModel, ValidationError
@@ -37,6 +39,7 @@ from agent_core.models import (
 from agent_core.render import describe_validation_error, format_table, format_time
 from agent_core.runtime import Runtime, build_tools, open_runtime
 from agent_core.store import Store, create_engine
+from agent_core.worker import Worker, configure_logging
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--schedule", help="cron expression, e.g. '0 8 * * mon'")
     create.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule")
     create.add_argument("--disabled", action="store_true", help="create it switched off")
+    update = command(objective, "update", _objective_update, "change an objective")
+    update.add_argument("objective_id", metavar="ID")
+    update.add_argument("--title")
+    update.add_argument("--description")
+    update.add_argument("--tools", help="comma-separated tools the agent may use ('' for any)")
+    update.add_argument("--max-steps", type=int)
+    update.add_argument("--max-tool-calls", type=int)
+    update.add_argument("--max-duration-ms", type=int)
+    update.add_argument("--max-tokens", type=int)
+    update.add_argument("--risk-level", choices=["low", "medium", "high"])
+    update.add_argument("--schedule", help="cron expression; '' removes the schedule")
+    update.add_argument("--timezone")
+    switch = update.add_mutually_exclusive_group()
+    switch.add_argument("--enable", action="store_true")
+    switch.add_argument("--disable", action="store_true")
     command(objective, "list", _objective_list, "list objectives")
     show = command(objective, "show", _objective_show, "show one objective")
     show.add_argument("objective_id", metavar="ID")
@@ -166,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "reject":
             decide_parser.add_argument("--reason", help="told to the agent")
+
+    worker = groups.add_parser(
+        "worker",
+        help="execute queued, resumed and scheduled runs (what scheduler.py starts)",
+        description="Execute queued, resumed and scheduled runs until stopped (SIGTERM or "
+        "Ctrl-C); `worker status` lists the live workers.",
+        parents=[common],
+    )
+    worker.add_argument("action", nargs="?", choices=["run", "status"], default="run")
+    worker.add_argument("--once", action="store_true", help="run what is due now, then exit")
+    worker.add_argument("--concurrency", type=int, help="runs at once (AGENT_WORKER_CONCURRENCY)")
+    worker.set_defaults(handler=_worker)
 
     maintenance = groups.add_parser(
         "maintenance",
@@ -279,6 +309,32 @@ def _objective_create(args: argparse.Namespace, context: Context) -> Output:
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc, _OBJECTIVE_OPTIONS)) from None
     objective = context.store().create_objective(spec)
+    return Output(_document(objective), _objective_text(objective))
+
+
+def _objective_update(args: argparse.Namespace, context: Context) -> Output:
+    store = context.store()
+    current = store.get_objective(args.objective_id)
+    budget = current.budget.model_dump()
+    for name in ("max_steps", "max_tool_calls", "max_duration_ms", "max_tokens"):
+        if getattr(args, name) is not None:
+            budget[name] = getattr(args, name)
+    fields = current.model_dump(include=set(ObjectiveSpec.model_fields))
+    fields["budget"] = budget
+    for name in ("title", "description", "risk_level", "timezone"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    if args.tools is not None:
+        fields["tools_allowed"] = [n.strip() for n in args.tools.split(",") if n.strip()]
+    if args.schedule is not None:
+        fields["schedule"] = args.schedule or None
+    if args.enable or args.disable:
+        fields["enabled"] = bool(args.enable)
+    try:
+        spec = ObjectiveSpec.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(describe_validation_error(exc, _OBJECTIVE_OPTIONS)) from None
+    objective = store.update_objective(current.id, spec)
     return Output(_document(objective), _objective_text(objective))
 
 
@@ -490,6 +546,64 @@ def _decided(
         f"`python -m agent_core run resume {approval.run_id} --wait`, carries it on)"
     )
     return Output(_document(approval), text)
+
+
+def _worker(args: argparse.Namespace, context: Context) -> Output:
+    if args.action == "status":
+        return _worker_status(context)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise InvalidInput("--concurrency must be at least 1")
+    if not context.settings.agent_enabled:
+        raise Conflict(
+            "the agent runtime is disabled (AGENT_ENABLED=false): set AGENT_ENABLED=true "
+            "to run the worker"
+        )
+    configure_logging()
+    store = context.store(check_schema=False)
+    store.upgrade()
+    store.check_schema()
+    worker = Worker(context.runtime(), concurrency=args.concurrency)
+    if args.once:
+        executed = worker.run_once()
+        return Output(
+            {"worker": worker.id, "executed": executed},
+            f"worker {worker.id}: {executed} runs executed",
+        )
+    stop = lambda *_: worker.stop()  # noqa: E731
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    worker.start()
+    try:
+        worker.wait()
+    finally:
+        worker.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return Output({"worker": worker.id, "stopped": True}, f"worker {worker.id} stopped")
+
+
+def _worker_status(context: Context) -> Output:
+    settings = context.settings
+    alive = timedelta(
+        seconds=3 * min(settings.agent_worker_heartbeat_s, settings.agent_run_lease_s / 3) + 5
+    )
+    live = context.store().list_workers(alive_within=alive)
+    table = format_table(
+        ["WORKER", "HOST", "PID", "RUNS", "LAST HEARTBEAT"],
+        [
+            [
+                w.id,
+                w.hostname,
+                w.pid,
+                f"{len(w.running)}/{w.concurrency}",
+                format_time(w.heartbeat_at),
+            ]
+            for w in live
+        ],
+        empty="no live worker: start one with `python scheduler.py`",
+    )
+    if live:
+        table += "\n" + "\n".join(f"  {w.id} runs: {', '.join(w.running) or '-'}" for w in live)
+    return Output(_document(live), table)
 
 
 def _maintenance(_: argparse.Namespace, context: Context) -> Output:

@@ -85,7 +85,15 @@ class Settings(BaseSettings):
     agent_max_tokens_per_run: int = Field(default=200_000, ge=1)
     agent_llm_timeout_s: float = Field(default=60, gt=0)
     agent_data_database_url: str | None = None
-    agent_run_lease_s: float = Field(default=300, ge=1)
+    agent_run_lease_s: float = Field(default=60, ge=1)
+    agent_run_max_attempts: int = Field(default=3, ge=1)
+
+    # The worker process (scheduler.py).
+    agent_worker_concurrency: int = Field(default=4, ge=1, le=256)
+    agent_worker_poll_s: float = Field(default=0.5, gt=0)
+    agent_worker_heartbeat_s: float = Field(default=10, gt=0)
+    agent_worker_shutdown_s: float = Field(default=30, ge=0)
+    agent_maintenance_interval_s: float = Field(default=300, gt=0)
 
     # Approvals and notifications.
     agent_dashboard_url: str = "http://localhost:8501"

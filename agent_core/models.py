@@ -59,13 +59,17 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a schedule slot whose previous run was still active
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_RUN_STATUSES
 
 
-FINAL_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+FINAL_RUN_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED}
+)
+ACTIVE_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED})
 
 
 class StopReason(StrEnum):
@@ -83,6 +87,7 @@ class StopReason(StrEnum):
     APPROVAL_INVALID = "approval_invalid"  # the stored call no longer matches what was approved
     CONFIG_ERROR = "config_error"
     WORKER_LOST = "worker_lost"
+    PREVIOUS_RUN_ACTIVE = "previous_run_active"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -239,6 +244,7 @@ class Run(_Record):
     attempts: int
     cancel_requested_at: datetime | None
     active_ms: int
+    schedule_slot: datetime | None
 
     @property
     def total_tokens(self) -> int:
@@ -309,6 +315,17 @@ class Approval(_Record):
     decided_at: datetime | None
     decision_reason: str | None
     created_at: datetime
+
+
+class WorkerInfo(_Record):
+    id: str
+    hostname: str
+    pid: int
+    concurrency: int
+    started_at: datetime
+    heartbeat_at: datetime
+    stopped_at: datetime | None
+    running: list[str]
 
 
 class Notification(_Record):

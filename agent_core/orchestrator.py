@@ -267,13 +267,15 @@ class Orchestrator:
             messages += self._exchange(step)
         return messages
 
-    def execute(self, run_id: str) -> Run:
-        """Run the claimed run until it completes, fails, pauses or is cancelled."""
+    def execute(self, run_id: str, *, should_stop: Callable[[], bool] | None = None) -> Run:
+        """Run the claimed run until it completes, fails, pauses or is cancelled. When
+        `should_stop` turns true (the worker is shutting down), the run is given back to the
+        queue before its next step, to resume elsewhere from the ledger."""
         run = self.store.get_run(run_id)
         if run.status is not RunStatus.RUNNING or run.lease_owner != self.owner:
             raise Conflict(f"run {run_id} is not claimed by this worker ({self.owner})")
         try:
-            return _Execution(self, run).execute()
+            return _Execution(self, run, should_stop).execute()
         except LeaseLost as exc:
             log.warning("%s; stopping without writing more", exc)
             return self.store.get_run(run_id)
@@ -302,8 +304,11 @@ class Orchestrator:
 class _Execution:
     """One run being executed by this worker: the loop and its per-run state."""
 
-    def __init__(self, orchestrator: Orchestrator, run: Run) -> None:
+    def __init__(
+        self, orchestrator: Orchestrator, run: Run, should_stop: Callable[[], bool] | None
+    ) -> None:
         self.orchestrator = orchestrator
+        self.should_stop = should_stop or (lambda: False)
         self.run = run
         self.store = orchestrator.store
         self.llm = orchestrator.llm
@@ -336,6 +341,11 @@ class _Execution:
         run = decided
         messages = self.orchestrator.conversation(run, objective)
         while True:
+            if self.should_stop():
+                released = self.store.release_run(
+                    run.id, owner=self.orchestrator.owner, reason="worker shutting down"
+                )
+                return released or self.store.get_run(run.id)
             if run.cancel_requested_at is not None:
                 return self._end(
                     run, RunStatus.CANCELLED, StopReason.CANCELLED, "cancelled by an admin"

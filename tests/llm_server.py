@@ -32,6 +32,9 @@ class Action:
 class ScriptedLLMServer:
     latency_s: float = 0.0  # added to every reply, like a real model's thinking time
     reject_json_mode: bool = False
+    # Answers when the script is empty: given the request body, returns the reply text.
+    responder: Callable[[dict[str, Any]], str] | None = None
+    responder_delay_s: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     _script: dict[str, deque[Action]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,6 +126,9 @@ class ScriptedLLMServer:
                     self._send(400, {"error": "response_format is not supported"})
                     return
                 action = scripted._next(str(body.get("model")))
+                if action is None and scripted.responder is not None:
+                    action = Action(content=scripted.responder,
+                                    delay_s=scripted.responder_delay_s)
                 if action is None:
                     self._send(500, {"error": "the script has no more replies"})
                     return

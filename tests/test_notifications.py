@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -116,15 +117,22 @@ def test_a_new_approval_notifies_the_admin_by_email_and_whatsapp(
 
 
 def test_a_run_paused_by_the_runtime_notifies_without_being_asked(
-    store, llm_server, mail_server, twilio_server, notify_settings
+    store, database_url, llm_server, mail_server, twilio_server, notify_settings
 ):
     """The runtime's orchestrator hands every new approval to the notifier."""
     objective = make_objective(store, risk_level="high")
     llm_server.step(THOUGHT, "delete_data", **ARGS)
     settings = agent_settings(
-        **notify_settings, agent_llm_base_url=llm_server.url, agent_ai_model="test-model"
+        **notify_settings,
+        database_url=database_url,
+        agent_llm_base_url=llm_server.url,
+        agent_ai_model="test-model",
     )
-    run = run_to_end(open_runtime(settings, store).orchestrator(), objective.id)
+    runtime = open_runtime(settings, store)
+    try:
+        run = run_to_end(runtime.orchestrator(), objective.id)
+    finally:
+        runtime.close()
 
     assert run.status is RunStatus.PAUSED
     (approval,) = store.list_approvals()
@@ -168,6 +176,31 @@ def test_requesting_twice_for_the_same_approval_sends_once(
     assert len(twilio_server.messages) == 1
     assert len(events(store, approval.run_id, "notification_sent")) == 2
     assert len(store.list_notifications(approval.id)) == 2
+
+
+def test_maintenance_does_not_resend_a_notification_being_sent(
+    store, llm_server, mail_server, notify_settings
+):
+    """The worker is still talking to a slow mail server when maintenance runs: the admin
+    must still get one mail, not two."""
+    approval = pause_for_approval(store, llm_server)
+    email_only = {**notify_settings, "agent_approval_notify_channels": "email"}
+    mail_server.hold_s = 1.0  # the mail is received; the server's answer comes a second later
+    worker = threading.Thread(
+        target=notifier(store, email_only).request_approval, args=(approval.id,)
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not mail_server.received and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(mail_server.received) == 1
+        notifier(store, email_only).retry_due()  # maintenance, meanwhile
+    finally:
+        worker.join(timeout=30)
+
+    assert len(mail_server.received) == 1
+    assert len(events(store, approval.run_id, "notification_sent")) == 1
 
 
 # --- failures and retries -----------------------------------------------------------------------
@@ -433,7 +466,9 @@ def test_the_default_reminder_window_is_an_hour(
     (reminder,) = reminding.remind()
 
     assert reminder.approval_id == approval.id
-    assert [m.subject.split(":")[0] for m in mail_server.received] == ["[Agent Runtime] Reminder"]
+    assert [m.subject for m in mail_server.received] == [
+        "[Agent Runtime] Reminder: approval still needed: delete_data"
+    ]
 
 
 @pytest.mark.parametrize("outcome", ["approved", "rejected", "expired"])

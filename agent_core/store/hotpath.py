@@ -138,6 +138,7 @@ class HotPath:
         run_key: str,
         set_values: Mapping[str, Any],
         added: Mapping[str, int],
+        first_values: Mapping[str, Any] | None = None,
         new_events: int,
         now: datetime,
         owner: str | None,
@@ -145,8 +146,13 @@ class HotPath:
     ) -> tuple[dict[str, Any], str | None] | None:
         """Apply the change; returns the run row and the hash of the event before the new
         ones, or None when no row matched (the run is gone, or the condition failed)."""
+        first_values = first_values or {}
         sql = self._run_update_sql(
-            tuple(sorted(set_values)), tuple(sorted(added)), owner is not None, only_if_claimable
+            tuple(sorted(set_values)),
+            tuple(sorted(added)),
+            tuple(sorted(first_values)),
+            owner is not None,
+            only_if_claimable,
         )
         codec = self.codec
         params: dict[str, Any] = {
@@ -161,6 +167,8 @@ class HotPath:
             params[f"set_{name}"] = codec.param(value, self._run_kinds[name])
         for name, amount in added.items():
             params[f"add_{name}"] = amount
+        for name, value in first_values.items():
+            params[f"first_{name}"] = codec.param(value, self._run_kinds[name])
         cursor.execute(sql, params)
         row = cursor.fetchone()
         if row is None:
@@ -217,14 +225,16 @@ class HotPath:
         self,
         set_names: tuple[str, ...],
         add_names: tuple[str, ...],
+        first_names: tuple[str, ...],
         fenced: bool,
         only_if_claimable: bool,
     ) -> str:
         p = self.codec.placeholder
-        for name in (*set_names, *add_names):
+        for name in (*set_names, *add_names, *first_names):
             runs.c[name]
         assignments = [f"{name} = {p('set_' + name)}" for name in set_names]
         assignments += [f"{name} = {name} + {p('add_' + name)}" for name in add_names]
+        assignments += [f"{name} = COALESCE({name}, {p('first_' + name)})" for name in first_names]
         assignments += [f"event_seq = event_seq + {p('p_events')}", f"updated_at = {p('p_now')}"]
         conditions = [f"id = {p('p_run_id')}"]
         if fenced:

@@ -117,7 +117,10 @@ runs = sa.Table(
     _timestamp("cancel_requested_at", nullable=True),
     # Time spent executing, excluding time paused for approval: what the duration budget counts.
     _counter("active_ms"),
+    # The cron slot a scheduled run was created for: one run per slot, whatever the workers.
+    _timestamp("schedule_slot", nullable=True),
     sa.UniqueConstraint("objective_id", "run_number"),
+    sa.UniqueConstraint("objective_id", "schedule_slot"),
     sa.Index(None, "status", "created_at"),
 )
 
@@ -227,6 +230,19 @@ notifications = sa.Table(
     _timestamp("created_at"),
     sa.UniqueConstraint("approval_id", "channel", "kind"),
     sa.Index(None, "status", "next_attempt_at"),
+)
+
+workers = sa.Table(
+    "app_agent_workers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("hostname", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("concurrency", sa.Integer, nullable=False),
+    _timestamp("started_at"),
+    _timestamp("heartbeat_at"),
+    _timestamp("stopped_at", nullable=True),
+    sa.Column("running", JSONDocument(), nullable=False),
 )
 
 RUNTIME_TABLES = frozenset(metadata.tables)

@@ -21,10 +21,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Engine, Row, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
 from agent_core.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
 from agent_core.models import (
+    ACTIVE_RUN_STATUSES,
     Approval,
     ApprovalStatus,
     Event,
@@ -50,6 +51,7 @@ from agent_core.models import (
     StopReason,
     ToolCall,
     ToolCallStatus,
+    WorkerInfo,
 )
 from agent_core.store import migrations
 from agent_core.store.engine import WRITE, create_engine, normalize_database_url
@@ -72,6 +74,7 @@ from agent_core.store.schema import (
     runs,
     steps,
     tool_calls,
+    workers,
 )
 
 Clock = Callable[[], datetime]
@@ -187,6 +190,21 @@ class Store:
             raise NotFound(f"no objective has id {objective_id}")
         return _objective(row)
 
+    def update_objective(self, objective_id: str, spec: ObjectiveSpec) -> Objective:
+        """Replace the objective's editable fields; schedules take effect without a restart
+        because workers read them on every tick."""
+        key = _parse_id(objective_id, "objective")
+        with self._transaction(write=True) as conn:
+            row = conn.execute(
+                objectives.update()
+                .where(objectives.c.id == key)
+                .values(**_objective_values(spec), updated_at=self.now())
+                .returning(objectives)
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"no objective has id {objective_id}")
+        return _objective(row)
+
     def list_objectives(self) -> list[Objective]:
         query = objectives.select().order_by(objectives.c.created_at, objectives.c.id)
         with self._transaction(write=False) as conn:
@@ -198,38 +216,90 @@ class Store:
         """Queue a run. Its number comes from one atomic UPDATE ... RETURNING on the objective,
         so two runs started at the same instant never share a number."""
         key = _parse_id(objective_id, "objective")
-        now = self.now()
         with self._transaction(write=True) as conn:
-            run_number = conn.execute(
-                objectives.update()
-                .where(objectives.c.id == key)
-                .values(last_run_number=objectives.c.last_run_number + 1)
-                .returning(objectives.c.last_run_number)
-            ).scalar_one_or_none()
-            if run_number is None:
-                raise NotFound(f"no objective has id {objective_id}")
-            run_id = new_id()
-            conn.execute(
-                runs.insert().values(
-                    id=run_id,
-                    objective_id=key,
-                    run_number=run_number,
-                    status=RunStatus.QUEUED,
-                    trigger=trigger,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-            row, _ = self._write_run(
-                _cursor(conn),
-                run_id,
-                new_events=[
-                    NewEvent(
-                        event_type="run_queued",
-                        data={"objective_id": key, "run_number": run_number, "trigger": trigger},
+            return self._insert_run(conn, key, trigger=trigger)
+
+    def schedule_run(self, objective_id: str, slot: datetime) -> Run | None:
+        """The run of a cron slot: queued, or recorded as skipped when the objective's
+        previous run is still active. None when the slot already has its run (another worker
+        created it: the unique key on objective and slot makes that exactly one)."""
+        key = _parse_id(objective_id, "objective")
+        try:
+            with self._transaction(write=True) as conn:
+                taken = conn.execute(
+                    sa.select(runs.c.id).where(
+                        runs.c.objective_id == key, runs.c.schedule_slot == slot
                     )
-                ],
-            )
+                ).first()
+                if taken is not None:
+                    return None
+                active = conn.execute(
+                    sa.select(runs.c.id, runs.c.run_number).where(
+                        runs.c.objective_id == key,
+                        runs.c.status.in_([status.value for status in ACTIVE_RUN_STATUSES]),
+                    )
+                ).first()
+                return self._insert_run(
+                    conn, key, trigger=RunTrigger.SCHEDULE, slot=slot, skipped_for=active
+                )
+        except IntegrityError:
+            return None
+
+    def last_schedule_slot(self, objective_id: str) -> datetime | None:
+        key = _parse_id(objective_id, "objective")
+        with self._transaction(write=False) as conn:
+            return conn.execute(
+                sa.select(sa.func.max(runs.c.schedule_slot)).where(runs.c.objective_id == key)
+            ).scalar()
+
+    def _insert_run(
+        self,
+        conn: sa.Connection,
+        objective_key: str,
+        *,
+        trigger: RunTrigger,
+        slot: datetime | None = None,
+        skipped_for: Row[Any] | None = None,
+    ) -> Run:
+        now = self.now()
+        run_number = conn.execute(
+            objectives.update()
+            .where(objectives.c.id == objective_key)
+            .values(last_run_number=objectives.c.last_run_number + 1)
+            .returning(objectives.c.last_run_number)
+        ).scalar_one_or_none()
+        if run_number is None:
+            raise NotFound(f"no objective has id {objective_key}")
+        run_id = new_id()
+        values: dict[str, Any] = {
+            "id": run_id,
+            "objective_id": objective_key,
+            "run_number": run_number,
+            "status": RunStatus.QUEUED,
+            "trigger": trigger,
+            "schedule_slot": slot,
+            "created_at": now,
+            "updated_at": now,
+        }
+        queued = {"objective_id": objective_key, "run_number": run_number, "trigger": trigger}
+        if slot is not None:
+            queued["slot"] = slot
+        new_events = [NewEvent(event_type="run_queued", data=queued)]
+        if skipped_for is not None:
+            values |= {
+                "status": RunStatus.SKIPPED,
+                "stop_reason": StopReason.PREVIOUS_RUN_ACTIVE,
+                "error": f"run #{skipped_for.run_number} of this objective was still active",
+                "completed_at": now,
+            }
+            new_events = [
+                NewEvent(
+                    event_type="run_skipped",
+                    data={**queued, "active_run_id": skipped_for.id},
+                )
+            ]
+        conn.execute(runs.insert().values(values))
+        row, _ = self._write_run(_cursor(conn), run_id, new_events=new_events)
         assert row is not None
         return row
 
@@ -295,9 +365,7 @@ class Store:
         )
         with self._transaction(write=True) as conn:
             previous = conn.execute(
-                sa.select(runs.c.status, runs.c.lease_owner, runs.c.started_at).where(
-                    runs.c.id == key, claimable
-                )
+                sa.select(runs.c.status, runs.c.lease_owner).where(runs.c.id == key, claimable)
             ).one_or_none()
             if previous is None:
                 self._run_row(conn, key, run_id)  # NotFound if it does not exist at all
@@ -309,8 +377,8 @@ class Store:
                     "status": RunStatus.RUNNING,
                     "lease_owner": owner,
                     "lease_expires_at": now + timedelta(seconds=lease_s),
-                    "started_at": previous.started_at or now,
                 },
+                first_values={"started_at": now},
                 add={"attempts": 1},
                 only_if_claimable=True,
                 new_events=[
@@ -375,10 +443,14 @@ class Store:
         """The objective's run before this one (memory across runs, as in the seed)."""
         with self._transaction(write=False) as conn:
             row = conn.execute(
-                runs.select().where(
+                runs.select()
+                .where(
                     runs.c.objective_id == run.objective_id,
-                    runs.c.run_number == run.run_number - 1,
+                    runs.c.run_number < run.run_number,
+                    runs.c.status != RunStatus.SKIPPED,
                 )
+                .order_by(runs.c.run_number.desc())
+                .limit(1)
             ).one_or_none()
         return _run(row) if row is not None else None
 
@@ -538,6 +610,178 @@ class Store:
                 )
         assert run_row is not None
         return run_row
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def claim_next(self, *, owner: str, limit: int, lease_s: float) -> list[Run]:
+        """Claim up to `limit` queued runs, oldest first. On PostgreSQL the rows are picked
+        with FOR UPDATE SKIP LOCKED, so several workers never claim the same run and never
+        wait for each other; on SQLite the write lock serialises claims."""
+        if limit < 1:
+            return []
+        now = self.now()
+        pick = (
+            sa.select(runs.c.id)
+            .where(runs.c.status == RunStatus.QUEUED)
+            .order_by(runs.c.created_at, runs.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        claimed = []
+        with self._transaction(write=True) as conn:
+            cursor = _cursor(conn)
+            for run_key in conn.execute(pick).scalars().all():
+                row, _ = self._write_run(
+                    cursor,
+                    run_key,
+                    set_values={
+                        "status": RunStatus.RUNNING,
+                        "lease_owner": owner,
+                        "lease_expires_at": now + timedelta(seconds=lease_s),
+                    },
+                    first_values={"started_at": now},
+                    add={"attempts": 1},
+                    only_if_claimable=True,
+                    new_events=[
+                        NewEvent(
+                            event_type="run_claimed",
+                            data={"owner": owner, "from_status": RunStatus.QUEUED},
+                        )
+                    ],
+                )
+                if row is not None:
+                    claimed.append(row)
+        return claimed
+
+    def renew_leases(self, *, owner: str, run_ids: Sequence[str], lease_s: float) -> list[str]:
+        """Extend this worker's leases; returns the running runs another worker now holds
+        (runs that ended or paused meanwhile are simply not renewed)."""
+        if not run_ids:
+            return []
+        keys = [_parse_id(run_id, "run") for run_id in run_ids]
+        until = self.now() + timedelta(seconds=lease_s)
+        with self._transaction(write=True) as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id.in_(keys), runs.c.lease_owner == owner)
+                .values(lease_expires_at=until)
+            )
+            lost = conn.execute(
+                sa.select(runs.c.id).where(
+                    runs.c.id.in_(keys),
+                    runs.c.status == RunStatus.RUNNING,
+                    sa.or_(runs.c.lease_owner.is_(None), runs.c.lease_owner != owner),
+                )
+            )
+            return sorted(lost.scalars().all())
+
+    def release_run(self, run_id: str, *, owner: str, reason: str) -> Run | None:
+        """Give a run this worker holds back to the queue (shutdown): another worker resumes
+        it from the ledger. None when the worker no longer held it."""
+        key = _parse_id(run_id, "run")
+        try:
+            with self._hot_transaction() as cursor:
+                row, _ = self._write_run(
+                    cursor,
+                    key,
+                    changes=RunChanges(owner=owner, status=RunStatus.QUEUED, release_lease=True),
+                    new_events=[
+                        NewEvent(event_type="run_released", data={"reason": reason, "owner": owner})
+                    ],
+                )
+        except LeaseLost:
+            return None
+        return row
+
+    def recover_lapsed_runs(self, *, max_attempts: int) -> tuple[list[str], list[str]]:
+        """Runs left `running` by a worker that died (lease lapsed): queued again to resume
+        from the ledger, or, after `max_attempts`, failed with stop_reason worker_lost.
+        Returns (requeued, failed) run ids."""
+        now = self.now()
+        with self._transaction(write=False) as conn:
+            lapsed = conn.execute(
+                sa.select(runs.c.id, runs.c.attempts, runs.c.lease_owner).where(
+                    runs.c.status == RunStatus.RUNNING, runs.c.lease_expires_at < now
+                )
+            ).all()
+        requeued, failed = [], []
+        for row in lapsed:
+            give_up = row.attempts >= max_attempts
+            values: dict[str, Any] = {
+                "status": RunStatus.QUEUED,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
+            event = NewEvent(
+                event_type="run_requeued",
+                data={"lease_lapsed_for": row.lease_owner, "attempts": row.attempts},
+            )
+            if give_up:
+                values = {
+                    **values,
+                    "status": RunStatus.FAILED,
+                    "stop_reason": StopReason.WORKER_LOST,
+                    "error": f"its worker stopped answering {row.attempts} times",
+                    "completed_at": now,
+                }
+                event = NewEvent(
+                    event_type="run_failed",
+                    data={
+                        "stop_reason": StopReason.WORKER_LOST,
+                        "lease_lapsed_for": row.lease_owner,
+                        "attempts": row.attempts,
+                    },
+                )
+            with self._transaction(write=True) as conn:
+                still = conn.execute(
+                    sa.select(runs.c.id).where(
+                        runs.c.id == row.id,
+                        runs.c.status == RunStatus.RUNNING,
+                        runs.c.lease_expires_at < self.now(),
+                    )
+                ).first()
+                if still is None:
+                    continue
+                self._write_run(_cursor(conn), row.id, set_values=values, new_events=[event])
+            (failed if give_up else requeued).append(row.id)
+        return requeued, failed
+
+    def record_worker(
+        self,
+        *,
+        worker_id: str,
+        hostname: str,
+        pid: int,
+        concurrency: int,
+        running: list[str],
+        stopped: bool = False,
+    ) -> None:
+        """The worker's heartbeat row, so the dashboard and `worker status` see it alive."""
+        now = self.now()
+        values = {
+            "hostname": hostname,
+            "pid": pid,
+            "concurrency": concurrency,
+            "heartbeat_at": now,
+            "stopped_at": now if stopped else None,
+            "running": running,
+        }
+        insert = _upsert_builder(self.dialect)(workers).values(
+            id=worker_id, started_at=now, **values
+        )
+        with self._transaction(write=True) as conn:
+            conn.execute(insert.on_conflict_do_update(index_elements=[workers.c.id], set_=values))
+
+    def list_workers(self, *, alive_within: timedelta | None = None) -> list[WorkerInfo]:
+        query = workers.select().order_by(workers.c.heartbeat_at.desc())
+        if alive_within is not None:
+            query = query.where(
+                workers.c.stopped_at.is_(None),
+                workers.c.heartbeat_at >= self.now() - alive_within,
+            )
+        with self._transaction(write=False) as conn:
+            return [WorkerInfo.model_validate(dict(row._mapping)) for row in conn.execute(query)]
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -1053,6 +1297,7 @@ class Store:
         changes: RunChanges | None = None,
         set_values: Mapping[str, Any] | None = None,
         add: Mapping[str, int] | None = None,
+        first_values: Mapping[str, Any] | None = None,
         new_events: Sequence[NewEvent] = (),
         only_if_claimable: bool = False,
     ) -> tuple[Run | None, list[Event]]:
@@ -1080,6 +1325,7 @@ class Store:
             run_key=run_key,
             set_values=values,
             added={name: amount for name, amount in added.items() if amount},
+            first_values=first_values,
             new_events=len(new_events),
             now=now,
             owner=owner,

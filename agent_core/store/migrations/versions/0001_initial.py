@@ -30,6 +30,7 @@ TABLES = (
     "app_agent_ledger_checkpoints",
     "app_agent_approvals",
     "app_agent_notifications",
+    "app_agent_workers",
 )
 
 
@@ -79,11 +80,15 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer, nullable=False, server_default=ZERO),
         sa.Column("cancel_requested_at", TIMESTAMP, nullable=True),
         sa.Column("active_ms", sa.Integer, nullable=False, server_default=ZERO),
+        sa.Column("schedule_slot", TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_app_agent_runs"),
         _fk("objective_id", "app_agent_runs", "app_agent_objectives"),
         _fk("previous_run_id", "app_agent_runs", "app_agent_runs"),
         sa.UniqueConstraint(
             "objective_id", "run_number", name="uq_app_agent_runs_objective_id_run_number"
+        ),
+        sa.UniqueConstraint(
+            "objective_id", "schedule_slot", name="uq_app_agent_runs_objective_id_schedule_slot"
         ),
     )
     op.create_index(
@@ -208,6 +213,18 @@ def upgrade() -> None:
         "ix_app_agent_notifications_status_next_attempt_at",
         "app_agent_notifications",
         ["status", "next_attempt_at"],
+    )
+    op.create_table(
+        "app_agent_workers",
+        sa.Column("id", sa.String(128), nullable=False),
+        sa.Column("hostname", sa.String(255), nullable=False),
+        sa.Column("pid", sa.Integer, nullable=False),
+        sa.Column("concurrency", sa.Integer, nullable=False),
+        sa.Column("started_at", TIMESTAMP, nullable=False),
+        sa.Column("heartbeat_at", TIMESTAMP, nullable=False),
+        sa.Column("stopped_at", TIMESTAMP, nullable=True),
+        sa.Column("running", JSON, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_app_agent_workers"),
     )
 
     if op.get_bind().dialect.name == "postgresql":

@@ -1,0 +1,271 @@
+"""The worker: claims queued runs and executes them, fires recurring objectives, keeps its
+leases and heartbeat, and runs maintenance, on an APScheduler BackgroundScheduler.
+
+Several workers, on one machine or many, share one database: claims are atomic (FOR UPDATE
+SKIP LOCKED on PostgreSQL), a cron slot yields one run (a unique key), and a run whose worker
+died is queued again once its lease lapses, to resume from the ledger elsewhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from agent_core.errors import AgentRuntimeError
+from agent_core.maintenance import run_maintenance
+from agent_core.models import Objective, Run
+from agent_core.runtime import Runtime
+
+log = logging.getLogger("agent_core.worker")
+
+# A slot missed by more than this (every worker down) is not fired late.
+MISFIRE_GRACE = timedelta(days=1)
+
+
+def configure_logging() -> None:
+    """One readable line per event on stderr, unless the host application set logging up."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    for chatty in ("httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    # "job skipped: maximum number of running instances" is normal while a claim is running.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+
+
+def latest_due_slot(
+    expression: str, timezone: str, *, after: datetime, now: datetime
+) -> datetime | None:
+    """The most recent cron slot in (after, now], or None. Slots missed while no worker
+    ran are coalesced into the latest one, as APScheduler does by default."""
+    trigger = CronTrigger.from_crontab(expression, timezone=timezone)
+    start = max(after, now - MISFIRE_GRACE)
+    slot = trigger.get_next_fire_time(None, start + timedelta(microseconds=1))
+    latest = None
+    while slot is not None and slot <= now:
+        latest = slot
+        slot = trigger.get_next_fire_time(slot, slot + timedelta(seconds=1))
+    return latest.astimezone(UTC) if latest else None
+
+
+class Worker:
+    def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.settings = runtime.settings
+        self.id = runtime.owner
+        self.concurrency = concurrency or self.settings.agent_worker_concurrency
+        self._orchestrator = runtime.orchestrator()
+        self._active: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._scheduler: BackgroundScheduler | None = None
+
+    # lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.settings
+        heartbeat_s = min(settings.agent_worker_heartbeat_s, settings.agent_run_lease_s / 3)
+        scheduler = BackgroundScheduler(timezone=UTC)
+        jobs: list[tuple[Callable[[], object], float, str]] = [
+            (self.fill, settings.agent_worker_poll_s, "claim queued runs"),
+            (self.heartbeat, heartbeat_s, "heartbeat and leases"),
+            (self.fire_schedules, heartbeat_s, "recurring objectives"),
+            (self.recover, heartbeat_s, "runs of dead workers"),
+            (self.maintain, settings.agent_maintenance_interval_s, "maintenance"),
+        ]
+        for job, seconds, name in jobs:
+            scheduler.add_job(
+                self._guarded(job, name),
+                "interval",
+                seconds=seconds,
+                name=name,
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now(UTC),
+            )
+        self.heartbeat()
+        scheduler.start()
+        self._scheduler = scheduler
+        log.info(
+            "worker %s started: concurrency %d, polling every %g s",
+            self.id,
+            self.concurrency,
+            settings.agent_worker_poll_s,
+        )
+
+    def stop(self) -> None:
+        """Stop claiming; running runs stop before their next step (see shutdown)."""
+        self._stopping.set()
+
+    def wait(self) -> None:
+        while not self._stopping.wait(0.5):
+            pass
+
+    def shutdown(self) -> None:
+        """Let each run finish its current step, give the rest back to the queue, and return
+        within AGENT_WORKER_SHUTDOWN_S."""
+        self._stopping.set()
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + self.settings.agent_worker_shutdown_s
+        for thread in self._threads():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for run_id in self._running_ids():  # stuck in a long step: given back all the same
+            if self.store.release_run(run_id, owner=self.id, reason="worker shutdown timeout"):
+                log.info("run %s given back to the queue (worker stopping)", run_id)
+        self._record(stopped=True)
+        log.info("worker %s stopped", self.id)
+
+    def run_once(self) -> int:
+        """Execute everything queued (and due) now, then return how many runs were executed."""
+        self.heartbeat()
+        self.recover()
+        self.fire_schedules()
+        executed = 0
+        while True:
+            claimed = self.fill()
+            if not claimed and not self._running_ids():
+                break
+            executed += claimed
+            for thread in self._threads():
+                thread.join(0.2)
+        self.maintain()
+        self._record(stopped=True)
+        return executed
+
+    # jobs -------------------------------------------------------------------------------------
+
+    def fill(self) -> int:
+        """Claim queued runs up to the free capacity and start them; returns how many."""
+        if self._stopping.is_set():
+            return 0
+        with self._lock:
+            free = self.concurrency - len(self._active)
+            if free <= 0:
+                return 0
+            claimed = self.store.claim_next(
+                owner=self.id, limit=free, lease_s=self.settings.agent_run_lease_s
+            )
+            for run in claimed:
+                thread = threading.Thread(
+                    target=self._execute, args=(run,), name=f"run-{run.id[:8]}", daemon=True
+                )
+                self._active[run.id] = thread
+                thread.start()
+        return len(claimed)
+
+    def heartbeat(self) -> None:
+        lost = self.store.renew_leases(
+            owner=self.id, run_ids=self._running_ids(), lease_s=self.settings.agent_run_lease_s
+        )
+        for run_id in lost:
+            log.warning("run %s: lease lost to another worker; this worker stops writing", run_id)
+        self._record()
+
+    def fire_schedules(self) -> list[Run]:
+        fired = []
+        now = self.store.now()
+        for objective in self.store.list_objectives():
+            if not (objective.enabled and objective.schedule):
+                continue
+            slot = self._due_slot(objective, now)
+            if slot is None:
+                continue
+            run = self.store.schedule_run(objective.id, slot)
+            if run is not None:
+                fired.append(run)
+                log.info(
+                    "objective %r: slot %s -> run #%d %s",
+                    objective.title,
+                    f"{slot:%Y-%m-%d %H:%M} UTC",
+                    run.run_number,
+                    run.status,
+                )
+        return fired
+
+    def recover(self) -> None:
+        requeued, failed = self.store.recover_lapsed_runs(
+            max_attempts=self.settings.agent_run_max_attempts
+        )
+        for run_id in requeued:
+            log.info("run %s: its worker stopped answering; queued again", run_id)
+        for run_id in failed:
+            log.warning("run %s: failed (worker_lost) after too many attempts", run_id)
+
+    def maintain(self) -> None:
+        report = run_maintenance(self.store, self.settings, self.runtime.notifier)
+        if report.approvals_expired or report.events_pruned or report.notifications_sent:
+            log.info("maintenance: %s", "; ".join(line.strip() for line in report.lines()))
+
+    # helpers ----------------------------------------------------------------------------------
+
+    def _due_slot(self, objective: Objective, now: datetime) -> datetime | None:
+        assert objective.schedule is not None
+        last = self.store.last_schedule_slot(objective.id)
+        after = max(filter(None, [last, objective.updated_at]))
+        return latest_due_slot(objective.schedule, objective.timezone, after=after, now=now)
+
+    def _execute(self, run: Run) -> None:
+        started = time.monotonic()
+        log.info("run %s (#%d) started", run.id, run.run_number)
+        try:
+            ended = self._orchestrator.execute(run.id, should_stop=self._stopping.is_set)
+            log.info(
+                "run %s (#%d) %s%s in %.1f s: %d steps, %d tool calls",
+                ended.id,
+                ended.run_number,
+                ended.status,
+                f" ({ended.stop_reason})" if ended.stop_reason else "",
+                time.monotonic() - started,
+                ended.steps_count,
+                ended.tool_calls_count,
+            )
+        except AgentRuntimeError as exc:
+            log.error("run %s stopped: %s", run.id, exc)
+        except Exception:
+            log.exception("run %s crashed in the worker", run.id)
+        finally:
+            with self._lock:
+                self._active.pop(run.id, None)
+        self._guarded(self.fill, "claim queued runs")()
+
+    def _threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._active.values())
+
+    def _running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._active)
+
+    def _record(self, *, stopped: bool = False) -> None:
+        self.store.record_worker(
+            worker_id=self.id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            running=self._running_ids(),
+            stopped=stopped,
+        )
+
+    def _guarded(self, job: Callable[[], object], name: str) -> Callable[[], None]:
+        """A job that logs one line instead of dying when the database is away."""
+
+        def run() -> None:
+            try:
+                job()
+            except AgentRuntimeError as exc:
+                log.error("%s: %s", name, exc)
+            except Exception:
+                log.exception("%s failed", name)
+
+        return run

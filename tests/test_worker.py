@@ -1,0 +1,401 @@
+"""The worker process: runs everything queued, scheduled or resumed, exactly once, survives
+a killed worker without repeating side effects, and shuts down gracefully."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agent_core.approvals import decide
+from agent_core.models import RunStatus, RunTrigger, StopReason, ToolCallStatus
+from agent_core.runtime import Runtime
+from agent_core.store import Store
+from agent_core.tools import ToolRegistry
+from agent_core.worker import Worker, latest_due_slot
+from tests.support import agent_settings, make_objective, run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _assistant_turns(body):
+    return sum(1 for message in body["messages"] if message["role"] == "assistant")
+
+
+def _done_after(steps):
+    """An LLM that takes `steps` count_database steps, then says done."""
+
+    def respond(body):
+        if _assistant_turns(body) < steps:
+            return json.dumps(
+                {
+                    "thought": "count",
+                    "tool": "count_database",
+                    "args": {"table": "app_leads"},
+                    "done": False,
+                }
+            )
+        return json.dumps({"thought": "done", "done": True, "summary": "counted"})
+
+    return respond
+
+
+def _worker_env(database_url, llm_server, **extra):
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": database_url,
+        "AGENT_ENABLED": "true",
+        "AGENT_LLM_BASE_URL": llm_server.url,
+        "AGENT_AI_MODEL": "test-model",
+        "AGENT_DATA_TABLES": "app_leads",
+        "AGENT_WORKER_POLL_S": "0.1",
+        "AGENT_WORKER_HEARTBEAT_S": "0.3",
+        "AGENT_RUN_LEASE_S": "1",
+        "AGENT_WORKER_SHUTDOWN_S": "2",
+        **{name: str(value) for name, value in extra.items()},
+    }
+
+
+def _start_worker(env, *args):
+    return subprocess.Popen(
+        [sys.executable, "scheduler.py", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_until(predicate, timeout=120.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _stop(process, sig=signal.SIGTERM):
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        return process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()
+
+
+@pytest.fixture
+def live_store(database_url):
+    """The store on the wall clock, as the worker processes use it."""
+    from tests.support import create_leads
+
+    opened = Store.open(database_url)
+    create_leads(opened, [])
+    yield opened
+    opened.close()
+
+
+def test_two_workers_run_hundreds_of_runs_each_exactly_once(live_store, database_url, llm_server):
+    store = live_store
+    llm_server.responder = _done_after(1)
+    objective = make_objective(store, tools_allowed=["count_database"])
+    runs = [store.create_run(objective.id) for _ in range(300)]
+    env = _worker_env(database_url, llm_server, AGENT_WORKER_CONCURRENCY=8)
+    workers = [_start_worker(env), _start_worker(env)]
+    try:
+        _wait_until(
+            lambda: all(r.status.is_final for r in store.list_runs(limit=1000)),
+            what="every run to end",
+        )
+    finally:
+        logs = [_stop(worker) for worker in workers]
+    ended = store.list_runs(limit=1000)
+    assert len(ended) == 300
+    assert {run.status for run in ended} == {RunStatus.COMPLETED}
+    owners = {}
+    for run in runs:
+        claims = [e for e in store.list_events(run.id) if e.event_type == "run_claimed"]
+        assert len(claims) == 1, run.id
+        owners[run.id] = claims[0].data["owner"]
+    assert len(set(owners.values())) == 2  # both workers took part
+    assert len(llm_server.requests) == 600  # two LLM calls per run, never repeated
+    assert store.verify_ledger().ok
+    assert all("started" in err and "completed" in err for _, err in logs)
+
+
+def test_a_killed_worker_loses_no_run_and_repeats_no_side_effect(
+    live_store, database_url, llm_server, mail_server, notify_settings
+):
+    store = live_store
+    objectives = [
+        make_objective(store, title=f"lead{n}", risk_level="high", tools_allowed=["send_email"])
+        for n in range(12)
+    ]
+
+    def respond(body):
+        if _assistant_turns(body) == 0:
+            title = body["messages"][1]["content"].split("\n")[0].removeprefix("OBJECTIVE: ")
+            return json.dumps(
+                {
+                    "thought": "email",
+                    "tool": "send_email",
+                    "done": False,
+                    "args": {
+                        "to": f"{title}@example.com",
+                        "subject": "Hi",
+                        "body": "Following up.",
+                    },
+                }
+            )
+        return json.dumps({"thought": "done", "done": True, "summary": "emailed"})
+
+    llm_server.responder = respond
+    llm_server.responder_delay_s = 0.3
+    for objective in objectives:
+        store.create_run(objective.id)
+    mail = {name.upper(): value for name, value in notify_settings.items()}
+    env = _worker_env(
+        database_url,
+        llm_server,
+        AGENT_WORKER_CONCURRENCY=4,
+        AGENT_ALLOWED_RISK_LEVELS="low,medium,high",
+        **mail,
+    )
+    first = _start_worker(env)
+    _wait_until(lambda: len(mail_server.received) >= 3, what="the first mails")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    second = _start_worker(env)
+    try:
+        _wait_until(
+            lambda: all(r.status.is_final for r in store.list_runs(limit=100)),
+            what="every run to end",
+        )
+    finally:
+        _stop(second)
+    assert {run.status for run in store.list_runs()} == {RunStatus.COMPLETED}
+    delivered = [mail.recipients[0] for mail in mail_server.received]
+    assert len(delivered) == len(set(delivered)), "a mail was sent twice"
+    for objective in objectives:
+        (run,) = store.list_runs(objective_id=objective.id)
+        (call,) = store.run_detail(run.id).tool_calls
+        address = f"{objective.title}@example.com"
+        if call.status is ToolCallStatus.SUCCEEDED:
+            assert delivered.count(address) == 1
+        else:  # in flight when the worker died: told, never repeated
+            assert call.status is ToolCallStatus.UNKNOWN
+            assert delivered.count(address) <= 1
+    assert store.verify_ledger().ok
+
+
+def test_sigterm_gives_runs_back_and_exits_within_the_shutdown_time(
+    live_store, database_url, llm_server
+):
+    store = live_store
+    llm_server.responder = _done_after(3)
+    llm_server.responder_delay_s = 1.0
+    objective = make_objective(store)
+    for _ in range(3):
+        store.create_run(objective.id)
+    worker = _start_worker(_worker_env(database_url, llm_server, AGENT_WORKER_CONCURRENCY=3))
+    _wait_until(lambda: len(store.list_runs(status=RunStatus.RUNNING)) == 3, what="3 running")
+    started = time.monotonic()
+    _, err = _stop(worker, signal.SIGTERM)
+    assert time.monotonic() - started < 2 + 3  # AGENT_WORKER_SHUTDOWN_S plus start-up slack
+    assert worker.returncode == 0, err
+    assert {run.status for run in store.list_runs()} == {RunStatus.QUEUED}
+    for run in store.list_runs():
+        assert "run_released" in [e.event_type for e in store.list_events(run.id)]
+    llm_server.responder_delay_s = 0
+    finisher = _start_worker(_worker_env(database_url, llm_server), "--once")
+    _, err = finisher.communicate(timeout=60)
+    assert finisher.returncode == 0, err
+    assert {run.status for run in store.list_runs()} == {RunStatus.COMPLETED}
+
+
+def _in_process_worker(store, **settings_values):
+    settings = agent_settings(**settings_values)
+    runtime = Runtime(
+        settings=settings,
+        store=store,
+        tools=ToolRegistry(),
+        llm=None,
+        llm_problem="no LLM is configured",
+    )
+    return Worker(runtime)
+
+
+def test_a_cron_slot_fired_by_two_workers_gives_one_run(store, database_url, clock):
+    objective = make_objective(store, schedule="*/5 * * * *", timezone="Europe/Paris")
+    other_store = Store.open(database_url, clock=clock)
+    workers = [_in_process_worker(store), _in_process_worker(other_store)]
+    clock.advance(minutes=11)
+    barrier = threading.Barrier(2)
+    fired: list[list[object]] = []
+
+    def fire(worker):
+        barrier.wait()
+        fired.append(worker.fire_schedules())
+
+    threads = [threading.Thread(target=fire, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other_store.close()
+    assert sorted(len(batch) for batch in fired) == [0, 1]
+    (run,) = store.list_runs(objective_id=objective.id)
+    assert run.trigger is RunTrigger.SCHEDULE
+    assert run.schedule_slot.minute % 5 == 0
+    assert workers[0].fire_schedules() == []  # the same slot never fires twice
+
+
+def test_schedule_edits_are_picked_up_without_restart_and_busy_slots_are_skipped(store, clock):
+    objective = make_objective(store)
+    worker = _in_process_worker(store)
+    clock.advance(minutes=3)
+    assert worker.fire_schedules() == []
+    updated = store.update_objective(objective.id, _spec(objective, schedule="* * * * *"))
+    assert updated.schedule == "* * * * *"
+    clock.advance(minutes=1)
+    (first,) = worker.fire_schedules()
+    assert first.status is RunStatus.QUEUED
+    clock.advance(minutes=1)
+    (second,) = worker.fire_schedules()  # the first is still queued: this slot is skipped
+    assert (second.status, second.stop_reason) == (
+        RunStatus.SKIPPED,
+        StopReason.PREVIOUS_RUN_ACTIVE,
+    )
+    store.update_objective(objective.id, _spec(objective, schedule="* * * * *", enabled=False))
+    clock.advance(minutes=1)
+    assert worker.fire_schedules() == []
+
+
+def _spec(objective, **changes):
+    from agent_core.models import ObjectiveSpec
+
+    fields = objective.model_dump(include=set(ObjectiveSpec.model_fields))
+    return ObjectiveSpec.model_validate({**fields, **changes})
+
+
+def test_latest_due_slot_coalesces_missed_slots_in_the_objectives_time_zone():
+    now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # 10:30 in Paris
+    slot = latest_due_slot("0 10 * * *", "Europe/Paris", after=now - timedelta(days=3), now=now)
+    assert slot == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert (
+        latest_due_slot("0 11 * * *", "Europe/Paris", after=now - timedelta(hours=1), now=now)
+        is None
+    )
+
+
+def test_a_paused_run_is_not_claimed_until_decided(
+    live_store, database_url, llm_server, mail_server, notify_settings
+):
+    store = live_store
+    objective = make_objective(store, risk_level="high", tools_allowed=["send_email"])
+    llm_server.step("Email.", "send_email", to="lead@example.com", subject="Hi", body="Hello")
+    store.create_run(objective.id)
+    mail = {name.upper(): value for name, value in notify_settings.items()}
+    env = _worker_env(database_url, llm_server, **mail)
+    once = subprocess.run(
+        [sys.executable, "scheduler.py", "--once"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert once.returncode == 0, once.stderr
+    (run,) = store.list_runs()
+    assert run.status is RunStatus.PAUSED
+    again = subprocess.run(
+        [sys.executable, "scheduler.py", "--once", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(again.stdout)["executed"] == 0
+    assert store.get_run(run.id).status is RunStatus.PAUSED
+    (approval,) = store.list_approvals()
+    decide(store, agent_settings(), approval.id, approve=True, by="alice")
+    llm_server.done("Emailed.")
+    third = subprocess.run(
+        [sys.executable, "scheduler.py", "--once", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert json.loads(third.stdout)["executed"] == 1
+    assert store.get_run(run.id).status is RunStatus.COMPLETED
+    assert [m.recipients for m in mail_server.received][-1] == ["lead@example.com"]
+
+
+def test_a_run_whose_worker_keeps_dying_fails_as_worker_lost(store, clock):
+    objective = make_objective(store)
+    run = store.create_run(objective.id)
+    worker = _in_process_worker(store)
+    for attempt in range(1, 4):
+        assert store.claim_run(run.id, owner=f"doomed-{attempt}", lease_s=60) is not None
+        clock.advance(seconds=61)  # the worker died: its lease lapses
+        worker.recover()
+        expected = RunStatus.QUEUED if attempt < 3 else RunStatus.FAILED
+        assert store.get_run(run.id).status is expected
+    ended = store.get_run(run.id)
+    assert ended.stop_reason is StopReason.WORKER_LOST
+    types = [e.event_type for e in store.list_events(run.id)]
+    assert types.count("run_requeued") == 2
+
+
+def test_worker_status_lists_live_workers_and_their_runs(
+    live_store, database_url, llm_server, monkeypatch
+):
+    store = live_store
+    llm_server.responder = _done_after(2)
+    llm_server.responder_delay_s = 1.0
+    objective = make_objective(store)
+    run = store.create_run(objective.id)
+    worker = _start_worker(_worker_env(database_url, llm_server))
+    try:
+        _wait_until(lambda: store.get_run(run.id).status is RunStatus.RUNNING, what="running")
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("AGENT_WORKER_HEARTBEAT_S", "0.3")
+        monkeypatch.setenv("AGENT_RUN_LEASE_S", "1")
+        _wait_until(lambda: run.id in run_cli(["worker", "status"]).stdout, what="status")
+        status = json.loads(run_cli(["worker", "status", "--json"]).stdout)
+        assert len(status) == 1
+        assert status[0]["running"] == [run.id]
+    finally:
+        _stop(worker)
+    assert json.loads(run_cli(["worker", "status", "--json"]).stdout) == []
+
+
+def test_scheduler_once_runs_what_is_queued_from_the_cli(live_store, database_url, llm_server):
+    llm_server.responder = _done_after(1)
+    objective = make_objective(live_store)
+    for _ in range(3):
+        live_store.create_run(objective.id)
+    result = subprocess.run(
+        [sys.executable, "scheduler.py", "--once", "--json"],
+        cwd=REPO,
+        env=_worker_env(database_url, llm_server),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["executed"] == 3
+    assert result.stderr.count(" started") >= 3
+    assert {r.status for r in live_store.list_runs()} == {RunStatus.COMPLETED}
