@@ -23,6 +23,7 @@ from twilio.rest import Client as TwilioClient
 from agent_core.config import Settings
 from agent_core.models import (
     Approval,
+    ApprovalStatus,
     NewEvent,
     Notification,
     NotificationKind,
@@ -34,13 +35,15 @@ from agent_core.store import Store
 
 SEND_TIMEOUT_S = 15.0
 MAX_ATTEMPTS = 5
+CLAIM_HOLD = timedelta(seconds=4 * SEND_TIMEOUT_S)  # a sender that died frees its claim then
 RETRY_BACKOFF = (
     timedelta(minutes=1),
     timedelta(minutes=5),
     timedelta(minutes=15),
     timedelta(hours=1),
 )
-EMAIL_PATTERN = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_ADDRESS_PART = r"[^@\s<>,;\"()\[\]\\]+"
+EMAIL_PATTERN = re.compile(rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$")
 PHONE_PATTERN = re.compile(r"^(whatsapp:)?\+[1-9][0-9]{6,14}$")
 
 
@@ -99,7 +102,7 @@ class EmailTransport:
                     client.starttls(context=ssl.create_default_context())
                 if self.user and self.password:
                     client.login(self.user, self.password)
-                client.send_message(message)
+                client.send_message(message, to_addrs=[to])  # one recipient, whatever To says
         except (OSError, smtplib.SMTPException) as exc:
             raise NotificationError(
                 f"the mail server {self.host}:{self.port} refused or failed: {_reason(exc)}"
@@ -180,6 +183,29 @@ def approval_message(
     return subject, body
 
 
+WHATSAPP_MAX_CHARS = 1600  # Twilio refuses a longer body
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def whatsapp_text(
+    approval: Approval, thought: str | None, settings: Settings, *, reminder: bool = False
+) -> str:
+    """The approval message in WhatsApp's limit: long arguments and reasoning are cut, the
+    expiry and the link to decide are always there."""
+    subject, _ = approval_message(approval, thought, settings, reminder=reminder)
+    link = f"{settings.agent_dashboard_url.rstrip('/')}/approvals?approval={approval.id}"
+    tail = f"\nExpires: {approval.expires_at:%Y-%m-%d %H:%M UTC}\nDecide: {link}"
+    arguments = json.dumps(approval.args, ensure_ascii=False, sort_keys=True)
+    head = f"{subject}\nWhy: {_cut(thought or '-', 300)}\nArgs: "
+    room = WHATSAPP_MAX_CHARS - len(head) - len(tail) - len(" (full details in the dashboard)")
+    if len(arguments) > room:
+        arguments = _cut(arguments, max(room, 0)) + " (full details in the dashboard)"
+    return _cut(head + arguments + tail, WHATSAPP_MAX_CHARS)
+
+
 class Notifier:
     """Sends approval notifications on the configured channels and keeps their record."""
 
@@ -202,7 +228,7 @@ class Notifier:
         created = self.store.add_notifications(
             approval, NotificationKind.APPROVAL_REQUEST, self._recipients()
         )
-        return [self._deliver(notification) for notification in created]
+        return [n for n in (self._deliver(c) for c in created) if n is not None]
 
     def remind(self) -> list[Notification]:
         """One reminder per channel for approvals about to expire."""
@@ -214,12 +240,13 @@ class Notifier:
             created = self.store.add_notifications(
                 approval, NotificationKind.REMINDER, self._recipients()
             )
-            sent += [self._deliver(notification) for notification in created]
+            sent += [n for n in (self._deliver(c) for c in created) if n is not None]
         return sent
 
     def retry_due(self) -> list[Notification]:
         """Send what is pending or failed and due again (maintenance)."""
-        return [self._deliver(notification) for notification in self.store.due_notifications()]
+        delivered = (self._deliver(n) for n in self.store.due_notifications())
+        return [notification for notification in delivered if notification is not None]
 
     def _recipients(self) -> Mapping[str, str | None]:
         addresses = {
@@ -231,7 +258,11 @@ class Notifier:
             for channel in self.settings.agent_approval_notify_channels
         }
 
-    def _deliver(self, notification: Notification) -> Notification:
+    def _deliver(self, notification: Notification) -> Notification | None:
+        """One attempt, if this process wins the notification (None otherwise: another
+        process is sending it); an approval no longer waiting is not notified at all."""
+        if not self.store.claim_notification(notification.id, hold=CLAIM_HOLD):
+            return None
         approval = self.store.get_approval(notification.approval_id)
         details = {
             "approval_id": approval.id,
@@ -240,6 +271,22 @@ class Notifier:
             "recipient": notification.recipient,
             "attempt": notification.attempts + 1,
         }
+        if approval.status is not ApprovalStatus.PENDING or approval.expires_at <= self.store.now():
+            reason = f"not sent: the approval is already {approval.status}"
+            if approval.status is ApprovalStatus.PENDING:
+                reason = "not sent: the approval has expired"
+            self.store.record_notification(
+                notification,
+                status=NotificationStatus.GAVE_UP,
+                error=reason,
+                next_attempt_at=None,
+                event=NewEvent(
+                    event_type="notification_cancelled", data={**details, "reason": reason}
+                ),
+            )
+            return notification.model_copy(
+                update={"status": NotificationStatus.GAVE_UP, "last_error": reason}
+            )
         try:
             self._send(notification, approval)
         except NotificationError as exc:
@@ -269,21 +316,17 @@ class Notifier:
 
     def _send(self, notification: Notification, approval: Approval) -> None:
         if notification.recipient is None:
-            variable = (
-                "ADMIN_EMAIL" if notification.channel == NotifyChannel.EMAIL else ("ADMIN_PHONE")
-            )
+            email = notification.channel == NotifyChannel.EMAIL
+            variable = "ADMIN_EMAIL" if email else "ADMIN_PHONE"
             raise NotificationError(f"no recipient: set {variable}")
         thought = self._thought(approval)
-        subject, body = approval_message(
-            approval,
-            thought,
-            self.settings,
-            reminder=notification.kind is NotificationKind.REMINDER,
-        )
+        reminder = notification.kind is NotificationKind.REMINDER
         if notification.channel == NotifyChannel.EMAIL:
+            subject, body = approval_message(approval, thought, self.settings, reminder=reminder)
             self.email.send(notification.recipient, subject, body)
         else:
-            self.whatsapp.send(notification.recipient, f"{subject}\n\n{body}")
+            text = whatsapp_text(approval, thought, self.settings, reminder=reminder)
+            self.whatsapp.send(notification.recipient, text)
 
     def _thought(self, approval: Approval) -> str | None:
         step = next(

@@ -95,7 +95,8 @@ def test_a_new_approval_notifies_the_admin_by_email_and_whatsapp(
     (message,) = twilio_server.messages
     assert message["To"] == "whatsapp:+33600000001"
     assert message["From"] == "whatsapp:+14155238886"
-    for fact in ("delete_data", ARGS_TEXT, THOUGHT, EXPIRY_TEXT, link):
+    compact_args = json.dumps(ARGS, ensure_ascii=False, sort_keys=True)  # WhatsApp is terse
+    for fact in ("delete_data", compact_args, THOUGHT, EXPIRY_TEXT, link):
         assert fact in message["Body"], fact
 
     sent = events(store, approval.run_id)

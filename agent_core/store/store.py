@@ -1046,6 +1046,24 @@ class Store:
         with self._transaction(write=False) as conn:
             return [_notification(row) for row in conn.execute(query)]
 
+    def claim_notification(self, notification_id: str, *, hold: timedelta) -> bool:
+        """Take a due notification for one sending attempt: it is not due again for `hold`,
+        so a maintenance pass meanwhile does not send it a second time."""
+        now = self.now()
+        with self._transaction(write=True) as conn:
+            claimed = conn.execute(
+                notifications.update()
+                .where(
+                    notifications.c.id == notification_id,
+                    notifications.c.status.in_(
+                        [NotificationStatus.PENDING, NotificationStatus.FAILED]
+                    ),
+                    notifications.c.next_attempt_at <= now,
+                )
+                .values(next_attempt_at=now + hold)
+            ).rowcount
+        return bool(claimed)
+
     def due_notifications(self, *, limit: int = 100) -> list[Notification]:
         """Notifications to (re)send now: pending, or failed and due for another attempt."""
         now = self.now()

@@ -22,7 +22,7 @@ class EmailArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: str = Field(pattern=EMAIL_PATTERN.pattern, max_length=254, description="one address")
-    subject: str = Field(min_length=1, max_length=200)
+    subject: str = Field(min_length=1, max_length=200, pattern=r"^[^\r\n]+$")
     body: str = Field(min_length=1, max_length=50_000, description="plain text")
 
 
