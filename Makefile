@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 run: install
 	@test -f .env || cp .env.example .env
 	$(BIN)/python -m agent_core db upgrade
-	$(BIN)/python -m agent_core objective list
+	$(BIN)/python scheduler.py
 
 install: $(VENV)/.installed
 
@@ -41,4 +41,5 @@ clean:
 bench: install-dev
 	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	PYTHONPATH=. $(BIN)/python bench/step_overhead.py
+	PYTHONPATH=. $(BIN)/python bench/worker_throughput.py
 	PYTHONPATH=. $(BIN)/python bench/ledger.py

@@ -39,7 +39,7 @@ from agent_core.models import (
 from agent_core.render import describe_validation_error, format_table, format_time
 from agent_core.runtime import Runtime, build_tools, open_runtime
 from agent_core.store import Store, create_engine
-from agent_core.worker import Worker, configure_logging
+from agent_core.worker import Worker, configure_logging, split_concurrency, supervise
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("action", nargs="?", choices=["run", "status"], default="run")
     worker.add_argument("--once", action="store_true", help="run what is due now, then exit")
-    worker.add_argument("--concurrency", type=int, help="runs at once (AGENT_WORKER_CONCURRENCY)")
+    worker.add_argument(
+        "--concurrency", type=int, help="runs at once in all (AGENT_WORKER_CONCURRENCY)"
+    )
+    worker.add_argument(
+        "--processes", type=int, help="worker processes sharing them (AGENT_WORKER_PROCESSES)"
+    )
     worker.set_defaults(handler=_worker)
 
     maintenance = groups.add_parser(
@@ -558,11 +563,22 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
             "the agent runtime is disabled (AGENT_ENABLED=false): set AGENT_ENABLED=true "
             "to run the worker"
         )
+    if args.processes is not None and args.processes < 1:
+        raise InvalidInput("--processes must be at least 1")
     configure_logging()
     store = context.store(check_schema=False)
     store.upgrade()
     store.check_schema()
-    worker = Worker(context.runtime(), concurrency=args.concurrency)
+    settings = context.settings
+    processes = args.processes or settings.agent_worker_processes
+    concurrency = args.concurrency or settings.agent_worker_concurrency
+    if processes > 1 and not args.once:
+        store.close()
+        supervise(
+            split_concurrency(concurrency, processes), shutdown_s=settings.agent_worker_shutdown_s
+        )
+        return Output({"stopped": True}, "workers stopped")
+    worker = Worker(context.runtime(), concurrency=concurrency)
     if args.once:
         executed = worker.run_once()
         return Output(

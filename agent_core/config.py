@@ -90,7 +90,8 @@ class Settings(BaseSettings):
 
     # The worker process (scheduler.py).
     agent_worker_concurrency: int = Field(default=4, ge=1, le=256)
-    agent_worker_poll_s: float = Field(default=0.5, gt=0)
+    agent_worker_processes: int = Field(default=1, ge=1, le=64)
+    agent_worker_poll_s: float = Field(default=0.25, gt=0)
     agent_worker_heartbeat_s: float = Field(default=10, gt=0)
     agent_worker_shutdown_s: float = Field(default=30, ge=0)
     agent_maintenance_interval_s: float = Field(default=300, gt=0)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -249,16 +249,23 @@ class Orchestrator:
 
     # public ------------------------------------------------------------------------------------
 
-    def conversation(self, run: Run, objective: Objective) -> list[Message]:
-        """The messages the LLM is sent for the run's next step, rebuilt from the ledger."""
+    def conversation(
+        self,
+        run: Run,
+        objective: Objective,
+        *,
+        steps: Sequence[Step] | None = None,
+        previous: Run | Literal["unknown"] | None = "unknown",
+    ) -> list[Message]:
+        """The messages the LLM is sent for the run's next step, rebuilt from the ledger
+        (`steps` and `previous` spare the queries when the caller has them already)."""
+        if previous == "unknown":
+            previous = self._previous(run)
         messages = [
             {"role": "system", "content": system_prompt(self._offered(objective))},
-            {
-                "role": "user",
-                "content": first_message(objective, run, self._previous(run)),
-            },
+            {"role": "user", "content": first_message(objective, run, previous)},
         ]
-        for step in self.store.list_steps(run.id):
+        for step in self.store.list_steps(run.id) if steps is None else steps:
             if step.tool is None or step.status in (
                 StepStatus.EXECUTING,
                 StepStatus.AWAITING_APPROVAL,
@@ -333,13 +340,19 @@ class _Execution:
                 StopReason.CONFIG_ERROR,
                 self.orchestrator.llm_problem or "no LLM is configured",
             )
-        run = self._start(run, objective, budget)
-        run = self._settle_interrupted_calls(run)
-        decided = self._apply_decision(run)
-        if isinstance(decided, _Finished):
-            return decided.run
-        run = decided
-        messages = self.orchestrator.conversation(run, objective)
+        previous = self.orchestrator._previous(run)
+        run = self._start(run, objective, budget, previous)
+        steps = self.store.list_steps(run.id) if run.steps_count else []
+        if any(step.status is StepStatus.EXECUTING for step in steps):
+            run = self._settle_interrupted_calls(run, steps)
+            steps = self.store.list_steps(run.id)
+        if any(step.status is StepStatus.AWAITING_APPROVAL for step in steps):
+            decided = self._apply_decision(run)
+            if isinstance(decided, _Finished):
+                return decided.run
+            run = decided
+            steps = self.store.list_steps(run.id)
+        messages = self.orchestrator.conversation(run, objective, steps=steps, previous=previous)
         while True:
             if self.should_stop():
                 released = self.store.release_run(
@@ -378,8 +391,7 @@ class _Execution:
             step, run = outcome
             messages += self.orchestrator._exchange(step)
 
-    def _start(self, run: Run, objective: Objective, budget: Budget) -> Run:
-        previous = self.orchestrator._previous(run)
+    def _start(self, run: Run, objective: Objective, budget: Budget, previous: Run | None) -> Run:
         return self.store.update_run(
             run.id,
             self._changes(previous_run_id=previous.id if previous else None),
@@ -398,11 +410,11 @@ class _Execution:
             ],
         )
 
-    def _settle_interrupted_calls(self, run: Run) -> Run:
+    def _settle_interrupted_calls(self, run: Run, steps: Sequence[Step]) -> Run:
         """A side-effecting call found started but never finished (the process died during
         it) may or may not have happened: it is marked unknown, never repeated, and the agent
         is told so that it can check before acting again."""
-        for step in self.store.list_steps(run.id):
+        for step in steps:
             if step.status is not StepStatus.EXECUTING:
                 continue
             calls = [call for call in self.store.list_tool_calls(run.id) if call.step_id == step.id]
@@ -634,7 +646,9 @@ class _Execution:
             objective=objective,
             allowed_risks=self.settings.agent_allowed_risk_levels,
             approval_flow=self.settings.agent_approval_flow,
-            known_tools=[offered.name for offered, _ in self.orchestrator._offered(objective)],
+            known_tools=[t.name for t, _ in self.orchestrator._offered(objective)]
+            if tool is None
+            else (),
         )
         args = decision.args or {}
         step_number = run.steps_count + 1

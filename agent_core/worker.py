@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -269,3 +272,61 @@ class Worker:
                 log.exception("%s failed", name)
 
         return run
+
+
+def split_concurrency(total: int, processes: int) -> list[int]:
+    """`total` runs at once spread over `processes` processes, as evenly as possible."""
+    processes = max(1, min(processes, total))
+    base, extra = divmod(total, processes)
+    return [base + (1 if index < extra else 0) for index in range(processes)]
+
+
+def supervise(concurrencies: list[int], *, shutdown_s: float) -> int:
+    """Run one worker process per entry (a Python process uses one core: several use
+    several) and keep them running: a process that dies is started again. SIGTERM or Ctrl-C
+    is passed on, and each process shuts down gracefully."""
+
+    def spawn(concurrency: int) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable,
+            "-m",
+            "agent_core",
+            "worker",
+            "--processes",
+            "1",
+            "--concurrency",
+            str(concurrency),
+        ]
+        return subprocess.Popen(command)
+
+    stopping = threading.Event()
+    children = [spawn(concurrency) for concurrency in concurrencies]
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info("supervising %d worker processes", len(children))
+    try:
+        while not stopping.wait(1.0):
+            for index, child in enumerate(children):
+                if child.poll() is not None:
+                    log.warning(
+                        "worker process %d exited (%s); starting it again",
+                        child.pid,
+                        child.returncode,
+                    )
+                    children[index] = spawn(concurrencies[index])
+        deadline = time.monotonic() + shutdown_s + 10
+        for child in children:
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

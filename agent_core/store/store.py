@@ -9,9 +9,10 @@ head, so nothing writes an event without extending the hash chain.
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,6 +108,7 @@ class Store:
         self.engine = engine
         self._clock = clock
         self._hot = HotPath(engine.dialect.name)
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Store:
@@ -1242,7 +1244,7 @@ class Store:
     def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
         """One transaction; database errors that mean "unreachable" become one sentence."""
         try:
-            with self.engine.connect() as conn:
+            with self._writer(write), self.engine.connect() as conn:
                 if write:
                     conn.execution_options(**{WRITE: True})
                 with conn.begin():
@@ -1257,24 +1259,32 @@ class Store:
         """A write transaction on a pooled DBAPI connection, for the per-step writes: the
         same transaction semantics as `_transaction`, without its per-statement cost."""
         dbapi = self.engine.dialect.loaded_dbapi
-        try:
-            raw = self.engine.raw_connection()
-        except OperationalError as exc:
-            raise _unavailable(exc, self.engine) from exc
-        try:
-            cursor = raw.cursor()
-            if self.dialect == "sqlite":
-                cursor.execute("BEGIN IMMEDIATE")
+        with self._writer(True):
             try:
-                yield cursor
-            except BaseException:
-                raw.rollback()
-                raise
-            raw.commit()
-        except dbapi.OperationalError as exc:
-            raise _unavailable(exc, self.engine) from exc
-        finally:
-            raw.close()
+                raw = self.engine.raw_connection()
+            except OperationalError as exc:
+                raise _unavailable(exc, self.engine) from exc
+            try:
+                cursor = raw.cursor()
+                if self.dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+            except dbapi.OperationalError as exc:
+                raise _unavailable(exc, self.engine) from exc
+            finally:
+                raw.close()
+
+    def _writer(self, write: bool) -> AbstractContextManager[object]:
+        """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
+        in growing steps (milliseconds) before trying again. Threads of this process
+        therefore queue for the write lock here, on a Python lock, which is handed over at
+        once; other processes still meet SQLite's busy timeout."""
+        return self._write_lock if write and self._write_lock is not None else nullcontext()
 
     def _run_row(self, conn: sa.Connection, key: str, shown_id: str) -> Row[Any]:
         row = conn.execute(runs.select().where(runs.c.id == key)).one_or_none()

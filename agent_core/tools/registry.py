@@ -8,6 +8,8 @@ side effects, a pydantic model of its arguments and a handler. Plugins add tools
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -86,6 +88,14 @@ class ToolContext:
 Handler = Callable[[Any, ToolContext], Any]
 
 
+@functools.cache
+def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Computing a JSON schema takes milliseconds, and every run's prompt lists them all."""
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -108,9 +118,7 @@ class Tool:
         return self.timeout_s if self.timeout_s is not None else TIMEOUT_BY_RISK[self.risk]
 
     def args_schema(self) -> dict[str, Any]:
-        schema = self.args_model.model_json_schema()
-        schema.pop("title", None)
-        return schema
+        return copy.deepcopy(_json_schema(self.args_model))
 
     def describe(self) -> dict[str, Any]:
         return {
