@@ -27,7 +27,6 @@ from agent_core.llm import LLMClient, build_llm
 from agent_core.maintenance import run_maintenance
 from agent_core.models import (
     ApprovalStatus,
-    Budget,
     NewEvent,
     Objective,
     ObjectiveSpec,
@@ -295,37 +294,27 @@ _OBJECTIVE_OPTIONS = {
 
 
 def _objective_create(args: argparse.Namespace, context: Context) -> Output:
-    try:
-        spec = ObjectiveSpec(
-            title=args.title,
-            description=args.description,
-            tools_allowed=[name.strip() for name in args.tools.split(",") if name.strip()],
-            budget=Budget(
-                max_steps=args.max_steps,
-                max_tool_calls=args.max_tool_calls,
-                max_duration_ms=args.max_duration_ms,
-                max_tokens=args.max_tokens,
-            ),
-            risk_level=args.risk_level,
-            schedule=args.schedule,
-            timezone=args.timezone,
-            enabled=not args.disabled,
-        )
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation_error(exc, _OBJECTIVE_OPTIONS)) from None
-    objective = context.store().create_objective(spec)
+    defaults = {"budget": {}, "enabled": not args.disabled}
+    objective = context.store().create_objective(_objective_spec(defaults, args))
     return Output(_document(objective), _objective_text(objective))
 
 
 def _objective_update(args: argparse.Namespace, context: Context) -> Output:
     store = context.store()
     current = store.get_objective(args.objective_id)
-    budget = current.budget.model_dump()
+    fields = current.model_dump(include=set(ObjectiveSpec.model_fields))
+    if args.enable or args.disable:
+        fields["enabled"] = bool(args.enable)
+    objective = store.update_objective(current.id, _objective_spec(fields, args))
+    return Output(_document(objective), _objective_text(objective))
+
+
+def _objective_spec(fields: dict[str, Any], args: argparse.Namespace) -> ObjectiveSpec:
+    """`fields` with the options given on the command line applied, validated."""
+    fields = {**fields, "budget": dict(fields.get("budget") or {})}
     for name in ("max_steps", "max_tool_calls", "max_duration_ms", "max_tokens"):
         if getattr(args, name) is not None:
-            budget[name] = getattr(args, name)
-    fields = current.model_dump(include=set(ObjectiveSpec.model_fields))
-    fields["budget"] = budget
+            fields["budget"][name] = getattr(args, name)
     for name in ("title", "description", "risk_level", "timezone"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
@@ -333,14 +322,10 @@ def _objective_update(args: argparse.Namespace, context: Context) -> Output:
         fields["tools_allowed"] = [n.strip() for n in args.tools.split(",") if n.strip()]
     if args.schedule is not None:
         fields["schedule"] = args.schedule or None
-    if args.enable or args.disable:
-        fields["enabled"] = bool(args.enable)
     try:
-        spec = ObjectiveSpec.model_validate(fields)
+        return ObjectiveSpec.model_validate(fields)
     except ValidationError as exc:
         raise InvalidInput(describe_validation_error(exc, _OBJECTIVE_OPTIONS)) from None
-    objective = store.update_objective(current.id, spec)
-    return Output(_document(objective), _objective_text(objective))
 
 
 def _objective_list(_: argparse.Namespace, context: Context) -> Output:

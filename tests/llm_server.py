@@ -129,8 +129,7 @@ class ScriptedLLMServer:
                     return
                 action = scripted._next(str(body.get("model")))
                 if action is None and scripted.responder is not None:
-                    action = Action(content=scripted.responder,
-                                    delay_s=scripted.responder_delay_s)
+                    action = Action(content=scripted.responder, delay_s=scripted.responder_delay_s)
                 if action is None:
                     self._send(500, {"error": "the script has no more replies"})
                     return

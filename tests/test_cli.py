@@ -342,3 +342,56 @@ def test_the_module_entry_point_never_shows_a_traceback(isolated_environment):
     missing = _module(["objective", "list"], {}, isolated_environment)
     assert missing.returncode == 1
     assert "Traceback" not in missing.stderr
+
+
+def test_objective_update_changes_only_what_is_given(cli_database):
+    created = _json(
+        run_cli(
+            [
+                "objective",
+                "create",
+                "--json",
+                "--title",
+                "t",
+                "--description",
+                "d",
+                "--tools",
+                "read_database",
+                "--max-steps",
+                "5",
+            ]
+        )
+    )
+    updated = _json(
+        run_cli(
+            [
+                "objective",
+                "update",
+                created["id"],
+                "--json",
+                "--schedule",
+                "0 8 * * mon",
+                "--timezone",
+                "Europe/Paris",
+                "--max-tool-calls",
+                "3",
+                "--disable",
+            ]
+        )
+    )
+    assert updated["schedule"] == "0 8 * * mon"
+    assert updated["timezone"] == "Europe/Paris"
+    assert updated["enabled"] is False
+    assert updated["budget"]["maxSteps"] == 5
+    assert updated["budget"]["maxToolCalls"] == 3
+    assert updated["tools_allowed"] == ["read_database"]
+    assert updated["title"] == "t"
+    cleared = _json(
+        run_cli(["objective", "update", created["id"], "--json", "--schedule", "", "--enable"])
+    )
+    assert (cleared["schedule"], cleared["enabled"]) == (None, True)
+    bad = run_cli(["objective", "update", created["id"], "--schedule", "whenever"])
+    assert bad.exit_code == 2
+    assert "--schedule: schedule 'whenever' is not a cron expression" in bad.stderr
+    both = run_cli(["objective", "update", created["id"], "--enable", "--disable"])
+    assert both.exit_code == 2

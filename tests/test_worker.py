@@ -399,3 +399,37 @@ def test_scheduler_once_runs_what_is_queued_from_the_cli(live_store, database_ur
     assert json.loads(result.stdout)["executed"] == 3
     assert result.stderr.count(" started") >= 3
     assert {r.status for r in live_store.list_runs()} == {RunStatus.COMPLETED}
+
+
+def test_one_worker_command_can_run_several_processes(live_store, database_url, llm_server):
+    llm_server.responder = _done_after(1)
+    llm_server.responder_delay_s = 0.2  # long enough that both processes take runs
+    objective = make_objective(live_store)
+    for _ in range(20):
+        live_store.create_run(objective.id)
+    supervisor = _start_worker(
+        _worker_env(database_url, llm_server, AGENT_WORKER_CONCURRENCY=4), "--processes", "2"
+    )
+    try:
+        _wait_until(
+            lambda: all(r.status.is_final for r in live_store.list_runs(limit=50)),
+            what="every run to end",
+        )
+        _wait_until(
+            lambda: len(live_store.list_workers(alive_within=timedelta(seconds=5))) == 2,
+            what="two live worker processes",
+        )
+        owners = {
+            next(
+                e.data["owner"]
+                for e in live_store.list_events(run.id)
+                if e.event_type == "run_claimed"
+            )
+            for run in live_store.list_runs(limit=50)
+        }
+    finally:
+        _, err = _stop(supervisor)
+    assert supervisor.returncode == 0, err
+    assert len(owners) == 2
+    assert {r.status for r in live_store.list_runs(limit=50)} == {RunStatus.COMPLETED}
+    assert live_store.list_workers(alive_within=timedelta(seconds=5)) == []

@@ -200,12 +200,18 @@ class HotPath:
         cursor.execute(sql, {"p_id": self.codec.param(run_key, "uuid")})
         return cursor.fetchone() is not None
 
+    def _converters(
+        self, table_name: str, names: tuple[str, ...]
+    ) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        """Each column's parameter converter; an unknown column is a KeyError (a bug)."""
+        table = _TABLES[table_name]
+        return tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
+
     @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
     def _update_sql(
         self, table_name: str, names: tuple[str, ...]
     ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
-        table = _TABLES[table_name]
-        converters = tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
+        converters = self._converters(table_name, names)
         assignments = ", ".join(f"{name} = {self.codec.placeholder(name)}" for name in names)
         sql = f"UPDATE {table_name} SET {assignments} WHERE id = {self.codec.placeholder('p_id')}"
         return sql, converters
@@ -214,8 +220,7 @@ class HotPath:
     def _insert_sql(
         self, table_name: str, names: tuple[str, ...]
     ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
-        table = _TABLES[table_name]
-        converters = tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
+        converters = self._converters(table_name, names)
         placeholders = ", ".join(self.codec.placeholder(name) for name in names)
         sql = f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({placeholders})"
         return sql, converters

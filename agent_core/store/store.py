@@ -16,9 +16,10 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Engine, Row, make_url
@@ -783,7 +784,7 @@ class Store:
                 workers.c.heartbeat_at >= self.now() - alive_within,
             )
         with self._transaction(write=False) as conn:
-            return [WorkerInfo.model_validate(dict(row._mapping)) for row in conn.execute(query)]
+            return [_record(WorkerInfo, row) for row in conn.execute(query)]
 
     # --- approvals ---------------------------------------------------------------------------
 
@@ -1446,32 +1447,39 @@ def _unavailable(exc: Exception, engine: Engine) -> StoreUnavailable:
     return StoreUnavailable(f"cannot use the database at {where}: {reason}")
 
 
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def _record(model: type[RecordT], row: Row[Any]) -> RecordT:
+    return model.model_validate(dict(row._mapping))
+
+
 def _objective(row: Row[Any]) -> Objective:
-    return Objective.model_validate(dict(row._mapping))
+    return _record(Objective, row)
 
 
 def _run(row: Row[Any]) -> Run:
-    return Run.model_validate(dict(row._mapping))
+    return _record(Run, row)
 
 
 def _step(row: Row[Any]) -> Step:
-    return Step.model_validate(dict(row._mapping))
+    return _record(Step, row)
 
 
 def _tool_call(row: Row[Any]) -> ToolCall:
-    return ToolCall.model_validate(dict(row._mapping))
+    return _record(ToolCall, row)
 
 
 def _event(row: Row[Any]) -> Event:
-    return Event.model_validate(dict(row._mapping))
+    return _record(Event, row)
 
 
 def _approval(row: Row[Any]) -> Approval:
-    return Approval.model_validate(dict(row._mapping))
+    return _record(Approval, row)
 
 
 def _notification(row: Row[Any]) -> Notification:
-    return Notification.model_validate(dict(row._mapping))
+    return _record(Notification, row)
 
 
 def _why_undecidable(approval: Approval, run: Run, now: datetime) -> str | None:
