@@ -39,7 +39,7 @@ def configure_logging() -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
-    for chatty in ("httpx", "httpx2"):
+    for chatty in ("httpx", "httpx2", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # "job skipped: maximum number of running instances" is normal while a claim is running.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
