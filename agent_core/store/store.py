@@ -373,33 +373,10 @@ class Store:
             if previous is None:
                 self._run_row(conn, key, run_id)  # NotFound if it does not exist at all
                 return None
-            row, _ = self._write_run(
-                _cursor(conn),
-                key,
-                set_values={
-                    "status": RunStatus.RUNNING,
-                    "lease_owner": owner,
-                    "lease_expires_at": now + timedelta(seconds=lease_s),
-                },
-                first_values={"started_at": now},
-                add={"attempts": 1},
-                only_if_claimable=True,
-                new_events=[
-                    NewEvent(
-                        event_type="run_claimed",
-                        data={
-                            "owner": owner,
-                            "from_status": previous.status,
-                            **(
-                                {"lease_lapsed_for": previous.lease_owner}
-                                if previous.status == RunStatus.RUNNING
-                                else {}
-                            ),
-                        },
-                    )
-                ],
-            )
-        return row
+            data: dict[str, Any] = {"owner": owner, "from_status": previous.status}
+            if previous.status == RunStatus.RUNNING:
+                data["lease_lapsed_for"] = previous.lease_owner
+            return self._claim(_cursor(conn), key, owner=owner, lease_s=lease_s, event=data)
 
     def update_run(
         self, run_id: str, changes: RunChanges, new_events: Sequence[NewEvent] = ()
@@ -622,7 +599,6 @@ class Store:
         wait for each other; on SQLite the write lock serialises claims."""
         if limit < 1:
             return []
-        now = self.now()
         pick = (
             sa.select(runs.c.id)
             .where(runs.c.status == RunStatus.QUEUED)
@@ -635,27 +611,37 @@ class Store:
         with self._transaction(write=True) as conn:
             cursor = _cursor(conn)
             for run_key in conn.execute(pick).scalars().all():
-                row, _ = self._write_run(
+                row = self._claim(
                     cursor,
                     run_key,
-                    set_values={
-                        "status": RunStatus.RUNNING,
-                        "lease_owner": owner,
-                        "lease_expires_at": now + timedelta(seconds=lease_s),
-                    },
-                    first_values={"started_at": now},
-                    add={"attempts": 1},
-                    only_if_claimable=True,
-                    new_events=[
-                        NewEvent(
-                            event_type="run_claimed",
-                            data={"owner": owner, "from_status": RunStatus.QUEUED},
-                        )
-                    ],
+                    owner=owner,
+                    lease_s=lease_s,
+                    event={"owner": owner, "from_status": RunStatus.QUEUED},
                 )
                 if row is not None:
                     claimed.append(row)
         return claimed
+
+    def _claim(
+        self, cursor: Any, run_key: str, *, owner: str, lease_s: float, event: dict[str, Any]
+    ) -> Run | None:
+        """The claim itself: running, leased to `owner`, counted as an attempt, and logged;
+        only if the run is still claimable (None otherwise)."""
+        now = self.now()
+        row, _ = self._write_run(
+            cursor,
+            run_key,
+            set_values={
+                "status": RunStatus.RUNNING,
+                "lease_owner": owner,
+                "lease_expires_at": now + timedelta(seconds=lease_s),
+            },
+            first_values={"started_at": now},
+            add={"attempts": 1},
+            only_if_claimable=True,
+            new_events=[NewEvent(event_type="run_claimed", data=event)],
+        )
+        return row
 
     def renew_leases(self, *, owner: str, run_ids: Sequence[str], lease_s: float) -> list[str]:
         """Extend this worker's leases; returns the running runs another worker now holds
