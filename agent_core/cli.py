@@ -22,8 +22,8 @@ from pydantic import BaseModel, ValidationError
 from agent_core import __version__
 from agent_core.approvals import decide
 from agent_core.config import Settings, load_settings, redact_url, settings_summary
-from agent_core.errors import AgentRuntimeError, ConfigError, Conflict, InvalidInput
-from agent_core.llm import LLMClient, build_llm
+from agent_core.errors import AgentRuntimeError, Conflict, InvalidInput
+from agent_core.llm import build_content_llm
 from agent_core.maintenance import run_maintenance
 from agent_core.models import (
     ApprovalStatus,
@@ -449,7 +449,9 @@ def _tools_list(_: argparse.Namespace, context: Context) -> Output:
     settings = context.settings
     engine = create_engine(settings.data_database_url)
     try:
-        registry = build_tools(settings, data_engine=engine, content_llm=_content_llm(settings))
+        registry = build_tools(
+            settings, data_engine=engine, content_llm=build_content_llm(settings)
+        )
     finally:
         engine.dispose()
     described = [tool.describe() for tool in registry]
@@ -611,13 +613,6 @@ def _maintenance(_: argparse.Namespace, context: Context) -> Output:
     runtime = context.runtime()
     report = run_maintenance(runtime.store, context.settings, runtime.notifier)
     return Output(asdict(report), "\n".join(report.lines()))
-
-
-def _content_llm(settings: Settings) -> LLMClient | None:
-    try:
-        return build_llm(settings, models=[settings.hf_model_fast or settings.llm_model])
-    except ConfigError:
-        return None
 
 
 def _ledger_verify(args: argparse.Namespace, context: Context) -> Output:

@@ -230,3 +230,14 @@ def build_llm(
         max_tokens=settings.agent_ai_max_tokens,
         timeout_s=settings.agent_llm_timeout_s,
     )
+
+
+def build_content_llm(settings: Settings) -> InferenceLLM | None:
+    """The client of generate_content: HF_MODEL_FAST (else the planning model) at the seed's
+    temperature 0.7; None when no LLM is configured."""
+    try:
+        return build_llm(
+            settings, models=[settings.hf_model_fast or settings.llm_model], temperature=0.7
+        )
+    except ConfigError:
+        return None

@@ -157,12 +157,16 @@ def whatsapp_address(number: str) -> str:
     return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
 
 
+def approval_link(approval: Approval, settings: Settings) -> str:
+    return f"{settings.agent_dashboard_url.rstrip('/')}/approvals?approval={approval.id}"
+
+
 def approval_message(
     approval: Approval, thought: str | None, settings: Settings, *, reminder: bool = False
 ) -> tuple[str, str]:
     """Subject and text telling the admin what the agent wants to do, why, until when, and
     where to decide."""
-    link = f"{settings.agent_dashboard_url.rstrip('/')}/approvals?approval={approval.id}"
+    link = approval_link(approval, settings)
     prefix = "Reminder: approval still needed" if reminder else "Approval needed"
     subject = f"[Agent Runtime] {prefix}: {approval.tool_name}"
     body = "\n".join(
@@ -196,7 +200,7 @@ def whatsapp_text(
     """The approval message in WhatsApp's limit: long arguments and reasoning are cut, the
     expiry and the link to decide are always there."""
     subject, _ = approval_message(approval, thought, settings, reminder=reminder)
-    link = f"{settings.agent_dashboard_url.rstrip('/')}/approvals?approval={approval.id}"
+    link = approval_link(approval, settings)
     tail = f"\nExpires: {approval.expires_at:%Y-%m-%d %H:%M UTC}\nDecide: {link}"
     arguments = json.dumps(approval.args, ensure_ascii=False, sort_keys=True)
     head = f"{subject}\nWhy: {_cut(thought or '-', 300)}\nArgs: "

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
-from agent_core.llm import LLMClient, build_llm
+from agent_core.llm import LLMClient, build_content_llm, build_llm
 from agent_core.notify import EmailTransport, Notifier, WhatsAppTransport
 from agent_core.orchestrator import Orchestrator
 from agent_core.store import Store, create_engine
@@ -86,14 +86,9 @@ def open_runtime(settings: Settings, store: Store) -> Runtime:
     try:
         llm: LLMClient | None = build_llm(settings)
         problem = None
-        content_llm: LLMClient | None = build_llm(
-            settings,
-            models=[settings.hf_model_fast or settings.llm_model],
-            temperature=0.7,
-        )
     except ConfigError as exc:
-        llm, problem, content_llm = None, str(exc), None
-    tools = build_tools(settings, data_engine=data_engine, content_llm=content_llm)
+        llm, problem = None, str(exc)
+    tools = build_tools(settings, data_engine=data_engine, content_llm=build_content_llm(settings))
     return Runtime(
         settings=settings,
         store=store,

@@ -83,6 +83,18 @@ def _wait_until(predicate, timeout=120.0, what="condition"):
         time.sleep(0.1)
 
 
+def _once(env):
+    """`python scheduler.py --once --json`: execute what is due, then exit."""
+    return subprocess.run(
+        [sys.executable, "scheduler.py", "--once", "--json"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _stop(process, sig=signal.SIGTERM):
     if process.poll() is None:
         process.send_signal(sig)
@@ -306,38 +318,17 @@ def test_a_paused_run_is_not_claimed_until_decided(
     store.create_run(objective.id)
     mail = {name.upper(): value for name, value in notify_settings.items()}
     env = _worker_env(database_url, llm_server, **mail)
-    once = subprocess.run(
-        [sys.executable, "scheduler.py", "--once"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    once = _once(env)
     assert once.returncode == 0, once.stderr
     (run,) = store.list_runs()
     assert run.status is RunStatus.PAUSED
-    again = subprocess.run(
-        [sys.executable, "scheduler.py", "--once", "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _once(env)
     assert json.loads(again.stdout)["executed"] == 0
     assert store.get_run(run.id).status is RunStatus.PAUSED
     (approval,) = store.list_approvals()
     decide(store, agent_settings(), approval.id, approve=True, by="alice")
     llm_server.done("Emailed.")
-    third = subprocess.run(
-        [sys.executable, "scheduler.py", "--once", "--json"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    third = _once(env)
     assert json.loads(third.stdout)["executed"] == 1
     assert store.get_run(run.id).status is RunStatus.COMPLETED
     assert [m.recipients for m in mail_server.received][-1] == ["lead@example.com"]
@@ -387,14 +378,7 @@ def test_scheduler_once_runs_what_is_queued_from_the_cli(live_store, database_ur
     objective = make_objective(live_store)
     for _ in range(3):
         live_store.create_run(objective.id)
-    result = subprocess.run(
-        [sys.executable, "scheduler.py", "--once", "--json"],
-        cwd=REPO,
-        env=_worker_env(database_url, llm_server),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _once(_worker_env(database_url, llm_server))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["executed"] == 3
     assert result.stderr.count(" started") >= 3
