@@ -27,11 +27,9 @@ from agent_core.llm import build_content_llm
 from agent_core.maintenance import run_maintenance
 from agent_core.models import (
     ApprovalStatus,
-    NewEvent,
     Objective,
     ObjectiveSpec,
     Run,
-    RunChanges,
     RunDetail,
     RunStatus,
 )
@@ -411,11 +409,7 @@ def _execute_here(context: Context, run: Run) -> Run:
     try:
         return runtime.orchestrator().execute(run.id)
     except KeyboardInterrupt:
-        runtime.store.update_run(
-            run.id,
-            RunChanges(owner=runtime.owner, status=RunStatus.QUEUED, release_lease=True),
-            [NewEvent(event_type="run_released", data={"reason": "interrupted"})],
-        )
+        runtime.store.release_run(run.id, owner=runtime.owner, reason="interrupted")
         raise
 
 

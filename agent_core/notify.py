@@ -20,11 +20,11 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
 
+from agent_core import events as ledger_events
 from agent_core.config import Settings
 from agent_core.models import (
     Approval,
     ApprovalStatus,
-    NewEvent,
     Notification,
     NotificationKind,
     NotificationStatus,
@@ -268,13 +268,13 @@ class Notifier:
         if not self.store.claim_notification(notification.id, hold=CLAIM_HOLD):
             return None
         approval = self.store.get_approval(notification.approval_id)
-        details = {
-            "approval_id": approval.id,
-            "channel": notification.channel,
-            "kind": notification.kind,
-            "recipient": notification.recipient,
-            "attempt": notification.attempts + 1,
-        }
+        notice = ledger_events.notification_facts(
+            approval_id=approval.id,
+            channel=notification.channel,
+            kind=notification.kind,
+            recipient=notification.recipient,
+            attempt=notification.attempts + 1,
+        )
         if approval.status is not ApprovalStatus.PENDING or approval.expires_at <= self.store.now():
             reason = f"not sent: the approval is already {approval.status}"
             if approval.status is ApprovalStatus.PENDING:
@@ -284,9 +284,7 @@ class Notifier:
                 status=NotificationStatus.GAVE_UP,
                 error=reason,
                 next_attempt_at=None,
-                event=NewEvent(
-                    event_type="notification_cancelled", data={**details, "reason": reason}
-                ),
+                event=ledger_events.notification_cancelled(notice=notice, reason=reason),
             )
             return notification.model_copy(
                 update={"status": NotificationStatus.GAVE_UP, "last_error": reason}
@@ -303,9 +301,8 @@ class Notifier:
                 status=status,
                 error=str(exc),
                 next_attempt_at=None if gave_up else self.store.now() + delay,
-                event=NewEvent(
-                    event_type="notification_failed",
-                    data={**details, "error": str(exc), "will_retry": not gave_up},
+                event=ledger_events.notification_failed(
+                    notice=notice, error=str(exc), will_retry=not gave_up
                 ),
             )
             return notification.model_copy(update={"status": status, "last_error": str(exc)})
@@ -314,7 +311,7 @@ class Notifier:
             status=NotificationStatus.SENT,
             error=None,
             next_attempt_at=None,
-            event=NewEvent(event_type="notification_sent", data=details),
+            event=ledger_events.notification_sent(notice=notice),
         )
         return notification.model_copy(update={"status": NotificationStatus.SENT})
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from agent_core import events as ledger_events
 from agent_core.config import Settings
 from agent_core.errors import Conflict, LeaseLost
 from agent_core.llm import LLMClient, LLMError, LLMReply, LLMTimeout, Message
@@ -372,12 +373,9 @@ class _Execution:
                     reason,
                     message,
                     extra=[
-                        NewEvent(
-                            event_type="budget_exceeded",
-                            data={
-                                "type": reason.value.removeprefix("budget_"),
-                                "limit": _limit(budget, reason),
-                            },
+                        ledger_events.budget_exceeded(
+                            budget_type=reason.value.removeprefix("budget_"),
+                            limit=_limit(budget, reason),
                         )
                     ],
                 )
@@ -396,16 +394,13 @@ class _Execution:
             run.id,
             self._changes(previous_run_id=previous.id if previous else None),
             [
-                NewEvent(
-                    event_type="run_started",
-                    data={
-                        "objective_id": objective.id,
-                        "attempt": run.attempts,
-                        "owner": self.orchestrator.owner,
-                        "resumed_at_step": run.steps_count,
-                        "budget": budget.document(),
-                        "previous_run_id": previous.id if previous else None,
-                    },
+                ledger_events.run_started(
+                    objective_id=objective.id,
+                    attempt=run.attempts,
+                    owner=self.orchestrator.owner,
+                    resumed_at_step=run.steps_count,
+                    budget=budget.document(),
+                    previous_run_id=previous.id if previous else None,
                 )
             ],
         )
@@ -434,10 +429,7 @@ class _Execution:
                 tool_call_id=calls[0].id if calls else None,
                 run=self._changes(),
                 new_events=[
-                    NewEvent(
-                        event_type="tool_outcome_unknown",
-                        data={"step_number": step.step_number, "tool": step.tool},
-                    )
+                    ledger_events.tool_outcome_unknown(step_number=step.step_number, tool=step.tool)
                 ],
             )
         return run
@@ -465,9 +457,8 @@ class _Execution:
                 error,
                 self._changes(),
                 [
-                    NewEvent(
-                        event_type="approval_rejection_observed",
-                        data={"approval_id": approval.id, "step_number": step.step_number},
+                    ledger_events.approval_rejection_observed(
+                        approval_id=approval.id, step_number=step.step_number
                     )
                 ],
             )
@@ -484,9 +475,8 @@ class _Execution:
                 error,
                 self._changes(),
                 [
-                    NewEvent(
-                        event_type="approval_tampered",
-                        data={"approval_id": approval.id, "args_hash": approval.args_hash},
+                    ledger_events.approval_tampered(
+                        approval_id=approval.id, args_hash=approval.args_hash
                     )
                 ],
             )
@@ -498,7 +488,13 @@ class _Execution:
                 ToolCallStatus.EXPIRED,
                 error,
                 self._changes(),
-                [NewEvent(event_type="approval_expired", data={"approval_id": approval.id})],
+                [
+                    ledger_events.approval_expired(
+                        approval_id=approval.id,
+                        tool=approval.tool_name,
+                        expired_at=approval.expires_at,
+                    )
+                ],
             )
             return _Finished(self._end(run, RunStatus.FAILED, StopReason.APPROVAL_EXPIRED, error))
         tool = self.tools.get(approval.tool_name)
@@ -518,7 +514,7 @@ class _Execution:
             tool_call_id=call.id,
             run=self._changes(),
             new_events=_result_events(
-                step.step_number, approval.tool_name, result, {"approval_id": approval.id}
+                step.step_number, approval.tool_name, result, approval_id=approval.id
             ),
         )
 
@@ -548,17 +544,11 @@ class _Execution:
             decision = parse_step(reply.content)
             if isinstance(decision, StepDecision):
                 return reply, decision, run
-            event = NewEvent(
-                event_type="step_error",
-                data={
-                    "attempt": attempt,
-                    "error": decision,
-                    "model": reply.model,
-                    "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "latency_ms": reply.latency_ms,
-                    "reply": truncate(reply.content, 2000),
-                },
+            event = ledger_events.step_error(
+                attempt=attempt,
+                error=decision,
+                reply=truncate(reply.content, 2000),
+                llm=_llm_facts(reply),
             )
             tokens = {
                 "add_prompt_tokens": reply.prompt_tokens,
@@ -604,13 +594,7 @@ class _Execution:
             completion_tokens=reply.completion_tokens,
             latency_ms=reply.latency_ms,
         )
-        llm_facts = {
-            "model": reply.model,
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "latency_ms": reply.latency_ms,
-            **({"fallback_from": list(reply.failures)} if reply.failures else {}),
-        }
+        llm_facts = _llm_facts(reply)
         if decision.done:
             written = self.store.start_step(
                 run.id,
@@ -624,16 +608,10 @@ class _Execution:
                     summary=decision.summary,
                 ),
                 new_events=[
-                    NewEvent(
-                        event_type="step_completed",
-                        data={
-                            "step_number": run.steps_count + 1,
-                            "tool": None,
-                            "done": True,
-                            **llm_facts,
-                        },
+                    ledger_events.step_completed(
+                        step_number=run.steps_count + 1, tool=None, done=True, llm=llm_facts
                     ),
-                    NewEvent(event_type="objective_completed", data={"summary": decision.summary}),
+                    ledger_events.objective_completed(summary=decision.summary),
                 ],
             )
             return _Finished(written.run)
@@ -662,13 +640,8 @@ class _Execution:
                 gateway.failed(f"refused: {verdict.reason}"),
                 status=ToolCallStatus.DENIED,
                 events=[
-                    NewEvent(
-                        event_type="tool_denied",
-                        data={
-                            "step_number": step_number,
-                            "tool": tool_name,
-                            "reason": verdict.reason,
-                        },
+                    ledger_events.tool_denied(
+                        step_number=step_number, tool=tool_name, reason=verdict.reason
                     )
                 ],
                 llm_facts=llm_facts,
@@ -705,9 +678,8 @@ class _Execution:
             tool_call=NewToolCall(tool_name=tool.name, args=args, risk_level=tool.risk),
             run=self._changes(),
             new_events=[
-                NewEvent(
-                    event_type="step_started",
-                    data={"step_number": run.steps_count + 1, "tool": tool.name, **llm_facts},
+                ledger_events.step_started(
+                    step_number=run.steps_count + 1, tool=tool.name, llm=llm_facts
                 )
             ],
         )
@@ -749,7 +721,7 @@ class _Execution:
             run=self._changes(),
             new_events=[
                 *events,
-                *_result_events(step_number, tool_name, result, llm_facts),
+                *_result_events(step_number, tool_name, result, llm=llm_facts),
             ],
         )
         return written.step, written.run
@@ -780,17 +752,14 @@ class _Execution:
             approval=approval,
             run=self._changes(status=RunStatus.PAUSED, release_lease=True),
             new_events=[
-                NewEvent(
-                    event_type="approval_requested",
-                    data={
-                        "approval_id": approval.id,
-                        "step_number": run.steps_count + 1,
-                        "tool": tool.name,
-                        "args": args,
-                        "reason": reason,
-                        "expires_at": expires_at,
-                        **llm_facts,
-                    },
+                ledger_events.approval_requested(
+                    approval_id=approval.id,
+                    step_number=run.steps_count + 1,
+                    tool=tool.name,
+                    args=args,
+                    reason=reason,
+                    expires_at=expires_at,
+                    llm=llm_facts,
                 )
             ],
         )
@@ -818,17 +787,15 @@ class _Execution:
         extra: Sequence[NewEvent] = (),
         **changes: Any,
     ) -> Run:
-        event_type = {
-            RunStatus.FAILED: "run_failed",
-            RunStatus.CANCELLED: "run_cancelled",
-        }.get(status, "run_ended")
+        ended = (
+            ledger_events.run_cancelled(by=None, stop_reason=reason, error=message)
+            if status is RunStatus.CANCELLED
+            else ledger_events.run_failed(stop_reason=reason, error=message)
+        )
         return self.store.update_run(
             run.id,
             self._changes(status=status, stop_reason=reason, error=message, **changes),
-            [
-                *extra,
-                NewEvent(event_type=event_type, data={"stop_reason": reason, "error": message}),
-            ],
+            [*extra, ended],
         )
 
 
@@ -869,34 +836,44 @@ def _written_step(step: Step, outcome: StepOutcome) -> Step:
     return step.model_copy(update={"status": outcome.step_status, "result": outcome.result})
 
 
+def _llm_facts(reply: LLMReply) -> dict[str, Any]:
+    return ledger_events.llm_facts(
+        model=reply.model,
+        prompt_tokens=reply.prompt_tokens,
+        completion_tokens=reply.completion_tokens,
+        latency_ms=reply.latency_ms,
+        fallback_from=list(reply.failures),
+    )
+
+
 def _result_events(
     step_number: int,
     tool_name: str,
     result: gateway.ToolResult,
-    llm_facts: dict[str, Any] | None = None,
+    *,
+    llm: dict[str, Any] = ledger_events.NO_LLM,
+    approval_id: str | None = None,
 ) -> list[NewEvent]:
-    facts = {
-        "step_number": step_number,
-        "tool": tool_name,
-        "success": result.status is ToolCallStatus.SUCCEEDED,
-        "duration_ms": result.duration_ms,
-        "attempts": result.attempts,
-        **(llm_facts or {}),
-    }
-    if result.error:
-        facts["error"] = result.error
-    events = [NewEvent(event_type="step_completed", data=facts)]
+    events = [
+        ledger_events.step_completed(
+            step_number=step_number,
+            tool=tool_name,
+            success=result.status is ToolCallStatus.SUCCEEDED,
+            error=result.error,
+            duration_ms=result.duration_ms,
+            attempts=result.attempts,
+            approval_id=approval_id,
+            llm=llm,
+        )
+    ]
     if result.status is ToolCallStatus.FAILED:
         events.insert(
             0,
-            NewEvent(
-                event_type="tool_error",
-                data={
-                    "step_number": step_number,
-                    "tool": tool_name,
-                    "error": result.error,
-                    "timed_out": result.timed_out,
-                },
+            ledger_events.tool_error(
+                step_number=step_number,
+                tool=tool_name,
+                error=result.error,
+                timed_out=result.timed_out,
             ),
         )
     return events

@@ -52,6 +52,7 @@ def test_a_queued_run_is_in_the_ledger(store):
         "objective_id": objective.id,
         "run_number": 1,
         "trigger": "manual",
+        "slot": None,
     }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 
+from agent_core import events as ledger_events
 from agent_core.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
 from agent_core.models import (
     ACTIVE_RUN_STATUSES,
@@ -284,10 +285,11 @@ class Store:
             "created_at": now,
             "updated_at": now,
         }
-        queued = {"objective_id": objective_key, "run_number": run_number, "trigger": trigger}
-        if slot is not None:
-            queued["slot"] = slot
-        new_events = [NewEvent(event_type="run_queued", data=queued)]
+        new_events = [
+            ledger_events.run_queued(
+                objective_id=objective_key, run_number=run_number, trigger=trigger, slot=slot
+            )
+        ]
         if skipped_for is not None:
             values |= {
                 "status": RunStatus.SKIPPED,
@@ -295,10 +297,14 @@ class Store:
                 "error": f"run #{skipped_for.run_number} of this objective was still active",
                 "completed_at": now,
             }
+            assert slot is not None
             new_events = [
-                NewEvent(
-                    event_type="run_skipped",
-                    data={**queued, "active_run_id": skipped_for.id},
+                ledger_events.run_skipped(
+                    objective_id=objective_key,
+                    run_number=run_number,
+                    trigger=trigger,
+                    slot=slot,
+                    active_run_id=skipped_for.id,
                 )
             ]
         conn.execute(runs.insert().values(values))
@@ -373,10 +379,14 @@ class Store:
             if previous is None:
                 self._run_row(conn, key, run_id)  # NotFound if it does not exist at all
                 return None
-            data: dict[str, Any] = {"owner": owner, "from_status": previous.status}
-            if previous.status == RunStatus.RUNNING:
-                data["lease_lapsed_for"] = previous.lease_owner
-            return self._claim(_cursor(conn), key, owner=owner, lease_s=lease_s, event=data)
+            event = ledger_events.run_claimed(
+                owner=owner,
+                from_status=previous.status,
+                lease_lapsed_for=previous.lease_owner
+                if previous.status == RunStatus.RUNNING
+                else None,
+            )
+            return self._claim(_cursor(conn), key, owner=owner, lease_s=lease_s, event=event)
 
     def update_run(
         self, run_id: str, changes: RunChanges, new_events: Sequence[NewEvent] = ()
@@ -399,11 +409,12 @@ class Store:
                 raise Conflict(f"run {run_id} has already ended ({current.status})")
             if current.status is RunStatus.RUNNING:
                 changes: dict[str, Any] = {"cancel_requested_at": now}
-                event = NewEvent(event_type="cancel_requested", data={"by": by})
+                event = ledger_events.cancel_requested(by=by)
             else:
                 changes = {
                     "status": RunStatus.CANCELLED,
                     "stop_reason": StopReason.CANCELLED,
+                    "error": "cancelled by an admin",
                     "cancel_requested_at": now,
                     "completed_at": now,
                     "lease_owner": None,
@@ -414,7 +425,9 @@ class Store:
                     .where(approvals.c.run_id == key, approvals.c.status == ApprovalStatus.PENDING)
                     .values(status=ApprovalStatus.CANCELLED, decided_at=now, decided_by=by)
                 )
-                event = NewEvent(event_type="run_cancelled", data={"by": by})
+                event = ledger_events.run_cancelled(
+                    by=by, stop_reason=StopReason.CANCELLED, error="cancelled by an admin"
+                )
             row, _ = self._write_run(_cursor(conn), key, set_values=changes, new_events=[event])
         assert row is not None
         return row
@@ -616,14 +629,14 @@ class Store:
                     run_key,
                     owner=owner,
                     lease_s=lease_s,
-                    event={"owner": owner, "from_status": RunStatus.QUEUED},
+                    event=ledger_events.run_claimed(owner=owner, from_status=RunStatus.QUEUED),
                 )
                 if row is not None:
                     claimed.append(row)
         return claimed
 
     def _claim(
-        self, cursor: Any, run_key: str, *, owner: str, lease_s: float, event: dict[str, Any]
+        self, cursor: Any, run_key: str, *, owner: str, lease_s: float, event: NewEvent
     ) -> Run | None:
         """The claim itself: running, leased to `owner`, counted as an attempt, and logged;
         only if the run is still claimable (None otherwise)."""
@@ -639,7 +652,7 @@ class Store:
             first_values={"started_at": now},
             add={"attempts": 1},
             only_if_claimable=True,
-            new_events=[NewEvent(event_type="run_claimed", data=event)],
+            new_events=[event],
         )
         return row
 
@@ -675,9 +688,7 @@ class Store:
                     cursor,
                     key,
                     changes=RunChanges(owner=owner, status=RunStatus.QUEUED, release_lease=True),
-                    new_events=[
-                        NewEvent(event_type="run_released", data={"reason": reason, "owner": owner})
-                    ],
+                    new_events=[ledger_events.run_released(owner=owner, reason=reason)],
                 )
         except LeaseLost:
             return None
@@ -702,26 +713,19 @@ class Store:
                 "lease_owner": None,
                 "lease_expires_at": None,
             }
-            event = NewEvent(
-                event_type="run_requeued",
-                data={"lease_lapsed_for": row.lease_owner, "attempts": row.attempts},
+            event = ledger_events.run_requeued(
+                lease_lapsed_for=row.lease_owner, attempts=row.attempts
             )
             if give_up:
+                error = f"its worker stopped answering {row.attempts} times"
                 values = {
                     **values,
                     "status": RunStatus.FAILED,
                     "stop_reason": StopReason.WORKER_LOST,
-                    "error": f"its worker stopped answering {row.attempts} times",
+                    "error": error,
                     "completed_at": now,
                 }
-                event = NewEvent(
-                    event_type="run_failed",
-                    data={
-                        "stop_reason": StopReason.WORKER_LOST,
-                        "lease_lapsed_for": row.lease_owner,
-                        "attempts": row.attempts,
-                    },
-                )
+                event = ledger_events.run_failed(stop_reason=StopReason.WORKER_LOST, error=error)
             with self._transaction(write=True) as conn:
                 still = conn.execute(
                     sa.select(runs.c.id).where(
@@ -830,16 +834,13 @@ class Store:
                 current.run_id,
                 set_values={"status": RunStatus.QUEUED},
                 new_events=[
-                    NewEvent(
-                        event_type="approval_decided",
-                        data={
-                            "approval_id": key,
-                            "decision": status,
-                            "by": by,
-                            "reason": reason,
-                            "tool": current.tool_name,
-                            "args_hash": current.args_hash,
-                        },
+                    ledger_events.approval_decided(
+                        approval_id=key,
+                        decision=status,
+                        by=by,
+                        reason=reason,
+                        tool=current.tool_name,
+                        args_hash=current.args_hash,
                     )
                 ],
             )
@@ -876,32 +877,24 @@ class Store:
                     ToolCallStatus.EXPIRED,
                     "not executed: the approval expired without a decision",
                 )
+                error = f"the approval for {row.tool_name} expired without a decision"
                 self._write_run(
                     _cursor(conn),
                     row.run_id,
                     set_values={
                         "status": RunStatus.FAILED,
                         "stop_reason": StopReason.APPROVAL_EXPIRED,
-                        "error": f"the approval for {row.tool_name} expired without a decision",
+                        "error": error,
                         "completed_at": now,
                         "lease_owner": None,
                         "lease_expires_at": None,
                     },
                     new_events=[
-                        NewEvent(
-                            event_type="approval_expired",
-                            data={
-                                "approval_id": key,
-                                "tool": row.tool_name,
-                                "expired_at": row.expires_at,
-                            },
+                        ledger_events.approval_expired(
+                            approval_id=key, tool=row.tool_name, expired_at=row.expires_at
                         ),
-                        NewEvent(
-                            event_type="run_failed",
-                            data={
-                                "stop_reason": StopReason.APPROVAL_EXPIRED,
-                                "error": "the approval expired without a decision",
-                            },
+                        ledger_events.run_failed(
+                            stop_reason=StopReason.APPROVAL_EXPIRED, error=error
                         ),
                     ],
                 )
@@ -946,13 +939,10 @@ class Store:
                 approval.run_id,
                 changes=run,
                 new_events=[
-                    NewEvent(
-                        event_type="approved_call_started",
-                        data={
-                            "approval_id": approval.id,
-                            "tool": approval.tool_name,
-                            "args_hash": approval.args_hash,
-                        },
+                    ledger_events.approved_call_started(
+                        approval_id=approval.id,
+                        tool=approval.tool_name,
+                        args_hash=approval.args_hash,
                     )
                 ],
             )
