@@ -12,30 +12,36 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from typing import Any, NoReturn, TextIO
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from agent_core import __version__
+from agent_core import __version__, objectives, runs
 from agent_core.approvals import decide
 from agent_core.config import Settings, load_settings, redact_url, settings_summary
-from agent_core.errors import AgentRuntimeError, Conflict, InvalidInput
+from agent_core.errors import AgentRuntimeError, InvalidFields, InvalidInput
 from agent_core.llm import build_content_llm
 from agent_core.maintenance import run_maintenance
-from agent_core.models import (
-    ApprovalStatus,
-    Objective,
-    ObjectiveSpec,
-    Run,
-    RunDetail,
-    RunStatus,
+from agent_core.models import ApprovalStatus, Objective, Run, RunDetail, RunStatus, StopReason
+from agent_core.render import (
+    APPROVAL_STATUS_LABELS,
+    UNSUCCESSFUL_CALLS,
+    cut,
+    describe_result,
+    event_sentence,
+    format_table,
+    format_time,
+    run_counters,
+    run_headline,
+    step_error,
+    step_sentence,
 )
-from agent_core.render import describe_validation_error, format_table, format_time
 from agent_core.runtime import Runtime, build_tools, open_runtime
 from agent_core.store import Store, create_engine
+from agent_core.tools import ToolRegistry
 from agent_core.worker import Worker, configure_logging, split_concurrency, supervise
 
 
@@ -63,6 +69,22 @@ class Context:
         if self._runtime is None:
             self._runtime = open_runtime(self.settings, self.store())
         return self._runtime
+
+    def tools(self) -> ToolRegistry:
+        """The tools as a worker would have them (built-ins and plugins), without a store."""
+        if self._runtime is not None:
+            return self._runtime.tools
+        settings = self.settings
+        engine = create_engine(settings.data_database_url)
+        try:
+            return build_tools(
+                settings, data_engine=engine, content_llm=build_content_llm(settings)
+            )
+        finally:
+            engine.dispose()
+
+    def tool_names(self) -> list[str]:
+        return self.tools().names()
 
     def close(self) -> None:
         if self._runtime is not None:
@@ -164,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         run, "cancel", _run_cancel, "cancel a run (a running one stops before its next step)"
     )
     cancel.add_argument("run_id", metavar="RUN_ID")
+    cancel.add_argument("--by", default=_default_admin(), help="who cancels (default: $USER)")
 
     approval = group("approval", "risky actions waiting for a human")
     approval_list = command(approval, "list", _approval_list, "approvals, newest first")
@@ -177,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         decide_parser = command(approval, name, handler, help_text)
         decide_parser.add_argument("approval_id", metavar="ID")
         decide_parser.add_argument(
-            "--by", default=os.environ.get("USER") or "cli", help="who decides (default: $USER)"
+            "--by", default=_default_admin(), help="who decides (default: $USER)"
         )
         if name == "reject":
             decide_parser.add_argument("--reason", help="told to the agent")
@@ -214,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify = command(ledger, "verify", _ledger_verify, "recompute every hash chain")
     verify.add_argument("--run", metavar="RUN_ID", help="verify one run only")
     return parser
+
+
+def _default_admin() -> str:
+    return os.environ.get("USER") or "cli"
 
 
 def main(
@@ -277,6 +304,7 @@ def _config_check(_: argparse.Namespace, context: Context) -> Output:
     return Output(summary, "\n".join(lines))
 
 
+# How the CLI names each field of an objective, in its error sentences.
 _OBJECTIVE_OPTIONS = {
     "title": "--title",
     "description": "--description",
@@ -288,42 +316,47 @@ _OBJECTIVE_OPTIONS = {
     "risk_level": "--risk-level",
     "schedule": "--schedule",
     "timezone": "--timezone",
+    "enabled": "--enable/--disable",
 }
 
 
 def _objective_create(args: argparse.Namespace, context: Context) -> Output:
-    defaults = {"budget": {}, "enabled": not args.disabled}
-    objective = context.store().create_objective(_objective_spec(defaults, args))
+    fields = {**_given_fields(args), "enabled": not args.disabled}
+    with _named_options():
+        objective = objectives.create_objective(
+            context.store(), fields, known_tools=context.tool_names()
+        )
     return Output(_document(objective), _objective_text(objective))
 
 
 def _objective_update(args: argparse.Namespace, context: Context) -> Output:
-    store = context.store()
-    current = store.get_objective(args.objective_id)
-    fields = current.model_dump(include=set(ObjectiveSpec.model_fields))
+    changes = _given_fields(args)
     if args.enable or args.disable:
-        fields["enabled"] = bool(args.enable)
-    objective = store.update_objective(current.id, _objective_spec(fields, args))
+        changes["enabled"] = bool(args.enable)
+    with _named_options():
+        objective = objectives.update_objective(
+            context.store(), args.objective_id, changes, known_tools=context.tool_names()
+        )
     return Output(_document(objective), _objective_text(objective))
 
 
-def _objective_spec(fields: dict[str, Any], args: argparse.Namespace) -> ObjectiveSpec:
-    """`fields` with the options given on the command line applied, validated."""
-    fields = {**fields, "budget": dict(fields.get("budget") or {})}
-    for name in ("max_steps", "max_tool_calls", "max_duration_ms", "max_tokens"):
-        if getattr(args, name) is not None:
-            fields["budget"][name] = getattr(args, name)
-    for name in ("title", "description", "risk_level", "timezone"):
-        if getattr(args, name) is not None:
-            fields[name] = getattr(args, name)
-    if args.tools is not None:
-        fields["tools_allowed"] = [n.strip() for n in args.tools.split(",") if n.strip()]
-    if args.schedule is not None:
-        fields["schedule"] = args.schedule or None
+def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The objective fields given on the command line (`--tools` is `tools_allowed`)."""
+    given = {
+        field: getattr(args, "tools" if field == "tools_allowed" else field)
+        for field in objectives.OBJECTIVE_FIELDS
+        if field != "enabled"
+    }
+    return {field: value for field, value in given.items() if value is not None}
+
+
+@contextmanager
+def _named_options() -> Iterator[None]:
+    """Field problems worded with the option names the admin typed."""
     try:
-        return ObjectiveSpec.model_validate(fields)
-    except ValidationError as exc:
-        raise InvalidInput(describe_validation_error(exc, _OBJECTIVE_OPTIONS)) from None
+        yield
+    except InvalidFields as exc:
+        raise InvalidInput(exc.sentence(_OBJECTIVE_OPTIONS)) from None
 
 
 def _objective_list(_: argparse.Namespace, context: Context) -> Output:
@@ -364,90 +397,46 @@ def _run_list(args: argparse.Namespace, context: Context) -> Output:
 
 
 def _run_show(args: argparse.Namespace, context: Context) -> Output:
-    detail = context.store().run_detail(args.run_id)
-    return Output(_document(detail), _run_detail_text(detail))
+    store = context.store()
+    detail = store.run_detail(args.run_id)
+    title = store.get_objective(detail.run.objective_id).title
+    return Output(_document(detail), _run_detail_text(detail, title))
 
 
 def _run_start(args: argparse.Namespace, context: Context) -> Output:
-    if not context.settings.agent_enabled:
-        raise Conflict(
-            "the agent runtime is disabled (AGENT_ENABLED=false): set AGENT_ENABLED=true "
-            "to start runs"
-        )
-    store = context.store()
-    objective = store.get_objective(args.objective_id)
-    if not objective.enabled:
-        raise Conflict(f"objective {objective.id} is disabled: enable it before starting runs")
-    run = store.create_run(objective.id)
+    run = runs.start_run(context.store(), context.settings, args.objective_id)
     if args.wait:
-        run = _execute_here(context, run)
+        run = runs.execute_here(context.runtime(), run.id)
     return _run_output(run)
 
 
 def _run_resume(args: argparse.Namespace, context: Context) -> Output:
-    if not context.settings.agent_enabled:
-        raise Conflict("the agent runtime is disabled (AGENT_ENABLED=false)")
+    runs.ensure_enabled(context.settings, "resume runs")
     run = context.store().get_run(args.run_id)
     if args.wait:
-        run = _execute_here(context, run)
+        run = runs.execute_here(context.runtime(), run.id)
     return _run_output(run)
 
 
 def _run_cancel(args: argparse.Namespace, context: Context) -> Output:
-    run = context.store().request_cancel(args.run_id, by="cli")
+    run = runs.cancel_run(context.store(), args.run_id, by=args.by)
     return _run_output(run)
 
 
-def _execute_here(context: Context, run: Run) -> Run:
-    """Claim the run and execute it in this process. Ctrl-C gives it back to the queue."""
-    runtime = context.runtime()
-    claimed = runtime.store.claim_run(
-        run.id, owner=runtime.owner, lease_s=context.settings.agent_run_lease_s
-    )
-    if claimed is None:
-        raise Conflict(f"run {run.id} cannot be executed now: {_why_not_claimable(run)}")
-    try:
-        return runtime.orchestrator().execute(run.id)
-    except KeyboardInterrupt:
-        runtime.store.release_run(run.id, owner=runtime.owner, reason="interrupted")
-        raise
-
-
-def _why_not_claimable(run: Run) -> str:
-    if run.status is RunStatus.PAUSED:
-        return "it is paused, waiting for an approval decision"
-    if run.status is RunStatus.RUNNING:
-        until = format_time(run.lease_expires_at)
-        return f"it is running on {run.lease_owner} (lease until {until})"
-    return f"it has ended ({run.status})"
-
-
 def _run_output(run: Run) -> Output:
-    lines = [
-        f"run {run.id} (#{run.run_number}) {run.status}"
-        + (f" ({run.stop_reason})" if run.stop_reason else ""),
-    ]
+    lines = [f"run {run.id}: {run_headline(run)}", f"status: {_status_code(run)}"]
     if run.summary:
         lines.append(f"summary: {run.summary}")
-    if run.error:
+    if run.error and run.stop_reason is not StopReason.CANCELLED:
         lines.append(f"error: {run.error}")
-    lines.append(
-        f"{run.steps_count} steps, {run.tool_calls_count} tool calls, {run.total_tokens} tokens"
-    )
+    lines.append(run_counters(run))
     return Output(
         _document(run), "\n".join(lines), exit_code=1 if run.status is RunStatus.FAILED else 0
     )
 
 
 def _tools_list(_: argparse.Namespace, context: Context) -> Output:
-    settings = context.settings
-    engine = create_engine(settings.data_database_url)
-    try:
-        registry = build_tools(
-            settings, data_engine=engine, content_llm=build_content_llm(settings)
-        )
-    finally:
-        engine.dispose()
+    registry = context.tools()
     described = [tool.describe() for tool in registry]
     text = format_table(
         ["TOOL", "RISK", "SIDE EFFECTS", "TIMEOUT", "DESCRIPTION"],
@@ -539,11 +528,7 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
         return _worker_status(context)
     if args.concurrency is not None and args.concurrency < 1:
         raise InvalidInput("--concurrency must be at least 1")
-    if not context.settings.agent_enabled:
-        raise Conflict(
-            "the agent runtime is disabled (AGENT_ENABLED=false): set AGENT_ENABLED=true "
-            "to run the worker"
-        )
+    runs.ensure_enabled(context.settings, "run the worker")
     if args.processes is not None and args.processes < 1:
         raise InvalidInput("--processes must be at least 1")
     configure_logging()
@@ -579,11 +564,7 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
 
 
 def _worker_status(context: Context) -> Output:
-    settings = context.settings
-    alive = timedelta(
-        seconds=3 * min(settings.agent_worker_heartbeat_s, settings.agent_run_lease_s / 3) + 5
-    )
-    live = context.store().list_workers(alive_within=alive)
+    live = runs.live_workers(context.store(), context.settings)
     table = format_table(
         ["WORKER", "HOST", "PID", "RUNS", "LAST HEARTBEAT"],
         [
@@ -668,62 +649,61 @@ def _runs_table(found: Sequence[Run]) -> str:
     )
 
 
-def _run_detail_text(detail: RunDetail) -> str:
+def _status_code(run: Run) -> str:
+    """The status and stop reason as scripts and the docs name them: `failed (llm_error)`."""
+    return f"{run.status} ({run.stop_reason})" if run.stop_reason else str(run.status)
+
+
+def _run_detail_text(detail: RunDetail, objective_title: str) -> str:
+    """`run show`: what happened, in the words the dashboard uses."""
     run = detail.run
+    calls = {call.step_id: call for call in detail.tool_calls}
+    failed = sum(1 for call in detail.tool_calls if call.status in UNSUCCESSFUL_CALLS)
     lines = [
-        f"run {run.id} (objective {run.objective_id}, run #{run.run_number})",
-        f"status       {run.status}" + (f" ({run.stop_reason})" if run.stop_reason else ""),
-        f"summary      {run.summary or '-'}",
+        f"{run_headline(run, failed)}",
+        f"objective    {objective_title} ({run.objective_id})",
+        f"run id       {run.id}",
+        f"status       {_status_code(run)}",
+        f"trigger      {run.trigger}",
     ]
-    if run.error:
+    if run.stop_reason is StopReason.DONE or run.summary:
+        lines.append(f"summary      {run.summary or '-'}")
+    if run.error and run.stop_reason is not StopReason.CANCELLED:
         lines.append(f"error        {run.error}")
     lines += [
-        f"counters     {run.steps_count} steps, {run.tool_calls_count} tool calls, "
-        f"{run.total_tokens} tokens",
+        f"work         {run_counters(run)}",
         f"queued       {format_time(run.created_at)}",
         f"started      {format_time(run.started_at)}",
         f"ended        {format_time(run.completed_at)}",
         "",
-        "steps:",
-        format_table(
-            ["#", "STATUS", "TOOL", "THOUGHT"],
-            [[s.step_number, s.status, s.tool or "-", s.thought or ""] for s in detail.steps],
-            empty="  (none)",
-        ),
-        "",
-        "tool calls:",
-        format_table(
-            ["TOOL", "RISK", "STATUS", "ARGS"],
-            [
-                [c.tool_name, c.risk_level, c.status, json.dumps(c.args, ensure_ascii=False)]
-                for c in detail.tool_calls
-            ],
-            empty="  (none)",
-        ),
-        "",
-        "approvals:",
-        format_table(
-            ["APPROVAL ID", "TOOL", "STATUS", "EXPIRES", "DECIDED BY"],
-            [
-                [a.id, a.tool_name, a.status, format_time(a.expires_at), a.decided_by or "-"]
-                for a in detail.approvals
-            ],
-            empty="  (none)",
-        ),
-        "",
-        "events:",
-        format_table(
-            ["SEQ", "TIME", "TYPE", "DATA"],
-            [
-                [
-                    e.seq,
-                    format_time(e.created_at),
-                    e.event_type,
-                    json.dumps(e.data, ensure_ascii=False),
-                ]
-                for e in detail.events
-            ],
-            empty="  (none)",
-        ),
+        "what the agent did:",
     ]
+    if not detail.steps:
+        lines.append("  (no step yet)")
+    approvals = {approval.step_id: approval for approval in detail.approvals}
+    for step in detail.steps:
+        call = calls.get(step.id)
+        lines.append("  " + step_sentence(step, call))
+        if step.thought:
+            lines.append(f"      why: {cut(' '.join(step.thought.split()), 300)}")
+        error = step_error(step, call)
+        if error:
+            lines.append(f"      error: {cut(' '.join(error.split()), 500)}")
+        elif step.tool is not None and step.result is not None:
+            lines.append(f"      result: {describe_result(step.result, 500)}")
+        approval = approvals.get(step.id)
+        if approval is not None:
+            decided = (
+                f" by {approval.decided_by} at {format_time(approval.decided_at)}"
+                if approval.decided_by
+                else f" (expires {format_time(approval.expires_at)})"
+            )
+            lines.append(
+                f"      approval {approval.id}: {APPROVAL_STATUS_LABELS[approval.status]}{decided}"
+            )
+    lines += ["", "ledger:"]
+    lines += [
+        f"  {event.seq:>4}  {format_time(event.created_at)}  {event_sentence(event)}"
+        for event in detail.events
+    ] or ["  (none)"]
     return "\n".join(lines)

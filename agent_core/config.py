@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -189,6 +190,17 @@ class Settings(BaseSettings):
         """The business database the data tools use; by default the runtime's own, as in the
         seed where one Supabase project holds both."""
         return self.agent_data_database_url or self.database_url
+
+    @property
+    def worker_heartbeat_s(self) -> float:
+        """How often a worker renews its leases and says it is alive: often enough that a
+        lease never lapses under a live worker (three beats per lease at least)."""
+        return min(self.agent_worker_heartbeat_s, self.agent_run_lease_s / 3)
+
+    @property
+    def worker_alive_window(self) -> timedelta:
+        """A worker whose last heartbeat is older than this is taken for dead."""
+        return timedelta(seconds=3 * self.worker_heartbeat_s + 5)
 
     @property
     def llm_models(self) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class AgentRuntimeError(Exception):
     """A failure the runtime reports as a sentence, never as a traceback (CLI exit code 1)."""
@@ -17,6 +19,24 @@ class InvalidInput(AgentRuntimeError):
 
 class ConfigError(InvalidInput):
     """A setting (environment, `.env` or secrets file) has a value the runtime cannot use."""
+
+
+class InvalidFields(InvalidInput):
+    """Some fields of a form (an objective, an approval's arguments) are invalid: each with
+    its sentence, so that a page shows them beside the fields and the CLI names the option."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__(self.sentence())
+
+    def sentence(self, names: Mapping[str, str] | None = None) -> str:
+        """The first problem, naming its field as the caller knows it (`names`)."""
+        known = names or {}
+        field, message = next(iter(self.problems.items()))
+        text = f"{known.get(field, field)}: {message}"
+        if len(self.problems) > 1:
+            text += f"; and {len(self.problems) - 1} more problem(s)"
+        return text
 
 
 class NotFound(InvalidInput):

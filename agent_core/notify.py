@@ -31,6 +31,7 @@ from agent_core.models import (
     NotifyChannel,
     SmtpSecurity,
 )
+from agent_core.render import approval_request_sentence
 from agent_core.store import Store
 
 SEND_TIMEOUT_S = 15.0
@@ -171,7 +172,8 @@ def approval_message(
     subject = f"[Agent Runtime] {prefix}: {approval.tool_name}"
     body = "\n".join(
         [
-            f"{prefix}. The agent wants to run {approval.tool_name} (run {approval.run_id}).",
+            f"{prefix}. {approval_request_sentence(approval)}",
+            f"Tool: {approval.tool_name} (run {approval.run_id})",
             "",
             f"Why: {thought or '(no reasoning given)'}",
             f"Risk: {approval.risk_reason}",
@@ -203,7 +205,8 @@ def whatsapp_text(
     link = approval_link(approval, settings)
     tail = f"\nExpires: {approval.expires_at:%Y-%m-%d %H:%M UTC}\nDecide: {link}"
     arguments = json.dumps(approval.args, ensure_ascii=False, sort_keys=True)
-    head = f"{subject}\nWhy: {_cut(thought or '-', 300)}\nArgs: "
+    sentence = _cut(approval_request_sentence(approval), 300)
+    head = f"{subject}\n{sentence}\nWhy: {_cut(thought or '-', 300)}\nArgs: "
     room = WHATSAPP_MAX_CHARS - len(head) - len(tail) - len(" (full details in the dashboard)")
     if len(arguments) > room:
         arguments = _cut(arguments, max(room, 0)) + " (full details in the dashboard)"

@@ -77,7 +77,7 @@ class Worker:
 
     def start(self) -> None:
         settings = self.settings
-        heartbeat_s = min(settings.agent_worker_heartbeat_s, settings.agent_run_lease_s / 3)
+        heartbeat_s = settings.worker_heartbeat_s
         scheduler = BackgroundScheduler(timezone=UTC)
         jobs: list[tuple[Callable[[], object], float, str]] = [
             (self.fill, settings.agent_worker_poll_s, "claim queued runs"),

@@ -119,8 +119,10 @@ def test_run_list_and_show(cli_database, clock):
     assert detail["steps"] == detail["tool_calls"] == detail["approvals"] == []
 
     text = run_cli(["run", "show", first.id])
-    assert "status       queued" in text.stdout
-    assert "run_queued" in text.stdout
+    assert text.stdout.startswith("Run #1 waiting for a worker.")
+    assert "Weekly leads" in text.stdout
+    assert "(no step yet)" in text.stdout
+    assert "Queued by an admin." in text.stdout
     listing = run_cli(["run", "list"])
     assert first.id in listing.stdout
 

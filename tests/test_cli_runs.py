@@ -72,8 +72,9 @@ def test_an_objective_created_with_the_cli_runs_to_completion(agent_env, llm_ser
     )
 
     shown = subprocess.run([*run_module, "run", "show", run["id"]], **options)
-    assert "count_database" in shown.stdout
-    assert "objective_completed" in shown.stdout
+    assert "Step 1: count rows of app_leads (count_database) — succeeded." in shown.stdout
+    assert '      result: {"count": 0' in shown.stdout
+    assert "Objective reached: There are 0 leads." in shown.stdout
     verified = subprocess.run([*run_module, "ledger", "verify"], **options)
     assert verified.returncode == 0
     assert "ledger OK" in verified.stdout

@@ -1,4 +1,4 @@
-"""Turning domain values into text an admin reads: tables, times, validation sentences."""
+"""Text building blocks: tables, times, durations, cut text, validation sentences."""
 
 from __future__ import annotations
 
@@ -28,8 +28,38 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty
 
 
 def _cell(value: Any) -> str:
-    text = " ".join(str(value).split())
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
+    return cut(" ".join(str(value).split()), MAX_CELL)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` within `limit` characters, an ellipsis marking what was cut."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def format_duration(ms: int | float | None) -> str:
+    """A duration as people say it: 850 ms, 12.4 s, 3 min 20 s, 2 h 5 min."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{int(ms)} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def field_problems(exc: ValidationError) -> dict[str, str]:
+    """Each invalid field (its innermost name) with pydantic's sentence for it, in order."""
+    problems: dict[str, str] = {}
+    for error in exc.errors(include_url=False):
+        path = [str(part) for part in error["loc"] if isinstance(part, str)]
+        field = path[-1] if path else "value"
+        problems.setdefault(field, error["msg"].removeprefix("Value error, "))
+    return problems
 
 
 def describe_validation_error(
