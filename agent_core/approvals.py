@@ -1,6 +1,6 @@
 """Deciding approvals: who may, and recording the decision so the run carries on.
 
-Executing the approved call happens when the run resumes (orchestrator); expiring happens
+Executing the approved call happens when the run resumes (agent_core.loop.resume); expiring happens
 in maintenance.
 """
 

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 from agent_core.config import Settings
 from agent_core.errors import ConfigError
 from agent_core.llm import LLMClient, build_content_llm, build_llm
+from agent_core.loop import Orchestrator
 from agent_core.notify import EmailTransport, Notifier, WhatsAppTransport
-from agent_core.orchestrator import Orchestrator
 from agent_core.store import Store, create_engine
 from agent_core.tools import ToolRegistry
 from agent_core.tools.content import content_tools

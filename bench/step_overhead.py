@@ -34,8 +34,8 @@ from sqlalchemy.engine import make_url
 
 from agent_core.config import load_settings
 from agent_core.llm import ScriptedLLM
+from agent_core.loop import Orchestrator
 from agent_core.models import ObjectiveSpec, RiskLevel
-from agent_core.orchestrator import Orchestrator
 from agent_core.store import Store
 from agent_core.tools import Tool, ToolRegistry
 

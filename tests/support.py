@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from agent_core.cli import main
 from agent_core.config import Settings, load_settings
 from agent_core.llm import InferenceLLM
+from agent_core.loop import Orchestrator
 from agent_core.models import Objective, ObjectiveSpec, Run
-from agent_core.orchestrator import Orchestrator
 from agent_core.runtime import build_tools
 from agent_core.store import Store
 from agent_core.tools import ToolRegistry

@@ -1,0 +1,175 @@
+"""Resume: what a run found unfinished when this worker picks it up.
+
+- A call found started but never finished (the worker died during it) may or may not have
+  taken effect: it is marked unknown, never repeated, and the agent is told.
+- A step paused for approval gets the admin's decision: exactly the approved call runs,
+  after checking it is still what was approved (the keyed hash) and still in time; a
+  rejection becomes an observation the agent adapts to; an undecided one pauses again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent_core import events as ledger_events
+from agent_core.loop.acting import outcome_of, result_events, run_tool
+from agent_core.loop.session import RunEnded, Session
+from agent_core.models import (
+    Approval,
+    ApprovalStatus,
+    Run,
+    RunStatus,
+    Step,
+    StepOutcome,
+    StepStatus,
+    StopReason,
+    ToolCall,
+    ToolCallStatus,
+)
+from agent_core.store import Store
+from agent_core.store.ledger import tool_args_hash
+from agent_core.tools import gateway
+
+
+def settle_interrupted_calls(session: Session, run: Run, steps: Sequence[Step]) -> Run:
+    """Mark every call interrupted by a crash as outcome unknown, and tell the agent so that
+    it checks the effect before acting again. The call is never repeated."""
+    store = session.context.store
+    for step, call in interrupted_calls(store, run.id, steps):
+        error = (
+            f"the call to {step.tool} was interrupted (the worker stopped during it): it may "
+            "or may not have taken effect. Do not repeat it blindly; check its effect first."
+        )
+        run = store.finish_step(
+            run.id,
+            step.id,
+            StepOutcome(
+                step_status=StepStatus.FAILED,
+                result={"error": error, "outcome": "unknown"},
+                tool_call_status=ToolCallStatus.UNKNOWN,
+                tool_error=error,
+            ),
+            tool_call_id=call.id if call else None,
+            run=session.changes(),
+            new_events=[
+                ledger_events.tool_outcome_unknown(step_number=step.step_number, tool=step.tool)
+            ],
+        )
+    return run
+
+
+def interrupted_calls(
+    store: Store, run_id: str, steps: Sequence[Step]
+) -> list[tuple[Step, ToolCall | None]]:
+    """The run's steps left executing, each with its tool call (None if it has none).
+
+    STORE SWITCH: the one call site to replace by `store.interrupted_calls(run_id)` (one
+    query, same result) once the Store has it; `steps` is then no longer needed.
+    """
+    executing = [step for step in steps if step.status is StepStatus.EXECUTING]
+    if not executing:
+        return []
+    calls = {call.step_id: call for call in reversed(store.list_tool_calls(run_id))}
+    return [(step, calls.get(step.id)) for step in executing]
+
+
+def apply_decision(session: Session, run: Run) -> Run:
+    """Carry out the admin's decision on the step the run paused at, and return the run to
+    go on with. Raises RunEnded when the run cannot go on: still undecided (paused again),
+    or the approved call may not run (changed since, or expired: the run fails)."""
+    store = session.context.store
+    found = store.step_awaiting_decision(run.id)
+    if found is None:
+        return run
+    step, call, approval = found
+    if approval.status is ApprovalStatus.PENDING:  # not decided: back to waiting
+        raise RunEnded(
+            store.update_run(run.id, session.changes(status=RunStatus.PAUSED, release_lease=True))
+        )
+    if approval.status is ApprovalStatus.REJECTED:
+        reason = f": {approval.decision_reason}" if approval.decision_reason else ""
+        error = f"the admin ({approval.decided_by}) rejected this call{reason}"
+        return store.close_unapproved_call(
+            approval,
+            ToolCallStatus.REJECTED,
+            error,
+            session.changes(),
+            [
+                ledger_events.approval_rejection_observed(
+                    approval_id=approval.id, step_number=step.step_number
+                )
+            ],
+        )
+    if approval.status is not ApprovalStatus.APPROVED:
+        return run
+    if not approval_intact(approval, call):
+        error = (
+            "the call stored for this approval was changed after it was requested "
+            "(its hash no longer matches): it was not executed"
+        )
+        store.close_unapproved_call(
+            approval,
+            ToolCallStatus.DENIED,
+            error,
+            session.changes(),
+            [
+                ledger_events.approval_tampered(
+                    approval_id=approval.id, args_hash=approval.args_hash
+                )
+            ],
+        )
+        session.end(run, RunStatus.FAILED, StopReason.APPROVAL_INVALID, error)
+    if approval.expires_at <= store.now():
+        error = "the approval expired before the approved call could run"
+        store.close_unapproved_call(
+            approval,
+            ToolCallStatus.EXPIRED,
+            error,
+            session.changes(),
+            [
+                ledger_events.approval_expired(
+                    approval_id=approval.id,
+                    tool=approval.tool_name,
+                    expired_at=approval.expires_at,
+                )
+            ],
+        )
+        session.end(run, RunStatus.FAILED, StopReason.APPROVAL_EXPIRED, error)
+    return _run_approved_call(session, run, step, call, approval)
+
+
+def _run_approved_call(
+    session: Session, run: Run, step: Step, call: ToolCall, approval: Approval
+) -> Run:
+    """Exactly the approved call, once: it is moved to started first, and only the worker
+    that moved it runs it."""
+    store = session.context.store
+    tool = session.context.tools.get(approval.tool_name)
+    parsed = gateway.validate_args(tool, approval.args) if tool else "the tool is gone"
+    if not store.start_approved_call(approval, session.changes()):
+        return store.get_run(run.id)  # another resume got there first
+    if tool is None or isinstance(parsed, str):
+        result = gateway.failed(f"{approval.tool_name} cannot run: {parsed}")
+    else:
+        result = run_tool(session, tool, parsed, run.id)
+    return store.finish_step(
+        run.id,
+        step.id,
+        outcome_of(result),
+        tool_call_id=call.id,
+        run=session.changes(),
+        new_events=result_events(
+            step.step_number, approval.tool_name, result, approval_id=approval.id
+        ),
+    )
+
+
+def approval_intact(approval: Approval, call: ToolCall) -> bool:
+    """The approval and its call still hold what the admin was shown: the same tool and
+    arguments, whose hash is the one recorded when approval was requested."""
+    return (
+        approval.tool_name == call.tool_name
+        and tool_args_hash(approval.tool_name, approval.args) == approval.args_hash
+        and tool_args_hash(call.tool_name, call.args) == approval.args_hash
+        and call.args_hash == approval.args_hash
+    )
