@@ -9,8 +9,8 @@ import pytest
 from agent_core.errors import Conflict
 from agent_core.models import RunStatus, StopReason
 from agent_core.runs import cancel_run, execute_here, live_workers, start_run
-from agent_core.runtime import Runtime
-from tests.support import agent_settings, make_objective, make_orchestrator
+from agent_core.runtime import open_runtime
+from tests.support import agent_settings, make_objective
 
 
 def test_a_run_is_queued_only_when_the_runtime_and_the_objective_are_enabled(store):
@@ -35,15 +35,7 @@ def test_cancelling_records_who_and_ends_a_queued_run(store):
 
 def test_executing_here_says_why_a_run_cannot_be_taken(store, llm_server):
     settings = agent_settings(agent_llm_base_url=llm_server.url, agent_ai_model="test-model")
-    orchestrator = make_orchestrator(store, llm_server.url, settings=settings)
-    runtime = Runtime(
-        settings=settings,
-        store=store,
-        tools=orchestrator.tools,
-        llm=orchestrator.llm,
-        llm_problem=None,
-        owner="here",
-    )
+    runtime = open_runtime(settings, store)
     run = start_run(store, settings, make_objective(store).id)
     llm_server.done("Nothing to do.")
     finished = execute_here(runtime, run.id)
