@@ -8,6 +8,7 @@ program with one sentence naming the variable: see `load_settings`.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +33,22 @@ SECRETS_TOML = Path(".streamlit") / "secrets.toml"
 
 # Values of these variables are never echoed back in an error message.
 _SECRET_VARIABLES = frozenset(
-    {"DATABASE_URL", "AGENT_DATA_DATABASE_URL", "HF_TOKEN", "SMTP_PASSWORD", "TWILIO_AUTH_TOKEN"}
+    {
+        "DATABASE_URL",
+        "AGENT_DATA_DATABASE_URL",
+        "HF_TOKEN",
+        "SMTP_PASSWORD",
+        "TWILIO_AUTH_TOKEN",
+        "AGENT_SECRET_KEY",
+        "AGENT_ADMIN_PASSWORD",
+    }
+)
+SECRET_SETTINGS = (
+    "hf_token",
+    "smtp_password",
+    "twilio_auth_token",
+    "agent_secret_key",
+    "agent_admin_password",
 )
 RUNTIME_TABLE_PREFIX = "app_agent_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -99,6 +115,10 @@ class Settings(BaseSettings):
 
     # Approvals and notifications.
     agent_dashboard_url: str = "http://localhost:8501"
+    # Signs approval links (and, later, the ledger's seals); kept outside the database.
+    agent_secret_key: SecretStr | None = None
+    # With it set, the dashboard asks for it before showing anything.
+    agent_admin_password: SecretStr | None = None
     agent_approvers: CommaList = []
     agent_approval_remind_before_minutes: float = Field(default=60, ge=0)
     smtp_host: str | None = None
@@ -162,6 +182,8 @@ class Settings(BaseSettings):
         "twilio_account_sid",
         "twilio_auth_token",
         "twilio_whatsapp_from",
+        "agent_secret_key",
+        "agent_admin_password",
         mode="before",
     )
     @classmethod
@@ -237,12 +259,36 @@ def describe_settings_error(exc: ValidationError) -> str:
 def settings_summary(settings: Settings) -> Mapping[str, Any]:
     """The settings as a mapping safe to print: secrets are replaced by whether they are set."""
     summary = settings.model_dump(mode="json")
-    for secret in ("hf_token", "smtp_password", "twilio_auth_token"):
+    for secret in SECRET_SETTINGS:
         summary[secret] = "set" if getattr(settings, secret) else None
     summary["database_url"] = redact_url(settings.database_url)
     if settings.agent_data_database_url:
         summary["agent_data_database_url"] = redact_url(settings.agent_data_database_url)
     return summary
+
+
+def ensure_secret_key(settings: Settings, env_file: Path = Path(".env")) -> Settings:
+    """The settings with AGENT_SECRET_KEY: when none is set anywhere, a new random key is
+    appended to `.env` (created if need be, readable by its owner only), so the dashboard
+    and the worker started from this folder share it across restarts."""
+    if settings.agent_secret_key is not None:
+        return settings
+    key = secrets.token_urlsafe(32)
+    try:
+        existing = env_file.read_text(encoding="utf-8") if env_file.exists() else ""
+        separator = "" if not existing or existing.endswith("\n") else "\n"
+        with env_file.open("a", encoding="utf-8") as handle:
+            handle.write(
+                f"{separator}# Generated on first start: signs approval links. Keep it secret.\n"
+                f"AGENT_SECRET_KEY={key}\n"
+            )
+        env_file.chmod(0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"AGENT_SECRET_KEY is not set and could not be written to {env_file} "
+            f"({exc.strerror or exc}): set AGENT_SECRET_KEY to a long random value"
+        ) from None
+    return settings.model_copy(update={"agent_secret_key": SecretStr(key)})
 
 
 def redact_url(url: str) -> str:

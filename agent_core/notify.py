@@ -22,6 +22,7 @@ from twilio.rest import Client as TwilioClient
 
 from agent_core import events as ledger_events
 from agent_core.config import Settings
+from agent_core.links import sign_link
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -31,7 +32,7 @@ from agent_core.models import (
     NotifyChannel,
     SmtpSecurity,
 )
-from agent_core.render import approval_request_sentence
+from agent_core.render import approval_request_sentence, cut
 from agent_core.store import Store
 
 SEND_TIMEOUT_S = 15.0
@@ -158,16 +159,36 @@ def whatsapp_address(number: str) -> str:
     return number if number.startswith("whatsapp:") else f"whatsapp:{number}"
 
 
-def approval_link(approval: Approval, settings: Settings) -> str:
-    return f"{settings.agent_dashboard_url.rstrip('/')}/approvals?approval={approval.id}"
+def approval_link(
+    approval: Approval, settings: Settings, *, channel: str = "email", recipient: str | None = None
+) -> str:
+    """Where to decide: with AGENT_SECRET_KEY, a signed link that opens this one request
+    without a password (see links.py); without it, the request's page behind the login."""
+    base = f"{settings.agent_dashboard_url.rstrip('/')}/approval"
+    if settings.agent_secret_key is None:
+        return f"{base}?id={approval.id}"
+    token = sign_link(
+        settings.agent_secret_key.get_secret_value(),
+        approval_id=approval.id,
+        args_hash=approval.args_hash,
+        expires_at=approval.expires_at,
+        channel=channel,
+        recipient=recipient,
+    )
+    return f"{base}?token={token}"
 
 
 def approval_message(
-    approval: Approval, thought: str | None, settings: Settings, *, reminder: bool = False
+    approval: Approval,
+    thought: str | None,
+    settings: Settings,
+    *,
+    reminder: bool = False,
+    link: str | None = None,
 ) -> tuple[str, str]:
     """Subject and text telling the admin what the agent wants to do, why, until when, and
     where to decide."""
-    link = approval_link(approval, settings)
+    link = link or approval_link(approval, settings)
     prefix = "Reminder: approval still needed" if reminder else "Approval needed"
     subject = f"[Agent Runtime] {prefix}: {approval.tool_name}"
     body = "\n".join(
@@ -192,25 +213,26 @@ def approval_message(
 WHATSAPP_MAX_CHARS = 1600  # Twilio refuses a longer body
 
 
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def whatsapp_text(
-    approval: Approval, thought: str | None, settings: Settings, *, reminder: bool = False
+    approval: Approval,
+    thought: str | None,
+    settings: Settings,
+    *,
+    reminder: bool = False,
+    link: str | None = None,
 ) -> str:
     """The approval message in WhatsApp's limit: long arguments and reasoning are cut, the
     expiry and the link to decide are always there."""
-    subject, _ = approval_message(approval, thought, settings, reminder=reminder)
-    link = approval_link(approval, settings)
+    link = link or approval_link(approval, settings, channel="whatsapp")
+    subject, _ = approval_message(approval, thought, settings, reminder=reminder, link=link)
     tail = f"\nExpires: {approval.expires_at:%Y-%m-%d %H:%M UTC}\nDecide: {link}"
     arguments = json.dumps(approval.args, ensure_ascii=False, sort_keys=True)
-    sentence = _cut(approval_request_sentence(approval), 300)
-    head = f"{subject}\n{sentence}\nWhy: {_cut(thought or '-', 300)}\nArgs: "
+    sentence = cut(approval_request_sentence(approval), 300)
+    head = f"{subject}\n{sentence}\nWhy: {cut(thought or '-', 300)}\nArgs: "
     room = WHATSAPP_MAX_CHARS - len(head) - len(tail) - len(" (full details in the dashboard)")
     if len(arguments) > room:
-        arguments = _cut(arguments, max(room, 0)) + " (full details in the dashboard)"
-    return _cut(head + arguments + tail, WHATSAPP_MAX_CHARS)
+        arguments = cut(arguments, max(room, 0)) + " (full details in the dashboard)"
+    return cut(head + arguments + tail, WHATSAPP_MAX_CHARS)
 
 
 class Notifier:
@@ -325,11 +347,19 @@ class Notifier:
             raise NotificationError(f"no recipient: set {variable}")
         thought = self._thought(approval)
         reminder = notification.kind is NotificationKind.REMINDER
+        link = approval_link(
+            approval,
+            self.settings,
+            channel=notification.channel,
+            recipient=notification.recipient,
+        )
         if notification.channel == NotifyChannel.EMAIL:
-            subject, body = approval_message(approval, thought, self.settings, reminder=reminder)
+            subject, body = approval_message(
+                approval, thought, self.settings, reminder=reminder, link=link
+            )
             self.email.send(notification.recipient, subject, body)
         else:
-            text = whatsapp_text(approval, thought, self.settings, reminder=reminder)
+            text = whatsapp_text(approval, thought, self.settings, reminder=reminder, link=link)
             self.whatsapp.send(notification.recipient, text)
 
     def _thought(self, approval: Approval) -> str | None:

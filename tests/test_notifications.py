@@ -77,7 +77,7 @@ def test_a_new_approval_notifies_the_admin_by_email_and_whatsapp(
     store, llm_server, mail_server, twilio_server, notify_settings, database_url, monkeypatch
 ):
     approval = pause_for_approval(store, llm_server)
-    link = f"http://dashboard.example.com/approvals?approval={approval.id}"
+    link = f"http://dashboard.example.com/approval?id={approval.id}"
 
     results = notifier(store, notify_settings).request_approval(approval.id)
 
@@ -410,7 +410,7 @@ def test_the_whatsapp_text_fits_twilio_s_1600_character_limit(
 
     (message,) = twilio_server.messages
     assert len(message["Body"]) <= 1600
-    assert f"http://dashboard.example.com/approvals?approval={approval.id}" in message["Body"]
+    assert f"http://dashboard.example.com/approval?id={approval.id}" in message["Body"]
     assert EXPIRY_TEXT in message["Body"]
 
 
@@ -440,7 +440,7 @@ def test_a_reminder_goes_out_once_per_channel_shortly_before_expiry(
     ]
     reminder_mail = mail_server.received[1]
     assert EXPIRY_TEXT in text_of(reminder_mail)
-    assert f"approvals?approval={approval.id}" in text_of(reminder_mail)
+    assert f"approval?id={approval.id}" in text_of(reminder_mail)
     assert len(twilio_server.messages) == 2
     assert twilio_server.messages[1]["Body"].startswith("[Agent Runtime] Reminder")
     reminded = [e for e in events(store, approval.run_id) if e.data["kind"] == "reminder"]
