@@ -5,12 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run install install-dev test lint bench clean
+.PHONY: run demo install install-dev test lint bench clean
 
 run: install
 	@test -f .env || cp .env.example .env
-	$(BIN)/python -m agent_core db upgrade
-	$(BIN)/python scheduler.py
+	$(BIN)/python -m agent_core up
+
+demo: install
+	@test -f .env || cp .env.example .env
+	$(BIN)/python -m agent_core up --demo
 
 install: $(VENV)/.installed
 

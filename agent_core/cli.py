@@ -21,7 +21,14 @@ from pydantic import BaseModel
 
 from agent_core import __version__, objectives, runs
 from agent_core.approvals import decide
-from agent_core.config import Settings, load_settings, redact_url, settings_summary
+from agent_core.config import (
+    Settings,
+    ensure_secret_key,
+    load_settings,
+    redact_url,
+    settings_summary,
+)
+from agent_core.demo import DEMO_DATABASE_URL, seed_demo
 from agent_core.errors import AgentRuntimeError, InvalidFields, InvalidInput
 from agent_core.llm import build_content_llm
 from agent_core.maintenance import run_maintenance
@@ -42,6 +49,7 @@ from agent_core.render import (
 from agent_core.runtime import Runtime, build_tools, open_runtime
 from agent_core.store import Store, create_engine
 from agent_core.tools import ToolRegistry
+from agent_core.up import Supervisor, child_environment
 from agent_core.worker import Worker, configure_logging, split_concurrency, supervise
 
 
@@ -230,6 +238,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     maintenance.set_defaults(handler=_maintenance)
 
+    up = groups.add_parser(
+        "up",
+        help="start the dashboard and a worker together (Ctrl-C stops both)",
+        description="Start the dashboard and a worker, restart a worker that dies, and stop "
+        "both on Ctrl-C or SIGTERM. Prints the address to open.",
+        parents=[common],
+    )
+    up.add_argument("--host", default="127.0.0.1", help="address to serve on (127.0.0.1)")
+    up.add_argument("--port", type=int, default=8501, help="port of the dashboard (8501)")
+    up.add_argument(
+        "--demo",
+        action="store_true",
+        help="example data and a scripted demo model, in agent_demo.db: no LLM needed",
+    )
+    up.set_defaults(handler=_up)
+
     tools = group("tools", "what the agent can do")
     command(tools, "list", _tools_list, "every registered tool, its risk and arguments")
 
@@ -266,7 +290,7 @@ def main(
             context.close()
     if as_json:
         out.write(json.dumps(output.document, indent=2, ensure_ascii=False, default=str) + "\n")
-    else:
+    elif output.text:
         out.write(output.text.rstrip("\n") + "\n")
     return output.exit_code
 
@@ -582,6 +606,68 @@ def _worker_status(context: Context) -> Output:
     if live:
         table += "\n" + "\n".join(f"  {w.id} runs: {', '.join(w.running) or '-'}" for w in live)
     return Output(_document(live), table)
+
+
+def _up(args: argparse.Namespace, context: Context) -> Output:
+    if not 1 <= args.port <= 65535:
+        raise InvalidInput("--port must be between 1 and 65535")
+    settings = context.settings
+    if args.demo:
+        settings = load_settings(
+            database_url=DEMO_DATABASE_URL,
+            agent_data_database_url=DEMO_DATABASE_URL,
+            agent_demo=True,
+            agent_enabled=True,
+        )
+    settings = ensure_secret_key(settings)
+    store = Store.open(settings.database_url, check_schema=False)
+    try:
+        store.upgrade()
+        if args.demo:
+            seed_demo(store)
+    finally:
+        store.close()
+    env = child_environment(
+        os.environ,
+        host=args.host,
+        port=args.port,
+        demo=args.demo,
+        secret_key=settings.agent_secret_key.get_secret_value(),  # type: ignore[union-attr]
+    )
+    if args.demo:
+        env["DATABASE_URL"] = env["AGENT_DATA_DATABASE_URL"] = DEMO_DATABASE_URL
+    say = _say(args)
+    if not settings.agent_enabled:
+        say(
+            "warning: AGENT_ENABLED is not true: the dashboard starts, the worker does not "
+            "(set AGENT_ENABLED=true in .env to run objectives)"
+        )
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.agent_admin_password is None:
+        say(
+            f"warning: serving on {args.host} without AGENT_ADMIN_PASSWORD (or an [auth] "
+            "login): the dashboard shows no data until one is set"
+        )
+    supervisor = Supervisor(
+        env=env,
+        host=args.host,
+        port=args.port,
+        shutdown_s=settings.agent_worker_shutdown_s,
+        say=say,
+        with_worker=settings.agent_enabled,
+    )
+    code = supervisor.run()
+    return Output({"url": supervisor.url, "exit_code": code}, "", exit_code=code)
+
+
+def _say(args: argparse.Namespace) -> Callable[[str], None]:
+    """Progress lines: on stdout, or on stderr when stdout holds the one JSON document."""
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+
+    def say(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    return say
 
 
 def _maintenance(_: argparse.Namespace, context: Context) -> Output:

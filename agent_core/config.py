@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     agent_secret_key: SecretStr | None = None
     # With it set, the dashboard asks for it before showing anything.
     agent_admin_password: SecretStr | None = None
+    # `up --demo`: a scripted demo model on example data, labelled as such on every page.
+    agent_demo: bool = False
     agent_approvers: CommaList = []
     agent_approval_remind_before_minutes: float = Field(default=60, ge=0)
     smtp_host: str | None = None

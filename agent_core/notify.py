@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
+from typing import Protocol
 
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
@@ -56,6 +57,14 @@ class NotificationError(Exception):
 def _reason(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+class MailSender(Protocol):
+    def send(self, to: str, subject: str, body: str) -> object: ...
+
+
+class MessageSender(Protocol):
+    def send(self, to: str, body: str) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,8 @@ class Notifier:
         store: Store,
         settings: Settings,
         *,
-        email: EmailTransport | None = None,
-        whatsapp: WhatsAppTransport | None = None,
+        email: MailSender | None = None,
+        whatsapp: MessageSender | None = None,
     ) -> None:
         self.store = store
         self.settings = settings

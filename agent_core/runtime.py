@@ -13,10 +13,17 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 
 from agent_core.config import Settings
+from agent_core.demo import DemoLLM, DemoOutbox
 from agent_core.errors import ConfigError
 from agent_core.llm import LLMClient, build_content_llm, build_llm
 from agent_core.loop import Orchestrator
-from agent_core.notify import EmailTransport, Notifier, WhatsAppTransport
+from agent_core.notify import (
+    EmailTransport,
+    MailSender,
+    MessageSender,
+    Notifier,
+    WhatsAppTransport,
+)
 from agent_core.store import Store, create_engine
 from agent_core.tools import ToolRegistry
 from agent_core.tools.content import content_tools
@@ -29,13 +36,19 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def transports(settings: Settings) -> tuple[MailSender, MessageSender]:
+    """How email and WhatsApp leave: the configured servers, or the demo's local outbox."""
+    if settings.agent_demo:
+        outbox = DemoOutbox()
+        return outbox, outbox
+    return EmailTransport.from_settings(settings), WhatsAppTransport.from_settings(settings)
+
+
 def build_tools(
     settings: Settings, *, data_engine: Engine, content_llm: LLMClient | None
 ) -> ToolRegistry:
     registry = ToolRegistry(data_tools(DataAccess(data_engine, settings.agent_data_tables)))
-    for tool in messaging_tools(
-        EmailTransport.from_settings(settings), WhatsAppTransport.from_settings(settings)
-    ):
+    for tool in messaging_tools(*transports(settings)):
         registry.register(tool)
     if content_llm is not None:
         for tool in content_tools(content_llm):
@@ -56,7 +69,8 @@ class Runtime:
 
     @property
     def notifier(self) -> Notifier:
-        return Notifier(self.store, self.settings)
+        email, whatsapp = transports(self.settings)
+        return Notifier(self.store, self.settings, email=email, whatsapp=whatsapp)
 
     def orchestrator(self) -> Orchestrator:
         return Orchestrator(
@@ -83,12 +97,16 @@ def open_runtime(settings: Settings, store: Store) -> Runtime:
     else:
         data_engine = create_engine(settings.data_database_url)
         closers.append(data_engine.dispose)
-    try:
-        llm: LLMClient | None = build_llm(settings)
-        problem = None
-    except ConfigError as exc:
-        llm, problem = None, str(exc)
-    tools = build_tools(settings, data_engine=data_engine, content_llm=build_content_llm(settings))
+    llm: LLMClient | None
+    if settings.agent_demo:
+        llm, problem, content_llm = DemoLLM(), None, None
+    else:
+        try:
+            llm, problem = build_llm(settings), None
+        except ConfigError as exc:
+            llm, problem = None, str(exc)
+        content_llm = build_content_llm(settings)
+    tools = build_tools(settings, data_engine=data_engine, content_llm=content_llm)
     return Runtime(
         settings=settings,
         store=store,

@@ -11,9 +11,9 @@ from agent_core.models import RiskLevel
 from agent_core.notify import (
     EMAIL_PATTERN,
     PHONE_PATTERN,
-    EmailTransport,
+    MailSender,
+    MessageSender,
     NotificationError,
-    WhatsAppTransport,
 )
 from agent_core.tools.registry import Tool, ToolContext, ToolInputError
 
@@ -35,7 +35,7 @@ class WhatsAppArgs(BaseModel):
     message: str = Field(min_length=1, max_length=1600)
 
 
-def messaging_tools(email: EmailTransport, whatsapp: WhatsAppTransport) -> list[Tool]:
+def messaging_tools(email: MailSender, whatsapp: MessageSender) -> list[Tool]:
     def send_email(args: EmailArgs, _context: ToolContext) -> dict[str, Any]:
         try:
             email.send(args.to, args.subject, args.body)

@@ -1,0 +1,150 @@
+"""Is the runtime set up to work? One check per part (LLM, database, email, WhatsApp,
+workers, tools), each a sentence with what to set, and the small live tests the System page
+offers (one tiny LLM call, one test message per channel). Secrets are never in a sentence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent_core.config import Settings, redact_url
+from agent_core.errors import AgentRuntimeError
+from agent_core.llm import LLMError
+from agent_core.notify import EmailTransport, NotificationError, WhatsAppTransport
+from agent_core.runs import live_workers
+from agent_core.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class Check:
+    area: str
+    ok: bool
+    sentence: str
+
+
+def checks(runtime: Runtime) -> list[Check]:
+    """Every part's state, as read from the settings and the database (no message sent)."""
+    settings, store = runtime.settings, runtime.store
+    found = [
+        _llm(runtime),
+        Check(
+            "Database",
+            True,
+            f"{store.dialect} at {redact_url(settings.database_url)}, schema revision "
+            f"{store.schema_revision()}.",
+        ),
+        _email(settings),
+        _whatsapp(settings),
+    ]
+    workers = live_workers(store, settings)
+    if workers:
+        found.append(
+            Check(
+                "Worker",
+                True,
+                f"{len(workers)} worker(s) alive; last heartbeat "
+                f"{max(w.heartbeat_at for w in workers):%Y-%m-%d %H:%M:%S UTC}.",
+            )
+        )
+    else:
+        found.append(
+            Check(
+                "Worker",
+                False,
+                "No worker is alive: queued runs wait. Start one with "
+                "`.venv/bin/python -m agent_core up` or `python scheduler.py`.",
+            )
+        )
+    if not settings.agent_enabled:
+        found.append(Check("Runs", False, "AGENT_ENABLED is false: no run starts. Set it to true."))
+    if runtime.tools.problems:
+        found += [Check("Tools", False, problem) for problem in runtime.tools.problems]
+    else:
+        found.append(Check("Tools", True, f"{len(runtime.tools)} tools available."))
+    return found
+
+
+def _llm(runtime: Runtime) -> Check:
+    settings = runtime.settings
+    if runtime.llm is None:
+        return Check("Language model", False, f"Not configured: {runtime.llm_problem}.")
+    where = (
+        f"the server at {redact_url(settings.agent_llm_base_url)}"
+        if settings.agent_llm_base_url
+        else "Hugging Face Inference Providers"
+    )
+    fallbacks = settings.agent_llm_fallback_models
+    more = f", falling back to {', '.join(fallbacks)}" if fallbacks else ""
+    return Check("Language model", True, f"{settings.llm_model} through {where}{more}.")
+
+
+def _email(settings: Settings) -> Check:
+    if not settings.smtp_host:
+        return Check("Email", False, "Not configured: set SMTP_HOST, SMTP_FROM and ADMIN_EMAIL.")
+    if not settings.admin_email:
+        return Check("Email", False, "No recipient for approval emails: set ADMIN_EMAIL.")
+    return Check(
+        "Email",
+        True,
+        f"Approval emails go to {settings.admin_email} through "
+        f"{settings.smtp_host}:{settings.smtp_port} ({settings.smtp_security}).",
+    )
+
+
+def _whatsapp(settings: Settings) -> Check:
+    if not (settings.twilio_account_sid and settings.twilio_auth_token):
+        return Check(
+            "WhatsApp",
+            False,
+            "Not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, "
+            "TWILIO_WHATSAPP_FROM and ADMIN_PHONE.",
+        )
+    if not settings.admin_phone:
+        return Check("WhatsApp", False, "No recipient for approval messages: set ADMIN_PHONE.")
+    return Check("WhatsApp", True, f"Approval messages go to {settings.admin_phone}.")
+
+
+def test_llm(runtime: Runtime) -> Check:
+    """One tiny call to the configured model."""
+    if runtime.llm is None:
+        return Check("Language model", False, f"Not configured: {runtime.llm_problem}.")
+    try:
+        reply = runtime.llm.complete(
+            [{"role": "user", "content": "Reply with the single word OK."}],
+            timeout_s=min(runtime.settings.agent_llm_timeout_s, 30),
+            max_tokens=5,
+        )
+    except (LLMError, AgentRuntimeError) as exc:
+        return Check("Language model", False, f"The test call failed: {exc}.")
+    return Check(
+        "Language model",
+        True,
+        f"{reply.model} answered in {reply.latency_ms} ms: {reply.content.strip()[:60]!r}.",
+    )
+
+
+def test_email(settings: Settings) -> Check:
+    if not settings.admin_email:
+        return Check("Email", False, "No recipient: set ADMIN_EMAIL.")
+    try:
+        EmailTransport.from_settings(settings).send(
+            settings.admin_email,
+            "[Agent Runtime] Test message",
+            "This is a test from the agent runtime's System page: approval emails reach you.",
+        )
+    except NotificationError as exc:
+        return Check("Email", False, f"The test email was not sent: {exc}.")
+    return Check("Email", True, f"A test email was sent to {settings.admin_email}.")
+
+
+def test_whatsapp(settings: Settings) -> Check:
+    if not settings.admin_phone:
+        return Check("WhatsApp", False, "No recipient: set ADMIN_PHONE.")
+    try:
+        WhatsAppTransport.from_settings(settings).send(
+            settings.admin_phone,
+            "[Agent Runtime] Test message: approval requests reach you on WhatsApp.",
+        )
+    except NotificationError as exc:
+        return Check("WhatsApp", False, f"The test message was not sent: {exc}.")
+    return Check("WhatsApp", True, f"A test message was sent to {settings.admin_phone}.")

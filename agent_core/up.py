@@ -1,0 +1,172 @@
+"""`python -m agent_core up`: the dashboard and a worker, started and watched together.
+
+Both are child processes: the dashboard is `streamlit run app.py` bound to the given address
+(127.0.0.1 unless told otherwise), the worker is `python -m agent_core worker`. A worker that
+dies is started again; Ctrl-C or SIGTERM stops both (the worker gives its runs back first).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("agent_core.up")
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+HEALTH_TIMEOUT_S = 90.0
+RESTART_PAUSE_S = 2.0
+
+
+def dashboard_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "agent_core", "worker"]
+
+
+def wait_healthy(url: str, *, timeout_s: float, alive: Callable[[], bool]) -> bool:
+    """Whether the dashboard answers its health check within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+@dataclass
+class Supervisor:
+    """Keeps the dashboard and the worker running until told to stop."""
+
+    env: Mapping[str, str]
+    host: str
+    port: int
+    shutdown_s: float
+    with_worker: bool = True
+    say: Callable[[str], None] = print
+    _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def url(self) -> str:
+        shown = "localhost" if self.host in ("127.0.0.1", "::1") else self.host
+        return f"http://{shown}:{self.port}"
+
+    def _start(self, name: str) -> None:
+        command = (
+            dashboard_command(self.host, self.port) if name == "dashboard" else worker_command()
+        )
+        self._children[name] = subprocess.Popen(command, env=dict(self.env))
+
+    def run(self) -> int:
+        previous = {
+            sig: signal.signal(sig, lambda *_: self._stopping.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            if self.with_worker:
+                self._start("worker")
+            self._start("dashboard")
+            dashboard = self._children["dashboard"]
+            if not wait_healthy(
+                f"http://{self._probe_host()}:{self.port}",
+                timeout_s=HEALTH_TIMEOUT_S,
+                alive=lambda: dashboard.poll() is None and not self._stopping.is_set(),
+            ):
+                if self._stopping.is_set():
+                    return 0
+                self.say(
+                    f"error: the dashboard did not start on {self.host}:{self.port} "
+                    "(is the port taken? try --port)"
+                )
+                return 1
+            self.say(
+                f"agent runtime is up: open {self.url}  (Ctrl-C stops the dashboard and the worker)"
+            )
+            while not self._stopping.wait(1.0):
+                self._restart_dead()
+            return 0
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _probe_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    def _restart_dead(self) -> None:
+        for name, child in list(self._children.items()):
+            code = child.poll()
+            if code is None:
+                continue
+            log.warning("the %s stopped (exit code %s); starting it again", name, code)
+            self.say(f"the {name} stopped (exit code {code}); starting it again")
+            time.sleep(RESTART_PAUSE_S)
+            if not self._stopping.is_set():
+                self._start(name)
+
+    def _stop_all(self) -> None:
+        for child in self._children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.shutdown_s + 5
+        for child in self._children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        self.say("agent runtime stopped")
+
+
+def child_environment(
+    base: Mapping[str, str], *, host: str, port: int, demo: bool, secret_key: str
+) -> dict[str, str]:
+    """What the dashboard and the worker are started with: the caller's environment, the
+    secret key both share, where approval links point, and the demo's settings."""
+    env = dict(base)
+    env["AGENT_SECRET_KEY"] = secret_key
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    env.setdefault("AGENT_DASHBOARD_URL", f"http://{shown}:{port}")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    if demo:
+        env.update(
+            {
+                "AGENT_DEMO": "true",
+                "AGENT_ENABLED": "true",
+                "AGENT_APPROVAL_FLOW": "true",
+                "AGENT_DATA_TABLES": "app_leads",
+                "ADMIN_EMAIL": env.get("ADMIN_EMAIL") or "admin@example.com",
+                "AGENT_WORKER_POLL_S": "0.25",
+            }
+        )
+    return env

@@ -1,0 +1,177 @@
+"""Who may see the dashboard, and under which name their decisions are recorded.
+
+- Served on 127.0.0.1 (the default, `.streamlit/config.toml`) with nothing configured: open
+  to whoever can reach the machine's loopback, deciding under their OS user name.
+- `AGENT_ADMIN_PASSWORD` set (env, `.env` or `.streamlit/secrets.toml`): the password is
+  asked first (constant-time comparison; wrong tries slow every further try down), then the
+  admin's name once, which the ledger records with each decision.
+- Streamlit's OIDC login configured (`[auth]` in `.streamlit/secrets.toml`): used instead of
+  the password; the name comes from the identity provider.
+- Served on any other address with neither: nothing is shown but how to set one.
+
+A signed approval link (links.py) opens its one approval without any of this.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+import ipaddress
+import threading
+import time
+from dataclasses import dataclass, field
+
+import streamlit as st
+from streamlit import config
+
+from agent_core import api
+
+NAME_KEY = "admin_name"
+PASSED_KEY = "password_passed"
+FREE_TRIES = 3
+MAX_DELAY_S = 60.0
+
+
+@dataclass
+class _Throttle:
+    """Wrong passwords across all sessions of this process: after a few, each further try
+    must wait longer (doubling up to a minute), so guessing is slow from any browser."""
+
+    failures: int = 0
+    last_failure: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_s(self, now: float) -> float:
+        with self.lock:
+            if self.failures < FREE_TRIES:
+                return 0.0
+            delay = min(MAX_DELAY_S, 2.0 ** (self.failures - FREE_TRIES + 1))
+            return max(0.0, self.last_failure + delay - now)
+
+    def failed(self, now: float) -> None:
+        with self.lock:
+            self.failures += 1
+            self.last_failure = now
+
+    def passed(self) -> None:
+        with self.lock:
+            self.failures = 0
+
+
+@st.cache_resource(show_spinner=False)
+def _throttle() -> _Throttle:
+    return _Throttle()
+
+
+def served_on_loopback() -> bool:
+    """Whether the server listens on the loopback interface only (the client cannot lie
+    about this, unlike the Host header)."""
+    address = config.get_option("server.address")
+    if not address:
+        return False  # unset: Streamlit listens on every interface
+    if address == "localhost" or str(address).startswith("unix://"):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def oidc_configured() -> bool:
+    """Whether `[auth]` is configured for Streamlit's OIDC login (with Authlib installed)."""
+    try:
+        from streamlit.auth_util import is_authlib_installed, validate_auth_credentials
+
+        if not is_authlib_installed():
+            return False
+        validate_auth_credentials("default")
+    except Exception:  # noqa: BLE001 - any gap in the [auth] section means: not configured
+        return False
+    return True
+
+
+def authenticated(settings: api.Settings) -> bool:
+    """Whether this session may see the dashboard now (no UI is drawn)."""
+    if oidc_configured():
+        return bool(st.user.get("is_logged_in", False))
+    if settings.agent_admin_password is not None:
+        return bool(st.session_state.get(PASSED_KEY)) and bool(st.session_state.get(NAME_KEY))
+    return served_on_loopback()
+
+
+def current_admin(settings: api.Settings) -> str:
+    """The name decisions are recorded under."""
+    if oidc_configured():
+        return str(st.user.get("name") or st.user.get("email") or "admin")
+    name = st.session_state.get(NAME_KEY)
+    if name:
+        return str(name)
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "admin"
+
+
+def login(settings: api.Settings) -> None:
+    """Draw what this session must do to get in, and stop the script there."""
+    if oidc_configured():
+        st.title("Agent runtime")
+        st.write("Sign in to see your agents.")
+        if st.button("Sign in", type="primary", key="oidc_login"):
+            st.login()
+        st.stop()
+    if settings.agent_admin_password is None:
+        st.title("Agent runtime")
+        st.error(
+            "This dashboard is reachable from other machines and has no login: nothing is "
+            "shown. Set AGENT_ADMIN_PASSWORD (in the environment, .env or "
+            ".streamlit/secrets.toml) or configure an [auth] section for single sign-on, "
+            "then restart it; or serve it on 127.0.0.1 only."
+        )
+        st.stop()
+    if not st.session_state.get(PASSED_KEY):
+        _password_form(settings)
+        st.stop()
+    _name_form(settings)
+    st.stop()
+
+
+def _password_form(settings: api.Settings) -> None:
+    st.title("Agent runtime")
+    throttle = _throttle()
+    with st.form("login", border=True):
+        password = st.text_input("Password", type="password", key="password")
+        submitted = st.form_submit_button("Log in", type="primary")
+    if not submitted:
+        return
+    wait = throttle.wait_s(time.monotonic())
+    if wait > 0:
+        st.error(f"Too many wrong passwords: try again in {wait:.0f} seconds.")
+        return
+    expected = settings.agent_admin_password
+    assert expected is not None
+    if hmac.compare_digest(password.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
+        throttle.passed()
+        st.session_state[PASSED_KEY] = True
+        st.rerun()
+    throttle.failed(time.monotonic())
+    time.sleep(0.5)
+    st.error("Wrong password.")
+
+
+def _name_form(settings: api.Settings) -> None:
+    st.title("Agent runtime")
+    st.write("Your name is recorded with every decision you make.")
+    with st.form("who", border=True):
+        if settings.agent_approvers:
+            name = st.selectbox("Your name", settings.agent_approvers, key="name_choice")
+        else:
+            name = st.text_input("Your name", key="name_input")
+        submitted = st.form_submit_button("Continue", type="primary")
+    if submitted:
+        cleaned = (name or "").strip()
+        if not cleaned:
+            st.error("Type your name to continue.")
+            return
+        st.session_state[NAME_KEY] = cleaned
+        st.rerun()

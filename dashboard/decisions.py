@@ -1,0 +1,125 @@
+"""An approval request as the inbox and the approval page show it, with its decision buttons:
+approve, reject with a reason, or approve with changed arguments."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from agent_core import api
+from dashboard import ui
+from dashboard.core import Core, shown_errors
+
+# Decide(approve, reason, args) -> the decided approval
+Decide = Callable[[bool, str | None, dict[str, Any] | None], api.Approval]
+
+
+def request_card(
+    core: Core,
+    approval: api.Approval,
+    *,
+    thought: str | None,
+    run_label: str,
+    decide: Decide | None,
+    key: str,
+    show_run_link: bool = True,
+    allow_changes: bool = True,
+) -> None:
+    """One request: what the agent wants to do and why, the exact arguments, the run, the
+    time left; and, when `decide` is given and it is pending, the decision buttons."""
+    now = core.store.now()
+    with st.container(border=True, key=f"request_{key}"):
+        st.markdown(f"**{api.approval_request_sentence(approval)}**")
+        st.markdown(ui.approval_badge(approval.status))
+        if thought:
+            st.markdown(f"*Why:* {thought}")
+        st.caption(f"Why it needs you: {approval.risk_reason}")
+        st.markdown(f"Exact call: `{approval.tool_name}` with")
+        ui.json_block(approval.args)
+        if show_run_link:
+            ui.run_link(approval.run_id, run_label, icon=":material/play_arrow:")
+        else:
+            st.caption(run_label)
+        if approval.status is api.ApprovalStatus.PENDING:
+            st.caption(
+                f"Expires {ui.when(approval.expires_at)} ({ui.time_left(approval.expires_at, now)})"
+            )
+        elif approval.decided_at is not None:
+            who = f" by {approval.decided_by}" if approval.decided_by else ""
+            reason = f": {approval.decision_reason}" if approval.decision_reason else ""
+            st.caption(
+                f"{api.APPROVAL_STATUS_LABELS[approval.status].capitalize()}{who} "
+                f"at {ui.when(approval.decided_at)}{reason}"
+            )
+        problem = tool_problem(core, approval.tool_name)
+        if problem and approval.status is api.ApprovalStatus.PENDING:
+            st.warning(
+                f"This call cannot succeed as the runtime is configured: {problem}. "
+                "Fix the setting first, or reject it.",
+                icon=":material/warning:",
+            )
+        if (
+            decide is not None
+            and approval.status is api.ApprovalStatus.PENDING
+            and approval.expires_at > now
+        ):
+            _buttons(approval, decide, key, allow_changes=allow_changes)
+
+
+def tool_problem(core: Core, tool_name: str) -> str | None:
+    tool = core.runtime.tools.get(tool_name)
+    if tool is None:
+        return f"the tool {tool_name} is not installed"
+    return tool.problem() if hasattr(tool, "problem") else None
+
+
+def _buttons(approval: api.Approval, decide: Decide, key: str, *, allow_changes: bool) -> None:
+    approve_col, reject_col = st.columns(2)
+    if approve_col.button("Approve", type="primary", key=f"approve_{key}", width="stretch"):
+        _apply(
+            lambda: decide(True, None, None), "Approved: the run carries on with exactly this call."
+        )
+    with reject_col.popover("Reject", width="stretch"):
+        reason = st.text_input("Reason (the agent is told)", key=f"reason_{key}")
+        if st.button("Reject", key=f"reject_{key}"):
+            _apply(lambda: decide(False, reason, None), "Rejected: the agent is told and adapts.")
+    if not allow_changes:
+        return
+    with st.expander("Approve with changes"):
+        text = st.text_area(
+            "Arguments (JSON)",
+            value=json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
+            key=f"args_{key}",
+            height=180,
+        )
+        if st.button("Approve with these arguments", key=f"approve_changed_{key}"):
+            try:
+                edited = json.loads(text)
+            except json.JSONDecodeError as exc:
+                st.error(f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno}).")
+                return
+            _apply(
+                lambda: decide(True, None, edited),
+                "Approved with your changes: the run carries on with exactly these arguments.",
+            )
+
+
+def _apply(action: Callable[[], api.Approval], done: str) -> None:
+    with shown_errors():
+        try:
+            action()
+        except api.InvalidFields as exc:
+            st.error(exc.sentence({"args": "The changed arguments"}))
+            return
+        st.session_state["decision_notice"] = done
+        st.rerun()
+
+
+def notice() -> None:
+    """The outcome of the decision made on the previous run, once."""
+    message = st.session_state.pop("decision_notice", None)
+    if message:
+        st.success(message, icon=":material/check_circle:")

@@ -1,0 +1,107 @@
+"""Small pieces pages share: status badges, links to a run, times, JSON, empty states.
+
+Words come from agent_core (api.run_outcome, api.step_sentence, ...): this module only
+decides how they look.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import streamlit as st
+
+from agent_core import api
+from dashboard.shell import page_path
+
+BADGE_COLOURS = {
+    api.RunStatus.QUEUED: "gray",
+    api.RunStatus.RUNNING: "blue",
+    api.RunStatus.PAUSED: "orange",
+    api.RunStatus.COMPLETED: "green",
+    api.RunStatus.FAILED: "red",
+    api.RunStatus.CANCELLED: "gray",
+    api.RunStatus.SKIPPED: "gray",
+}
+APPROVAL_COLOURS = {
+    api.ApprovalStatus.PENDING: "orange",
+    api.ApprovalStatus.APPROVED: "green",
+    api.ApprovalStatus.REJECTED: "red",
+    api.ApprovalStatus.EXPIRED: "gray",
+    api.ApprovalStatus.CANCELLED: "gray",
+}
+CALL_COLOURS = {
+    api.ToolCallStatus.SUCCEEDED: "green",
+    api.ToolCallStatus.STARTED: "blue",
+    api.ToolCallStatus.AWAITING_APPROVAL: "orange",
+}
+
+
+def badge(text: str, colour: str) -> str:
+    """Markdown for a coloured badge (square brackets in the text are escaped)."""
+    cleaned = text.replace("[", "(").replace("]", ")")
+    return f":{colour}-badge[{cleaned}]"
+
+
+def run_badge(run: api.Run, failed_calls: int = 0) -> str:
+    text = api.run_outcome(run, failed_calls)
+    colour = BADGE_COLOURS[run.status]
+    if failed_calls and run.status is api.RunStatus.COMPLETED:
+        colour = "orange"
+    return badge(text, colour)
+
+
+def approval_badge(status: api.ApprovalStatus) -> str:
+    return badge(api.APPROVAL_STATUS_LABELS[status], APPROVAL_COLOURS[status])
+
+
+def call_badge(status: api.ToolCallStatus) -> str:
+    return badge(api.TOOL_CALL_STATUS_LABELS[status], CALL_COLOURS.get(status, "red"))
+
+
+def run_link(run_id: str, label: str, *, icon: str | None = None) -> None:
+    st.page_link(page_path("run"), label=label, icon=icon, query_params={"id": run_id})
+
+
+def approval_link(approval_id: str, label: str) -> None:
+    st.page_link(page_path("approval"), label=label, query_params={"id": approval_id})
+
+
+def when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def time_left(until: datetime, now: datetime) -> str:
+    seconds = (until - now).total_seconds()
+    if seconds <= 0:
+        return "expired"
+    return api.format_duration(seconds * 1000) + " left"
+
+
+def run_duration(run: api.Run) -> str:
+    if run.active_ms:
+        return api.format_duration(run.active_ms)
+    return "-"
+
+
+def json_block(value: Any) -> None:
+    st.code(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True), language="json")
+
+
+def empty(message: str) -> None:
+    st.info(message, icon=":material/info:")
+
+
+def page_offset(key: str, per_page: int) -> int:
+    """The offset the page picker `key` asks for (before the query that gives the total)."""
+    return (int(st.session_state.get(key) or 1) - 1) * per_page
+
+
+def pager(key: str, total: int, per_page: int) -> None:
+    """A page picker under a list, when there is more than one page."""
+    pages = max(1, -(-total // per_page))
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key)
+    elif key in st.session_state:
+        del st.session_state[key]

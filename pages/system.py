@@ -1,0 +1,54 @@
+"""System: is everything set up? Each part with what to set, live tests, the ledger check."""
+
+import streamlit as st
+
+from agent_core import api
+from dashboard import ui
+from dashboard.core import shown_errors
+from dashboard.shell import begin
+
+core = begin()
+st.title("System")
+
+
+def show(check: api.Check) -> None:
+    icon = ":material/check_circle:" if check.ok else ":material/error:"
+    (st.success if check.ok else st.warning)(f"**{check.area}.** {check.sentence}", icon=icon)
+
+
+with shown_errors():
+    for check in api.system_checks(core.runtime):
+        show(check)
+
+    st.subheader("Try it")
+    llm_col, mail_col, phone_col = st.columns(3)
+    if llm_col.button("Test the language model", key="test_llm", width="stretch"):
+        with st.spinner("Asking the model…"):
+            st.session_state["test_result"] = api.test_llm(core.runtime)
+    if mail_col.button("Send a test email", key="test_email", width="stretch"):
+        st.session_state["test_result"] = api.test_email(core.settings)
+    if phone_col.button("Send a test WhatsApp message", key="test_whatsapp", width="stretch"):
+        st.session_state["test_result"] = api.test_whatsapp(core.settings)
+    if "test_result" in st.session_state:
+        show(st.session_state["test_result"])
+
+    st.subheader("Audit ledger")
+    st.caption(
+        "Every step, call, decision and notification is chained by hashes: verifying "
+        "recomputes every chain and names the first event that was changed or removed."
+    )
+    if st.button("Verify the ledger", key="verify_ledger"):
+        with st.spinner("Verifying…"):
+            report = core.store.verify_ledger()
+        if report.ok:
+            st.success(
+                f"Ledger OK: {report.events_checked:,} events in {report.runs_checked:,} runs "
+                "verified."
+            )
+        else:
+            st.error(f"Ledger BROKEN: {len(report.breaks)} run(s) fail verification.")
+            for item in report.breaks:
+                st.markdown(f"- run `{item.run_id}`, event {item.seq}: {item.problem}")
+
+    with st.expander("All settings (secrets hidden)"):
+        ui.json_block(dict(api.settings_summary(core.settings)))
