@@ -2,8 +2,8 @@
 primitive, and turning driver errors, ids and rows into the runtime's terms.
 
 The aggregates (objectives.py, runs.py, leases.py, steps.py, approvals.py, notifications.py,
-workers.py, event_log.py) are classes over `StoreBase`; store.py assembles them into the
-one `Store`. Nothing here knows an aggregate's queries, except the run row that
+workers.py, event_log.py, reads.py) are classes over `StoreBase`; store.py assembles them
+into the one `Store`. Nothing here knows an aggregate's queries, except the run row that
 `_write_run` moves with every ledger append.
 """
 

@@ -75,6 +75,29 @@ class NotificationStore(StoreBase):
         with self._transaction(write=False) as conn:
             return [as_notification(row) for row in conn.execute(query)]
 
+    def run_notifications(self, run_id: str) -> list[Notification]:
+        """The run's notifications that were attempted, oldest first, for the run page: sent,
+        failed (to be retried) and given up (failed for good: no recipient, too many
+        attempts, or no longer needed); those still waiting for their first attempt are left
+        out."""
+        key = parse_id(run_id, "run")
+        query = (
+            notifications.select()
+            .where(
+                notifications.c.run_id == key,
+                notifications.c.status.in_(
+                    [
+                        NotificationStatus.SENT,
+                        NotificationStatus.FAILED,
+                        NotificationStatus.GAVE_UP,
+                    ]
+                ),
+            )
+            .order_by(notifications.c.created_at, notifications.c.channel)
+        )
+        with self._transaction(write=False) as conn:
+            return [as_notification(row) for row in conn.execute(query)]
+
     def claim_notification(self, notification_id: str, *, hold: timedelta) -> bool:
         """Take a due notification for one sending attempt: it is not due again for `hold`,
         so a maintenance pass meanwhile does not send it a second time."""

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agent_core import events as ledger_events
+from agent_core.errors import NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -68,6 +69,38 @@ class StepStore(StoreBase):
                 steps.select().where(steps.c.run_id == key).order_by(steps.c.step_number)
             )
             return [as_step(row) for row in rows]
+
+    def get_step(self, step_id: str) -> Step:
+        key = parse_id(step_id, "step")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(steps.select().where(steps.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no step has id {step_id}")
+        return as_step(row)
+
+    def interrupted_calls(self, run_id: str) -> list[tuple[Step, ToolCall | None]]:
+        """Steps left executing (the process died during their call), with their tool call,
+        in step order: what a resumed run settles as "outcome unknown". One query."""
+        key = parse_id(run_id, "run")
+        call_columns = [column.label(f"call_{column.name}") for column in tool_calls.c]
+        query = (
+            sa.select(steps, *call_columns)
+            .select_from(steps.outerjoin(tool_calls, tool_calls.c.step_id == steps.c.id))
+            .where(steps.c.run_id == key, steps.c.status == StepStatus.EXECUTING)
+            .order_by(steps.c.step_number)
+        )
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query).all()
+        found: list[tuple[Step, ToolCall | None]] = []
+        for row in rows:
+            values = row._mapping
+            call = None
+            if values["call_id"] is not None:
+                call = ToolCall.model_validate(
+                    {column.name: values[f"call_{column.name}"] for column in tool_calls.c}
+                )
+            found.append((as_step(row), call))
+        return found
 
     def list_tool_calls(self, run_id: str) -> list[ToolCall]:
         key = parse_id(run_id, "run")

@@ -17,6 +17,7 @@ Where to look:
     notifications.py  approval notifications and their attempts
     workers.py        worker heartbeats
     event_log.py      appending, listing, verifying and pruning ledger events
+    reads.py          views for pages: filtered, joined and paged in SQL
     hotpath.py        the per-step SQL on the driver connection (used by `_write_run`)
 
 The Store is assembled from the aggregates as mixins over `StoreBase` rather than composed
@@ -37,6 +38,7 @@ from agent_core.store.event_log import EventLogStore
 from agent_core.store.leases import LeaseStore
 from agent_core.store.notifications import NotificationStore
 from agent_core.store.objectives import ObjectiveStore
+from agent_core.store.reads import PageReads
 from agent_core.store.runs import RunStore
 from agent_core.store.steps import StepStarted, StepStore
 from agent_core.store.workers import WorkerStore
@@ -53,5 +55,6 @@ class Store(
     NotificationStore,
     WorkerStore,
     EventLogStore,
+    PageReads,
 ):
     """Queries the runtime and the dashboard need, on SQLite or PostgreSQL."""
