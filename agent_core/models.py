@@ -353,6 +353,90 @@ class RunDetail(_Record):
     approvals: list[Approval]
 
 
+# --- views for pages: what the dashboard reads, joined and paged in SQL -----------------------
+
+FAILED_CALL_STATUSES = frozenset(
+    {
+        ToolCallStatus.FAILED,
+        ToolCallStatus.UNKNOWN,
+        ToolCallStatus.DENIED,
+        ToolCallStatus.REJECTED,
+        ToolCallStatus.EXPIRED,
+    }
+)
+"""Tool calls that did not do what the agent asked: a run that "completed" with some of
+these did not simply succeed, and its row says how many."""
+
+
+class RunRow(Run):
+    """A run in a list of runs: its objective's title, and how many of its tool calls failed
+    (FAILED_CALL_STATUSES)."""
+
+    objective_title: str
+    failed_calls: int
+
+
+class RunPage(_Record):
+    """One page of runs, newest first; `total` counts every run the filters match."""
+
+    rows: list[RunRow]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunView(_Record):
+    """The head of a run's page."""
+
+    run: Run
+    objective_title: str
+    failed_calls: int
+
+
+class TimelineItem(_Record):
+    """A step with the tool call it made and the approval it asked for, if any."""
+
+    step: Step
+    tool_call: ToolCall | None
+    approval: Approval | None
+
+
+class TimelinePage(_Record):
+    """Steps of a run in order; `total` is the run's step count."""
+
+    items: list[TimelineItem]
+    total: int
+    offset: int
+    limit: int
+
+
+class ApprovalRow(Approval):
+    """An approval in a list: the objective, the run's number and the step's thought."""
+
+    objective_title: str
+    run_number: int
+    thought: str | None
+
+
+class ApprovalPage(_Record):
+    """One page of approvals, pending ones first, then newest first."""
+
+    rows: list[ApprovalRow]
+    total: int
+    limit: int
+    offset: int
+
+
+class ApprovalView(_Record):
+    """Everything an approval's page shows: what is asked, in which run, why, who was told."""
+
+    approval: Approval
+    run: Run
+    objective_title: str
+    thought: str | None
+    notifications: list[Notification]
+
+
 # --- what the runtime hands to the store to write --------------------------------------------
 
 

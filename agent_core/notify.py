@@ -372,7 +372,4 @@ class Notifier:
             self.whatsapp.send(notification.recipient, text)
 
     def _thought(self, approval: Approval) -> str | None:
-        step = next(
-            (s for s in self.store.list_steps(approval.run_id) if s.id == approval.step_id), None
-        )
-        return step.thought if step else None
+        return self.store.get_step(approval.step_id).thought

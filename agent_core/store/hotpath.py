@@ -51,7 +51,7 @@ def _json_result(value: Any) -> Any:
 
 
 def _sqlite_uuid_param(value: Any) -> Any:
-    # Ids reach the store in canonical form (new_id, or checked by _parse_id).
+    # Ids reach the store in canonical form (new_id, or checked by parse_id).
     return None if value is None else value.replace("-", "")
 
 

@@ -122,6 +122,9 @@ runs = sa.Table(
     sa.UniqueConstraint("objective_id", "run_number"),
     sa.UniqueConstraint("objective_id", "schedule_slot"),
     sa.Index(None, "status", "created_at"),
+    # Lists of runs, newest first: all of them, or one objective's.
+    sa.Index(None, "created_at"),
+    sa.Index(None, "objective_id", "created_at"),
 )
 
 steps = sa.Table(
@@ -162,7 +165,9 @@ tool_calls = sa.Table(
     _counter("attempts"),
     _timestamp("created_at"),
     _timestamp("completed_at", nullable=True),
-    sa.Index(None, "run_id"),
+    # A run's calls, and its failed calls counted from the index alone.
+    sa.Index(None, "run_id", "status"),
+    sa.Index(None, "step_id"),
 )
 
 events = sa.Table(
@@ -210,6 +215,8 @@ approvals = sa.Table(
     _timestamp("created_at"),
     sa.Index(None, "status", "expires_at"),
     sa.Index(None, "run_id"),
+    sa.Index(None, "step_id"),
+    sa.Index(None, "created_at"),  # newest first (after the pending ones)
 )
 
 notifications = sa.Table(
@@ -230,6 +237,7 @@ notifications = sa.Table(
     _timestamp("created_at"),
     sa.UniqueConstraint("approval_id", "channel", "kind"),
     sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "run_id"),
 )
 
 workers = sa.Table(

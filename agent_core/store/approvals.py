@@ -1,0 +1,181 @@
+"""Approvals: the requests that pause a run, read, decided and expired.
+
+A decision is taken once (the row is locked; a second admin is told who decided first) and
+queues the run again in the same transaction. An approval nobody decided in time expires:
+its run fails with approval_expired, and the call is never shown as rejected."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from agent_core import events as ledger_events
+from agent_core.errors import Conflict, NotFound
+from agent_core.models import (
+    Approval,
+    ApprovalStatus,
+    Run,
+    RunStatus,
+    StopReason,
+    ToolCallStatus,
+)
+from agent_core.store.base import (
+    StoreBase,
+    as_approval,
+    as_run,
+    driver_cursor,
+    parse_id,
+)
+from agent_core.store.schema import (
+    approvals,
+)
+from agent_core.store.steps import close_unapproved_step
+
+
+class ApprovalStore(StoreBase):
+    """Approvals as the admin and maintenance see them."""
+
+    def get_approval(self, approval_id: str) -> Approval:
+        key = parse_id(approval_id, "approval")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(approvals.select().where(approvals.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no approval has id {approval_id}")
+        return as_approval(row)
+
+    def list_approvals(
+        self, *, status: ApprovalStatus | None = None, limit: int = 100
+    ) -> list[Approval]:
+        query = approvals.select().order_by(approvals.c.created_at.desc(), approvals.c.id)
+        if status is not None:
+            query = query.where(approvals.c.status == status)
+        with self._transaction(write=False) as conn:
+            return [as_approval(row) for row in conn.execute(query.limit(limit))]
+
+    def decide_approval(
+        self, approval_id: str, *, approve: bool, by: str, reason: str | None = None
+    ) -> Approval:
+        """Record an admin's decision and put the run back in the queue, at once. Only a
+        pending, unexpired approval of a paused run can be decided, and only once: of two
+        admins clicking together, the second is told who decided first."""
+        key = parse_id(approval_id, "approval")
+        now = self.now()
+        status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        with self._transaction(write=True) as conn:
+            # Locked (PostgreSQL; SQLite's write lock already serialises): a second admin
+            # waits here and then reads the first one's decision.
+            current = conn.execute(
+                approvals.select().where(approvals.c.id == key).with_for_update()
+            ).one_or_none()
+            if current is None:
+                raise NotFound(f"no approval has id {approval_id}")
+            run = as_run(self._run_row(conn, current.run_id, current.run_id))
+            refusal = _why_undecidable(as_approval(current), run, now)
+            if refusal:
+                raise Conflict(refusal)
+            decided = conn.execute(
+                approvals.update()
+                .where(
+                    approvals.c.id == key,
+                    approvals.c.status == ApprovalStatus.PENDING,
+                    approvals.c.expires_at > now,
+                )
+                .values(status=status, decided_by=by, decided_at=now, decision_reason=reason)
+                .returning(approvals)
+            ).one_or_none()
+            if decided is None:  # decided meanwhile by someone else
+                latest = conn.execute(approvals.select().where(approvals.c.id == key)).one()
+                raise Conflict(_why_undecidable(as_approval(latest), run, now) or "try again")
+            self._write_run(
+                driver_cursor(conn),
+                current.run_id,
+                set_values={"status": RunStatus.QUEUED},
+                new_events=[
+                    ledger_events.approval_decided(
+                        approval_id=key,
+                        decision=status,
+                        by=by,
+                        reason=reason,
+                        tool=current.tool_name,
+                        args_hash=current.args_hash,
+                    )
+                ],
+            )
+        return as_approval(decided)
+
+    def expire_approvals(self) -> list[Approval]:
+        """Pending approvals past their expiry become `expired` (never `rejected`), and their
+        runs end failed with stop_reason approval_expired."""
+        now = self.now()
+        with self._transaction(write=False) as conn:
+            due = (
+                conn.execute(
+                    sa.select(approvals.c.id).where(
+                        approvals.c.status == ApprovalStatus.PENDING, approvals.c.expires_at <= now
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        expired = []
+        for key in due:
+            with self._transaction(write=True) as conn:
+                row = conn.execute(
+                    approvals.update()
+                    .where(approvals.c.id == key, approvals.c.status == ApprovalStatus.PENDING)
+                    .values(status=ApprovalStatus.EXPIRED, decided_at=now)
+                    .returning(approvals)
+                ).one_or_none()
+                if row is None:
+                    continue
+                close_unapproved_step(
+                    conn,
+                    as_approval(row),
+                    ToolCallStatus.EXPIRED,
+                    "not executed: the approval expired without a decision",
+                    now=self.now,
+                )
+                error = f"the approval for {row.tool_name} expired without a decision"
+                self._write_run(
+                    driver_cursor(conn),
+                    row.run_id,
+                    set_values={
+                        "status": RunStatus.FAILED,
+                        "stop_reason": StopReason.APPROVAL_EXPIRED,
+                        "error": error,
+                        "completed_at": now,
+                        "lease_owner": None,
+                        "lease_expires_at": None,
+                    },
+                    new_events=[
+                        ledger_events.approval_expired(
+                            approval_id=key, tool=row.tool_name, expired_at=row.expires_at
+                        ),
+                        ledger_events.run_failed(
+                            stop_reason=StopReason.APPROVAL_EXPIRED, error=error
+                        ),
+                    ],
+                )
+                expired.append(as_approval(row))
+        return expired
+
+
+def _why_undecidable(approval: Approval, run: Run, now: datetime) -> str | None:
+    """Why this approval cannot be decided now, in one sentence; None when it can."""
+    if approval.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+        when = approval.decided_at.strftime("%Y-%m-%d %H:%M UTC") if approval.decided_at else "?"
+        return (
+            f"approval {approval.id} was already {approval.status} "
+            f"by {approval.decided_by} at {when}"
+        )
+    if approval.status is ApprovalStatus.EXPIRED or approval.expires_at <= now:
+        return (
+            f"approval {approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M UTC} "
+            "and can no longer be decided"
+        )
+    if approval.status is ApprovalStatus.CANCELLED or run.status is RunStatus.CANCELLED:
+        return f"approval {approval.id} belongs to run {run.id}, which was cancelled"
+    if run.status is not RunStatus.PAUSED:
+        return f"run {run.id} is {run.status}, not waiting for this approval"
+    return None

@@ -1,0 +1,353 @@
+"""What every part of the Store shares: the engine, transactions, the ledger append
+primitive, and turning driver errors, ids and rows into the runtime's terms.
+
+The aggregates (objectives.py, runs.py, leases.py, steps.py, approvals.py, notifications.py,
+workers.py, event_log.py, reads.py) are classes over `StoreBase`; store.py assembles them
+into the one `Store`. Nothing here knows an aggregate's queries, except the run row that
+`_write_run` moves with every ledger append.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import URL, Engine, Row, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+from agent_core.errors import LeaseLost, NotFound, StoreUnavailable
+from agent_core.models import (
+    Approval,
+    Event,
+    NewEvent,
+    Notification,
+    Objective,
+    Run,
+    RunChanges,
+    Step,
+    ToolCall,
+)
+from agent_core.store import migrations
+from agent_core.store.engine import WRITE, create_engine, normalize_database_url
+from agent_core.store.hotpath import HotPath
+from agent_core.store.ledger import GENESIS_HASH, event_hash, to_json_value
+from agent_core.store.schema import events, runs
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class StoreBase:
+    """The connection to one database (SQLite or PostgreSQL) and the clock; every aggregate
+    of the Store runs its queries through `_transaction` or `_hot_transaction` and appends
+    to the ledger through `_write_run`."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._hot = HotPath(engine.dialect.name)
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    @classmethod
+    def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Self:
+        """Connect to `database_url`; unless told otherwise, insist the schema is current."""
+        url = make_url(normalize_database_url(database_url))
+        if check_schema and url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url):
+            raise StoreUnavailable(
+                f"there is no database file at {url.database}: "
+                "run `python -m agent_core db upgrade` first"
+            )
+        store = cls(create_engine(database_url), clock=clock)
+        if check_schema:
+            try:
+                store.check_schema()
+            except BaseException:
+                store.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # --- schema ------------------------------------------------------------------------------
+
+    def upgrade(self) -> str:
+        """Create or migrate the schema to the newest revision; returns that revision."""
+        with self._transaction(write=True) as conn:
+            return migrations.upgrade(conn)
+
+    def schema_revision(self) -> str | None:
+        with self._transaction(write=False) as conn:
+            return migrations.current_revision(conn)
+
+    def check_schema(self) -> None:
+        current = self.schema_revision()
+        head = migrations.head_revision()
+        if current == head:
+            return
+        if current is None:
+            raise StoreUnavailable(
+                "the database has no agent runtime schema yet: "
+                "run `python -m agent_core db upgrade` first"
+            )
+        if migrations.is_known_revision(current):
+            raise StoreUnavailable(
+                f"the database schema is at revision {current}, older than this version "
+                f"({head}): run `python -m agent_core db upgrade`"
+            )
+        raise StoreUnavailable(
+            f"the database schema is at revision {current}, which this version of agent "
+            "runtime does not know: upgrade agent runtime"
+        )
+
+    # --- transactions and the ledger append primitive -------------------------------------
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[sa.Connection]:
+        """One transaction; database errors that mean "unreachable" become one sentence."""
+        try:
+            with self._writer(write), self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    yield conn
+        except (OperationalError, ProgrammingError) as exc:
+            raise _unavailable(exc, self.engine) from exc
+        except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # the hot path's
+            raise _unavailable(exc, self.engine) from exc
+
+    @contextmanager
+    def _hot_transaction(self) -> Iterator[Any]:
+        """A write transaction on a pooled DBAPI connection, for the per-step writes: the
+        same transaction semantics as `_transaction`, without its per-statement cost."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        with self._writer(True):
+            try:
+                raw = self.engine.raw_connection()
+            except OperationalError as exc:
+                raise _unavailable(exc, self.engine) from exc
+            try:
+                cursor = raw.cursor()
+                if self.dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    raw.rollback()
+                    raise
+                raw.commit()
+            except dbapi.OperationalError as exc:
+                raise _unavailable(exc, self.engine) from exc
+            finally:
+                raw.close()
+
+    def _writer(self, write: bool) -> AbstractContextManager[object]:
+        """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
+        in growing steps (milliseconds) before trying again. Threads of this process
+        therefore queue for the write lock here, on a Python lock, which is handed over at
+        once; other processes still meet SQLite's busy timeout."""
+        return self._write_lock if write and self._write_lock is not None else nullcontext()
+
+    def _run_row(self, conn: sa.Connection, key: str, shown_id: str) -> Row[Any]:
+        row = conn.execute(runs.select().where(runs.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no run has id {shown_id}")
+        return row
+
+    def _run_changes(self, changes: RunChanges) -> tuple[dict[str, Any], dict[str, int]]:
+        """The column values (set, and added to) that a RunChanges stands for."""
+        values: dict[str, Any] = {}
+        for name in ("status", "stop_reason", "summary", "error", "previous_run_id", "active_ms"):
+            value = getattr(changes, name)
+            if value is not None:
+                values[name] = value
+        if changes.lease_expires_at is not None:
+            values["lease_expires_at"] = changes.lease_expires_at
+        ending = changes.status is not None and changes.status.is_final
+        if ending:
+            values["completed_at"] = self.now()
+        if changes.release_lease or ending:
+            values["lease_owner"] = None
+            values["lease_expires_at"] = None
+        added = {
+            name: amount
+            for name, amount in (
+                ("prompt_tokens", changes.add_prompt_tokens),
+                ("completion_tokens", changes.add_completion_tokens),
+            )
+            if amount
+        }
+        return values, added
+
+    def _write_run(
+        self,
+        cursor: Any,
+        run_key: str,
+        *,
+        changes: RunChanges | None = None,
+        set_values: Mapping[str, Any] | None = None,
+        add: Mapping[str, int] | None = None,
+        first_values: Mapping[str, Any] | None = None,
+        new_events: Sequence[NewEvent] = (),
+        only_if_claimable: bool = False,
+    ) -> tuple[Run | None, list[Event]]:
+        """Change the run and append `new_events` to its ledger, chained to the event before
+        them (found by the same statement). Returns the updated run and the events.
+
+        The run changes come from `changes` (whose `owner` fences the write: LeaseLost when
+        that worker no longer holds the run) and from `set_values` / `add` (columns set, and
+        counters increased). With `only_if_claimable` the write happens only if the run is
+        queued or its lease lapsed, and the run is None otherwise. This is the hot path of
+        every step: see hotpath.py.
+        """
+        values: dict[str, Any] = dict(set_values or {})
+        added: dict[str, int] = dict(add or {})
+        owner = None
+        if changes is not None:
+            more_values, more_added = self._run_changes(changes)
+            values.update(more_values)
+            for name, amount in more_added.items():
+                added[name] = added.get(name, 0) + amount
+            owner = changes.owner
+        now = self.now()
+        updated = self._hot.update_run(
+            cursor,
+            run_key=run_key,
+            set_values=values,
+            added={name: amount for name, amount in added.items() if amount},
+            first_values=first_values,
+            new_events=len(new_events),
+            now=now,
+            owner=owner,
+            only_if_claimable=only_if_claimable,
+        )
+        if updated is None:
+            if not self._hot.run_exists(cursor, run_key):
+                raise NotFound(f"no run has id {run_key}")
+            if only_if_claimable:
+                return None, []
+            raise LeaseLost(f"run {run_key} is no longer held by {owner}")
+        row, previous_hash = updated
+        run = Run.model_validate(row)
+        if not new_events:
+            return run, []
+        prev_hash = previous_hash or GENESIS_HASH
+        written: list[Event] = []
+        first_seq = run.event_seq - len(new_events) + 1
+        for seq, new in enumerate(new_events, start=first_seq):
+            data = to_json_value(new.data)
+            digest = event_hash(
+                run_id=run_key,
+                seq=seq,
+                event_type=new.event_type,
+                data=data,
+                created_at=now,
+                prev_hash=prev_hash,
+            )
+            written.append(
+                Event.model_construct(
+                    run_id=run_key,
+                    seq=seq,
+                    event_type=new.event_type,
+                    data=data,
+                    created_at=now,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            prev_hash = digest
+        self._hot.insert(cursor, events, [event.__dict__ for event in written])
+        return run, written
+
+
+def driver_cursor(conn: sa.Connection) -> Any:
+    """A cursor of the DBAPI connection under `conn`, inside its transaction."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+def parse_id(value: str, kind: str) -> str:
+    try:
+        return str(uuid.UUID(str(value).strip()))
+    except ValueError:
+        raise NotFound(f"{value!r} is not a valid {kind} id") from None
+
+
+def _sqlite_file_exists(url: URL) -> bool:
+    database = url.database or ""
+    return database == ":memory:" or database.startswith("file:") or Path(database).exists()
+
+
+def upsert_builder(dialect: str) -> Any:
+    return pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
+
+
+def _unavailable(exc: Exception, engine: Engine) -> StoreUnavailable:
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(original) if original is not None else str(exc)
+    reason = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    lowered = reason.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return StoreUnavailable(
+            "the database has no agent runtime schema yet: "
+            "run `python -m agent_core db upgrade` first"
+        )
+    where = engine.url.render_as_string(hide_password=True)
+    return StoreUnavailable(f"cannot use the database at {where}: {reason}")
+
+
+RecordT = TypeVar("RecordT", bound=BaseModel)
+
+
+def as_record(model: type[RecordT], row: Row[Any]) -> RecordT:
+    return model.model_validate(dict(row._mapping))
+
+
+def as_objective(row: Row[Any]) -> Objective:
+    return as_record(Objective, row)
+
+
+def as_run(row: Row[Any]) -> Run:
+    return as_record(Run, row)
+
+
+def as_step(row: Row[Any]) -> Step:
+    return as_record(Step, row)
+
+
+def as_tool_call(row: Row[Any]) -> ToolCall:
+    return as_record(ToolCall, row)
+
+
+def as_event(row: Row[Any]) -> Event:
+    return as_record(Event, row)
+
+
+def as_approval(row: Row[Any]) -> Approval:
+    return as_record(Approval, row)
+
+
+def as_notification(row: Row[Any]) -> Notification:
+    return as_record(Notification, row)

@@ -1,0 +1,343 @@
+"""Steps: the writes of the agent loop, one transaction per step, and approved calls.
+
+`start_step` and `finish_step` are the hot path: one `_hot_transaction` holds the run's
+counters and ledger head, the step, its tool call and its approval request, so a crash
+leaves all of them or none. A call waiting for approval is moved on from here at most
+once: `start_approved_call` moves it to started only if it is still awaiting approval."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from agent_core import events as ledger_events
+from agent_core.errors import NotFound
+from agent_core.models import (
+    Approval,
+    ApprovalStatus,
+    NewApproval,
+    NewEvent,
+    NewStep,
+    NewToolCall,
+    Run,
+    RunChanges,
+    Step,
+    StepOutcome,
+    StepStatus,
+    ToolCall,
+    ToolCallStatus,
+)
+from agent_core.store.base import (
+    Clock,
+    StoreBase,
+    as_approval,
+    as_step,
+    as_tool_call,
+    driver_cursor,
+    new_id,
+    parse_id,
+)
+from agent_core.store.ledger import (
+    to_json_value,
+    tool_args_hash,
+)
+from agent_core.store.schema import (
+    approvals,
+    steps,
+    tool_calls,
+)
+
+
+@dataclass(frozen=True)
+class StepStarted:
+    step: Step
+    tool_call: ToolCall | None
+    approval: Approval | None
+    run: Run
+
+
+class StepStore(StoreBase):
+    """A step with its tool call, approval request, events and run counters, written at once."""
+
+    def list_steps(self, run_id: str) -> list[Step]:
+        key = parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                steps.select().where(steps.c.run_id == key).order_by(steps.c.step_number)
+            )
+            return [as_step(row) for row in rows]
+
+    def get_step(self, step_id: str) -> Step:
+        key = parse_id(step_id, "step")
+        with self._transaction(write=False) as conn:
+            row = conn.execute(steps.select().where(steps.c.id == key)).one_or_none()
+        if row is None:
+            raise NotFound(f"no step has id {step_id}")
+        return as_step(row)
+
+    def interrupted_calls(self, run_id: str) -> list[tuple[Step, ToolCall | None]]:
+        """Steps left executing (the process died during their call), with their tool call,
+        in step order: what a resumed run settles as "outcome unknown". One query."""
+        key = parse_id(run_id, "run")
+        call_columns = [column.label(f"call_{column.name}") for column in tool_calls.c]
+        query = (
+            sa.select(steps, *call_columns)
+            .select_from(steps.outerjoin(tool_calls, tool_calls.c.step_id == steps.c.id))
+            .where(steps.c.run_id == key, steps.c.status == StepStatus.EXECUTING)
+            .order_by(steps.c.step_number)
+        )
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query).all()
+        found: list[tuple[Step, ToolCall | None]] = []
+        for row in rows:
+            values = row._mapping
+            call = None
+            if values["call_id"] is not None:
+                call = ToolCall.model_validate(
+                    {column.name: values[f"call_{column.name}"] for column in tool_calls.c}
+                )
+            found.append((as_step(row), call))
+        return found
+
+    def list_tool_calls(self, run_id: str) -> list[ToolCall]:
+        key = parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                tool_calls.select()
+                .where(tool_calls.c.run_id == key)
+                .order_by(tool_calls.c.created_at, tool_calls.c.id)
+            )
+            return [as_tool_call(row) for row in rows]
+
+    def start_step(
+        self,
+        run_id: str,
+        step: NewStep,
+        *,
+        tool_call: NewToolCall | None = None,
+        outcome: StepOutcome | None = None,
+        approval: NewApproval | None = None,
+        run: RunChanges | None = None,
+        new_events: Sequence[NewEvent] = (),
+    ) -> StepStarted:
+        """Record a step, its tool call, its approval request, its events, the run's counters
+        and any change to the run, all in one transaction.
+
+        Without `outcome` the step is `executing` and its tool call `started`: the side effect
+        is about to happen and `finish_step` records how it went. With `outcome` the step is
+        written already finished (a read-only call already made, a denial, the final answer).
+        """
+        key = parse_id(run_id, "run")
+        now = self.now()
+        counters = {
+            "steps_count": 1,
+            "tool_calls_count": 1 if tool_call else 0,
+            "prompt_tokens": step.prompt_tokens,
+            "completion_tokens": step.completion_tokens,
+        }
+        with self._hot_transaction() as cursor:
+            run_row, _ = self._write_run(
+                cursor, key, changes=run, add=counters, new_events=new_events
+            )
+            step_id = new_id()
+            step_values = {
+                "id": step_id,
+                "run_id": key,
+                "step_number": run_row.steps_count,  # type: ignore[union-attr]
+                "thought": step.thought,
+                "tool": step.tool,
+                "args": to_json_value(step.args),
+                "raw_output": step.raw_output,
+                "status": outcome.step_status if outcome else StepStatus.EXECUTING,
+                "result": to_json_value(outcome.result) if outcome else None,
+                "model": step.model,
+                "prompt_tokens": step.prompt_tokens,
+                "completion_tokens": step.completion_tokens,
+                "latency_ms": step.latency_ms,
+                "created_at": now,
+                "completed_at": now if outcome else None,
+            }
+            self._hot.insert(cursor, steps, [step_values])
+            call_values: dict[str, Any] | None = None
+            if tool_call is not None:
+                args = to_json_value(tool_call.args)
+                call_values = {
+                    "id": new_id(),
+                    "run_id": key,
+                    "step_id": step_id,
+                    "tool_name": tool_call.tool_name,
+                    "args": args,
+                    "args_hash": tool_args_hash(tool_call.tool_name, args),
+                    "risk_level": tool_call.risk_level,
+                    "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
+                    "result": to_json_value(outcome.result) if outcome else None,
+                    "error": outcome.tool_error if outcome else None,
+                    "duration_ms": outcome.duration_ms if outcome else None,
+                    "attempts": outcome.attempts if outcome else 0,
+                    "created_at": now,
+                    "completed_at": now if outcome and outcome.tool_call_status else None,
+                }
+                self._hot.insert(cursor, tool_calls, [call_values])
+            approval_values: dict[str, Any] | None = None
+            if approval is not None:
+                if call_values is None:
+                    raise ValueError("an approval needs the tool call it approves")
+                approval_values = {
+                    "id": approval.id,
+                    "run_id": key,
+                    "step_id": step_id,
+                    "tool_call_id": call_values["id"],
+                    "tool_name": approval.tool_name,
+                    "args": call_values["args"],
+                    "args_hash": call_values["args_hash"],
+                    "risk_reason": approval.risk_reason,
+                    "status": ApprovalStatus.PENDING,
+                    "expires_at": approval.expires_at,
+                    "decided_by": None,
+                    "decided_at": None,
+                    "decision_reason": None,
+                    "created_at": now,
+                }
+                self._hot.insert(cursor, approvals, [approval_values])
+        return StepStarted(
+            step=Step.model_construct(**step_values),
+            tool_call=ToolCall.model_construct(**call_values) if call_values else None,
+            approval=Approval.model_construct(**approval_values) if approval_values else None,
+            run=run_row,  # type: ignore[arg-type]
+        )
+
+    def finish_step(
+        self,
+        run_id: str,
+        step_id: str,
+        outcome: StepOutcome,
+        *,
+        tool_call_id: str | None = None,
+        run: RunChanges | None = None,
+        new_events: Sequence[NewEvent] = (),
+    ) -> Run:
+        """Record how a step whose side effect was in flight ended, with its events."""
+        run_key = parse_id(run_id, "run")
+        now = self.now()
+        stored_result = to_json_value(outcome.result)
+        step_key = parse_id(step_id, "step")
+        with self._hot_transaction() as cursor:
+            run_row, _ = self._write_run(cursor, run_key, changes=run, new_events=new_events)
+            self._hot.update_by_id(
+                cursor,
+                steps,
+                step_key,
+                {"status": outcome.step_status, "result": stored_result, "completed_at": now},
+            )
+            if tool_call_id is not None:
+                self._hot.update_by_id(
+                    cursor,
+                    tool_calls,
+                    parse_id(tool_call_id, "tool call"),
+                    {
+                        "status": outcome.tool_call_status,
+                        "result": stored_result,
+                        "error": outcome.tool_error,
+                        "duration_ms": outcome.duration_ms,
+                        "attempts": outcome.attempts,
+                        "completed_at": now,
+                    },
+                )
+        assert run_row is not None
+        return run_row
+
+    def start_approved_call(self, approval: Approval, run: RunChanges) -> bool:
+        """Move an approved call from awaiting approval to started, once: False when it was
+        already started (a second resume), so that it is never executed twice."""
+        with self._transaction(write=True) as conn:
+            moved = conn.execute(
+                tool_calls.update()
+                .where(
+                    tool_calls.c.id == approval.tool_call_id,
+                    tool_calls.c.status == ToolCallStatus.AWAITING_APPROVAL,
+                )
+                .values(status=ToolCallStatus.STARTED)
+            ).rowcount
+            if not moved:
+                return False
+            conn.execute(
+                steps.update()
+                .where(steps.c.id == approval.step_id)
+                .values(status=StepStatus.EXECUTING)
+            )
+            self._write_run(
+                driver_cursor(conn),
+                approval.run_id,
+                changes=run,
+                new_events=[
+                    ledger_events.approved_call_started(
+                        approval_id=approval.id,
+                        tool=approval.tool_name,
+                        args_hash=approval.args_hash,
+                    )
+                ],
+            )
+        return True
+
+    def close_unapproved_call(
+        self,
+        approval: Approval,
+        call_status: ToolCallStatus,
+        error: str,
+        run: RunChanges,
+        new_events: Sequence[NewEvent],
+    ) -> Run:
+        """A rejected (or invalid) approval's step ends without its call being made; `error`
+        is what the agent observes."""
+        with self._transaction(write=True) as conn:
+            close_unapproved_step(conn, approval, call_status, error, now=self.now)
+            row, _ = self._write_run(
+                driver_cursor(conn), approval.run_id, changes=run, new_events=new_events
+            )
+        assert row is not None
+        return row
+
+    def step_awaiting_decision(self, run_id: str) -> tuple[Step, ToolCall, Approval] | None:
+        """The run's step paused for approval, with its call and approval, if any."""
+        key = parse_id(run_id, "run")
+        with self._transaction(write=False) as conn:
+            step_row = conn.execute(
+                steps.select().where(
+                    steps.c.run_id == key, steps.c.status == StepStatus.AWAITING_APPROVAL
+                )
+            ).first()
+            if step_row is None:
+                return None
+            call_row = conn.execute(
+                tool_calls.select().where(tool_calls.c.step_id == step_row.id)
+            ).one()
+            approval_row = conn.execute(
+                approvals.select().where(approvals.c.step_id == step_row.id)
+            ).one()
+        return as_step(step_row), as_tool_call(call_row), as_approval(approval_row)
+
+
+def close_unapproved_step(
+    conn: sa.Connection,
+    approval: Approval,
+    call_status: ToolCallStatus,
+    error: str,
+    *,
+    now: Clock,
+) -> None:
+    """End the step of an approval whose call will never be made (rejected, expired or no
+    longer matching what was approved): the call keeps `call_status`, the step fails with
+    `error`, which is what the agent observes."""
+    conn.execute(
+        tool_calls.update()
+        .where(tool_calls.c.id == approval.tool_call_id)
+        .values(status=call_status, error=error, completed_at=now())
+    )
+    conn.execute(
+        steps.update()
+        .where(steps.c.id == approval.step_id)
+        .values(status=StepStatus.FAILED, result={"error": error}, completed_at=now())
+    )
