@@ -8,7 +8,7 @@ Store reads to show, and the same wording of domain facts.
 
 from __future__ import annotations
 
-from agent_core.approvals import decide
+from agent_core.approvals import decide, decide_by_link, open_link
 from agent_core.config import Settings, load_settings, redact_url, settings_summary
 from agent_core.errors import (
     AgentRuntimeError,
@@ -20,18 +20,28 @@ from agent_core.errors import (
     StoreUnavailable,
 )
 from agent_core.events import EventType
+from agent_core.links import InvalidLink
 from agent_core.models import (
+    FAILED_CALL_STATUSES,
     Approval,
+    ApprovalPage,
+    ApprovalRow,
     ApprovalStatus,
+    ApprovalView,
     Event,
     Objective,
     RiskLevel,
     Run,
+    RunPage,
+    RunRow,
     RunStatus,
     RunTrigger,
+    RunView,
     Step,
     StepStatus,
     StopReason,
+    TimelineItem,
+    TimelinePage,
     ToolCall,
     ToolCallStatus,
     WorkerInfo,
@@ -49,7 +59,6 @@ from agent_core.render import (
     RUN_STATUS_LABELS,
     STOP_REASONS,
     TOOL_CALL_STATUS_LABELS,
-    UNSUCCESSFUL_CALLS,
     approval_request_sentence,
     cut,
     describe_call,
@@ -70,31 +79,41 @@ from agent_core.render import (
 from agent_core.runs import cancel_run, ensure_enabled, live_workers, start_run
 from agent_core.runtime import Runtime, build_tools, open_runtime
 from agent_core.store import Store
+from agent_core.system import Check, test_email, test_llm, test_whatsapp
+from agent_core.system import checks as system_checks
 from agent_core.tools import Tool, ToolRegistry
 
 __all__ = [
     "APPROVAL_STATUS_LABELS",
     "BUDGET_FIELDS",
+    "FAILED_CALL_STATUSES",
     "OBJECTIVE_FIELDS",
     "RUN_STATUS_LABELS",
     "STOP_REASONS",
     "TOOL_CALL_STATUS_LABELS",
-    "UNSUCCESSFUL_CALLS",
     "AgentRuntimeError",
     "Approval",
+    "ApprovalPage",
+    "ApprovalRow",
     "ApprovalStatus",
+    "ApprovalView",
+    "Check",
     "ConfigError",
     "Conflict",
     "Event",
     "EventType",
     "InvalidFields",
     "InvalidInput",
+    "InvalidLink",
     "NotFound",
     "Objective",
     "RiskLevel",
     "Run",
+    "RunPage",
+    "RunRow",
     "RunStatus",
     "RunTrigger",
+    "RunView",
     "Runtime",
     "Settings",
     "Step",
@@ -102,6 +121,8 @@ __all__ = [
     "StopReason",
     "Store",
     "StoreUnavailable",
+    "TimelineItem",
+    "TimelinePage",
     "Tool",
     "ToolCall",
     "ToolCallStatus",
@@ -113,6 +134,7 @@ __all__ = [
     "create_objective",
     "cut",
     "decide",
+    "decide_by_link",
     "describe_call",
     "describe_result",
     "ensure_enabled",
@@ -123,6 +145,7 @@ __all__ = [
     "load_settings",
     "objective_fields",
     "objective_spec",
+    "open_link",
     "open_runtime",
     "redact_url",
     "refusal_sentence",
@@ -135,6 +158,10 @@ __all__ = [
     "step_error",
     "step_sentence",
     "stop_reason_sentence",
+    "system_checks",
+    "test_email",
+    "test_llm",
+    "test_whatsapp",
     "update_objective",
     "why_undecidable",
 ]

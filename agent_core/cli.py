@@ -32,10 +32,17 @@ from agent_core.demo import DEMO_DATABASE_URL, seed_demo
 from agent_core.errors import AgentRuntimeError, InvalidFields, InvalidInput
 from agent_core.llm import build_content_llm
 from agent_core.maintenance import run_maintenance
-from agent_core.models import ApprovalStatus, Objective, Run, RunDetail, RunStatus, StopReason
+from agent_core.models import (
+    FAILED_CALL_STATUSES,
+    ApprovalStatus,
+    Objective,
+    Run,
+    RunDetail,
+    RunStatus,
+    StopReason,
+)
 from agent_core.render import (
     APPROVAL_STATUS_LABELS,
-    UNSUCCESSFUL_CALLS,
     cut,
     describe_result,
     event_sentence,
@@ -744,7 +751,7 @@ def _run_detail_text(detail: RunDetail, objective_title: str) -> str:
     """`run show`: what happened, in the words the dashboard uses."""
     run = detail.run
     calls = {call.step_id: call for call in detail.tool_calls}
-    failed = sum(1 for call in detail.tool_calls if call.status in UNSUCCESSFUL_CALLS)
+    failed = sum(1 for call in detail.tool_calls if call.status in FAILED_CALL_STATUSES)
     lines = [
         f"{run_headline(run, failed)}",
         f"objective    {objective_title} ({run.objective_id})",

@@ -30,7 +30,7 @@ read tolerantly.
 | approval_requested          | approval_id, step_number, tool, args, reason, expires_at,    |
 |                             | + LLM facts                                                  |
 | approval_decided            | approval_id, decision, by, reason, tool, args_hash,          |
-|                             | original_args_hash                                           |
+|                             | original_args_hash, approved_args                            |
 | approval_expired            | approval_id, tool, expired_at                                |
 | approval_tampered           | approval_id, args_hash                                       |
 | approval_rejection_observed | approval_id, step_number                                     |
@@ -295,9 +295,11 @@ def approval_decided(
     tool: str,
     args_hash: str,
     original_args_hash: str | None = None,
+    approved_args: dict[str, Any] | None = None,
 ) -> NewEvent:
-    """An admin approved or rejected; `original_args_hash` is set when they changed the
-    arguments before approving (`args_hash` is then the hash of what they approved)."""
+    """An admin approved or rejected. When they changed the arguments before approving,
+    `approved_args` are what will run (`args_hash` is their hash) and `original_args_hash`
+    is the hash of what the agent asked for (its arguments are in approval_requested)."""
     return _event(
         EventType.APPROVAL_DECIDED,
         approval_id=approval_id,
@@ -307,6 +309,7 @@ def approval_decided(
         tool=tool,
         args_hash=args_hash,
         original_args_hash=original_args_hash,
+        approved_args=approved_args,
     )
 
 

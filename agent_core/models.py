@@ -315,6 +315,11 @@ class Approval(_Record):
     decided_at: datetime | None
     decision_reason: str | None
     created_at: datetime
+    original_args: dict[str, Any] | None = None  # set when approved with changed arguments
+
+    @property
+    def changed(self) -> bool:
+        return self.original_args is not None
 
 
 class WorkerInfo(_Record):

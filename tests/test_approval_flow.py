@@ -66,7 +66,7 @@ def test_approve_delivers_the_exact_email_once_and_the_run_completes(
     assert "send_email" in notice.subject
     assert "Ada has not answered: follow up." in notice.body
     assert '"to": "lead@example.com"' in notice.body
-    assert f"approval={approval.id}" in notice.body
+    assert f"/approval?id={approval.id}" in notice.body
     assert len(twilio_server.messages) == 1
     assert twilio_server.messages[0]["To"] == "whatsapp:+33600000001"
 

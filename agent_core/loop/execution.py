@@ -43,7 +43,7 @@ def _until_it_ends(session: Session, run: Run, should_stop: Callable[[], bool]) 
     # Resume: settle what the last session left unfinished.
     steps = store.list_steps(run.id) if run.steps_count else []
     if any(step.status is StepStatus.EXECUTING for step in steps):
-        run = settle_interrupted_calls(session, run, steps)
+        run = settle_interrupted_calls(session, run)
         steps = store.list_steps(run.id)
     if any(step.status is StepStatus.AWAITING_APPROVAL for step in steps):
         run = apply_decision(session, run)

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from agent_core import events as ledger_events
 from agent_core.loop.acting import outcome_of, result_events, run_tool
 from agent_core.loop.session import RunEnded, Session
@@ -26,16 +24,15 @@ from agent_core.models import (
     ToolCall,
     ToolCallStatus,
 )
-from agent_core.store import Store
 from agent_core.store.ledger import tool_args_hash
 from agent_core.tools import gateway
 
 
-def settle_interrupted_calls(session: Session, run: Run, steps: Sequence[Step]) -> Run:
+def settle_interrupted_calls(session: Session, run: Run) -> Run:
     """Mark every call interrupted by a crash as outcome unknown, and tell the agent so that
     it checks the effect before acting again. The call is never repeated."""
     store = session.context.store
-    for step, call in interrupted_calls(store, run.id, steps):
+    for step, call in store.interrupted_calls(run.id):
         error = (
             f"the call to {step.tool} was interrupted (the worker stopped during it): it may "
             "or may not have taken effect. Do not repeat it blindly; check its effect first."
@@ -56,21 +53,6 @@ def settle_interrupted_calls(session: Session, run: Run, steps: Sequence[Step]) 
             ],
         )
     return run
-
-
-def interrupted_calls(
-    store: Store, run_id: str, steps: Sequence[Step]
-) -> list[tuple[Step, ToolCall | None]]:
-    """The run's steps left executing, each with its tool call (None if it has none).
-
-    STORE SWITCH: the one call site to replace by `store.interrupted_calls(run_id)` (one
-    query, same result) once the Store has it; `steps` is then no longer needed.
-    """
-    executing = [step for step in steps if step.status is StepStatus.EXECUTING]
-    if not executing:
-        return []
-    calls = {call.step_id: call for call in reversed(store.list_tool_calls(run_id))}
-    return [(step, calls.get(step.id)) for step in executing]
 
 
 def apply_decision(session: Session, run: Run) -> Run:
@@ -152,10 +134,22 @@ def _run_approved_call(
         result = gateway.failed(f"{approval.tool_name} cannot run: {parsed}")
     else:
         result = run_tool(session, tool, parsed, run.id)
+    outcome = outcome_of(result)
+    if approval.changed:  # the agent learns what really ran
+        outcome = outcome.model_copy(
+            update={
+                "result": {
+                    "note": f"the admin ({approval.decided_by}) changed the arguments before "
+                    "approving: the call ran with approved_args, not the ones you proposed",
+                    "approved_args": approval.args,
+                    "result": outcome.result,
+                }
+            }
+        )
     return store.finish_step(
         run.id,
         step.id,
-        outcome_of(result),
+        outcome,
         tool_call_id=call.id,
         run=session.changes(),
         new_events=result_events(

@@ -16,6 +16,7 @@ from typing import Any
 
 from agent_core.events import EventType
 from agent_core.models import (
+    FAILED_CALL_STATUSES,
     Approval,
     ApprovalStatus,
     Event,
@@ -88,17 +89,6 @@ APPROVAL_STATUS_LABELS: Mapping[ApprovalStatus, str] = {
     ApprovalStatus.EXPIRED: "expired without a decision",
     ApprovalStatus.CANCELLED: "cancelled with its run",
 }
-
-# Calls whose outcome an admin must see beside "completed": they did not do what was asked.
-UNSUCCESSFUL_CALLS = frozenset(
-    {
-        ToolCallStatus.FAILED,
-        ToolCallStatus.DENIED,
-        ToolCallStatus.REJECTED,
-        ToolCallStatus.EXPIRED,
-        ToolCallStatus.UNKNOWN,
-    }
-)
 
 
 def run_status_label(status: RunStatus) -> str:
@@ -294,7 +284,7 @@ def step_sentence(step: Step, call: ToolCall | None = None) -> str:
 
 def step_error(step: Step, call: ToolCall | None = None) -> str | None:
     """Why the step's call did not succeed, as the agent was told; None when it did."""
-    if call is not None and call.status not in UNSUCCESSFUL_CALLS:
+    if call is not None and call.status not in FAILED_CALL_STATUSES:
         return None
     if call is not None and call.error:
         return call.error

@@ -6,7 +6,7 @@ its run fails with approval_expired, and the call is never shown as rejected."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,11 +15,11 @@ from agent_core.errors import Conflict, NotFound
 from agent_core.models import (
     Approval,
     ApprovalStatus,
-    Run,
     RunStatus,
     StopReason,
     ToolCallStatus,
 )
+from agent_core.render import why_undecidable
 from agent_core.store.base import (
     StoreBase,
     as_approval,
@@ -27,9 +27,8 @@ from agent_core.store.base import (
     driver_cursor,
     parse_id,
 )
-from agent_core.store.schema import (
-    approvals,
-)
+from agent_core.store.ledger import to_json_value, tool_args_hash
+from agent_core.store.schema import approvals, tool_calls
 from agent_core.store.steps import close_unapproved_step
 
 
@@ -54,11 +53,21 @@ class ApprovalStore(StoreBase):
             return [as_approval(row) for row in conn.execute(query.limit(limit))]
 
     def decide_approval(
-        self, approval_id: str, *, approve: bool, by: str, reason: str | None = None
+        self,
+        approval_id: str,
+        *,
+        approve: bool,
+        by: str,
+        reason: str | None = None,
+        approved_args: dict[str, Any] | None = None,
     ) -> Approval:
         """Record an admin's decision and put the run back in the queue, at once. Only a
         pending, unexpired approval of a paused run can be decided, and only once: of two
-        admins clicking together, the second is told who decided first."""
+        admins clicking together, the second is told who decided first.
+
+        `approved_args` approves with changes (already validated by the caller): the
+        approval and its tool call then hold exactly those arguments and their hash, the
+        approval keeps the original ones, and the ledger records both."""
         key = parse_id(approval_id, "approval")
         now = self.now()
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
@@ -71,9 +80,26 @@ class ApprovalStore(StoreBase):
             if current is None:
                 raise NotFound(f"no approval has id {approval_id}")
             run = as_run(self._run_row(conn, current.run_id, current.run_id))
-            refusal = _why_undecidable(as_approval(current), run, now)
+            refusal = why_undecidable(as_approval(current), run, now)
             if refusal:
                 raise Conflict(refusal)
+            values: dict[str, Any] = {
+                "status": status,
+                "decided_by": by,
+                "decided_at": now,
+                "decision_reason": reason,
+            }
+            args_hash = current.args_hash
+            if approved_args is not None:
+                if not approve:
+                    raise Conflict("arguments can be changed only when approving")
+                stored_args = to_json_value(approved_args)
+                args_hash = tool_args_hash(current.tool_name, stored_args)
+                values |= {
+                    "args": stored_args,
+                    "args_hash": args_hash,
+                    "original_args": current.args,
+                }
             decided = conn.execute(
                 approvals.update()
                 .where(
@@ -81,12 +107,18 @@ class ApprovalStore(StoreBase):
                     approvals.c.status == ApprovalStatus.PENDING,
                     approvals.c.expires_at > now,
                 )
-                .values(status=status, decided_by=by, decided_at=now, decision_reason=reason)
+                .values(**values)
                 .returning(approvals)
             ).one_or_none()
             if decided is None:  # decided meanwhile by someone else
                 latest = conn.execute(approvals.select().where(approvals.c.id == key)).one()
-                raise Conflict(_why_undecidable(as_approval(latest), run, now) or "try again")
+                raise Conflict(why_undecidable(as_approval(latest), run, now) or "try again")
+            if approved_args is not None:
+                conn.execute(
+                    tool_calls.update()
+                    .where(tool_calls.c.id == current.tool_call_id)
+                    .values(args=decided.args, args_hash=args_hash)
+                )
             self._write_run(
                 driver_cursor(conn),
                 current.run_id,
@@ -98,7 +130,9 @@ class ApprovalStore(StoreBase):
                         by=by,
                         reason=reason,
                         tool=current.tool_name,
-                        args_hash=current.args_hash,
+                        args_hash=args_hash,
+                        original_args_hash=current.args_hash if approved_args is not None else None,
+                        approved_args=decided.args if approved_args is not None else None,
                     )
                 ],
             )
@@ -159,23 +193,3 @@ class ApprovalStore(StoreBase):
                 )
                 expired.append(as_approval(row))
         return expired
-
-
-def _why_undecidable(approval: Approval, run: Run, now: datetime) -> str | None:
-    """Why this approval cannot be decided now, in one sentence; None when it can."""
-    if approval.status in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
-        when = approval.decided_at.strftime("%Y-%m-%d %H:%M UTC") if approval.decided_at else "?"
-        return (
-            f"approval {approval.id} was already {approval.status} "
-            f"by {approval.decided_by} at {when}"
-        )
-    if approval.status is ApprovalStatus.EXPIRED or approval.expires_at <= now:
-        return (
-            f"approval {approval.id} expired at {approval.expires_at:%Y-%m-%d %H:%M UTC} "
-            "and can no longer be decided"
-        )
-    if approval.status is ApprovalStatus.CANCELLED or run.status is RunStatus.CANCELLED:
-        return f"approval {approval.id} belongs to run {run.id}, which was cancelled"
-    if run.status is not RunStatus.PAUSED:
-        return f"run {run.id} is {run.status}, not waiting for this approval"
-    return None

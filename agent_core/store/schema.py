@@ -213,6 +213,8 @@ approvals = sa.Table(
     _timestamp("decided_at", nullable=True),
     sa.Column("decision_reason", sa.Text, nullable=True),
     _timestamp("created_at"),
+    # What the agent asked for, when the admin approved different arguments (`args`).
+    sa.Column("original_args", JSONDocument(), nullable=True),
     sa.Index(None, "status", "expires_at"),
     sa.Index(None, "run_id"),
     sa.Index(None, "step_id"),
