@@ -42,11 +42,20 @@ def dashboard_command(host: str, port: int) -> list[str]:
         "false",
         "--server.fileWatcherType",
         "none",
+        "--logger.level",
+        "warning",
     ]
 
 
 def worker_command() -> list[str]:
     return [sys.executable, "-m", "agent_core", "worker"]
+
+
+def dashboard_url(host: str, port: int) -> str:
+    """Where to open the dashboard (a wildcard address is reached through loopback)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"http://{shown}:{port}"
 
 
 def wait_healthy(url: str, *, timeout_s: float, alive: Callable[[], bool]) -> bool:
@@ -78,8 +87,7 @@ class Supervisor:
 
     @property
     def url(self) -> str:
-        shown = "localhost" if self.host in ("127.0.0.1", "::1") else self.host
-        return f"http://{shown}:{self.port}"
+        return dashboard_url(self.host, self.port)
 
     def _start(self, name: str) -> None:
         command = (
@@ -155,8 +163,7 @@ def child_environment(
     secret key both share, where approval links point, and the demo's settings."""
     env = dict(base)
     env["AGENT_SECRET_KEY"] = secret_key
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    env.setdefault("AGENT_DASHBOARD_URL", f"http://{shown}:{port}")
+    env.setdefault("AGENT_DASHBOARD_URL", dashboard_url(host, port))
     env.setdefault("PYTHONUNBUFFERED", "1")
     if demo:
         env.update(

@@ -1,8 +1,10 @@
 """The frame around every page: navigation, the access gate, the sidebar, the demo banner.
 
-`app.py` calls `run_app()`. Every page also starts with `begin()`, which applies the same
-gate: Streamlit may run a file of `pages/` directly (its old multipage mode, before any
-session called `st.navigation`), and a page must not show data on that path either.
+`app.py` calls `run_app()` (navigation, then the gate, so a deep link survives the login).
+Every page starts with `begin()`, which applies the gate again and draws the sidebar:
+Streamlit may run a file of `pages/` directly (its older multipage mode, until a session
+has called `st.navigation`, and always under AppTest), and a page must neither show data
+nor lose its frame on that path.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ PAGES = (
     PageSpec("pages/objectives.py", "Objectives", ":material/flag:", "objectives"),
     PageSpec("pages/runs.py", "Runs", ":material/history:", "runs"),
     PageSpec("pages/approvals.py", "Approvals", ":material/gavel:", "approvals"),
-    PageSpec("pages/analytics.py", "Analytics", ":material/insights:", "analytics"),
     PageSpec("pages/system.py", "System", ":material/settings:", "system"),
     PageSpec("pages/run.py", "Run", ":material/play_arrow:", "run", hidden=True),
     PageSpec("pages/approval.py", "Approval", ":material/task_alt:", "approval", hidden=True),
@@ -68,19 +69,19 @@ def run_app() -> None:
         return
     if not allowed:
         access.login(core.settings)
-    with st.sidebar, shown_errors():
-        _sidebar(core)
     page.run()
 
 
 def begin(*, token_page: bool = False) -> Core:
-    """The first line of every page: the gate (again: see the module docstring), the demo
-    banner, and the core the page works with."""
+    """The first line of every page: the gate (again: see the module docstring), the
+    sidebar, the demo banner, and the core the page works with."""
     core = load_core()
     if token_page and st.query_params.get("token"):
         return core
     if not access.authenticated(core.settings):
         access.login(core.settings)
+    with st.sidebar, shown_errors():
+        _sidebar(core)
     if core.settings.agent_demo:
         st.info(
             "Demo mode: the agent is a scripted demo model working on example data, "

@@ -217,3 +217,33 @@ def notify_settings(mail_server: MailServer, twilio_server: TwilioServer) -> dic
 def dead_port() -> int:
     """A port on 127.0.0.1 nothing listens on."""
     return free_port()
+
+
+@pytest.fixture
+def dashboard(database_url, monkeypatch):
+    """The dashboard's pages on a real store of the test's backend, served on 127.0.0.1,
+    with the agent enabled and approvals on (what `make run` sets up)."""
+    from tests.dashboard_support import Dashboard, reset_streamlit, serve_on
+
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "AGENT_ENABLED": "true",
+        "AGENT_APPROVAL_FLOW": "true",
+        "AGENT_DATA_TABLES": "app_leads",
+        "AGENT_LLM_BASE_URL": "http://127.0.0.1:9/v1",
+        "AGENT_SECRET_KEY": "test-secret-key-for-links-0123456789",
+    }.items():
+        monkeypatch.setenv(name, value)
+    reset_streamlit()
+    serve_on("127.0.0.1")
+    yield Dashboard(database_url)
+    serve_on(None)
+    reset_streamlit()
+
+
+@pytest.fixture
+def live_store(database_url) -> Iterator[Store]:
+    """The dashboard's database with the real clock (what the dashboard itself sees)."""
+    opened = Store.open(database_url)
+    yield opened
+    opened.close()

@@ -1,0 +1,75 @@
+"""Driving the dashboard's real pages with Streamlit's AppTest, on a real store.
+
+`Dashboard.open(page, **query)` runs app.py (navigation, access gate, sidebar) and the page,
+as a browser session would; `text(at)` is everything the page shows, to assert on what an
+admin reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from streamlit import config
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+TIMEOUT_S = 30
+
+
+@dataclass
+class Dashboard:
+    database_url: str
+
+    def open(self, page: str | None = None, **query: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+        if page is not None:
+            at.switch_page(f"pages/{page}.py")
+        for key, value in query.items():
+            at.query_params[key] = value
+        return at.run()
+
+
+def reset_streamlit() -> None:
+    """AppTest shares Streamlit's caches across instances in one process."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def serve_on(address: str | None) -> None:
+    config.set_option("server.address", address)
+
+
+def text(at: AppTest) -> str:
+    """Every piece of text the page shows (markdown, captions, alerts, titles...)."""
+    parts: list[str] = []
+    for kind in (
+        "title",
+        "header",
+        "subheader",
+        "markdown",
+        "caption",
+        "success",
+        "info",
+        "warning",
+        "error",
+        "code",
+        "metric",
+    ):
+        for element in getattr(at, kind):
+            value = getattr(element, "value", None)
+            if kind == "metric":
+                value = f"{element.label}: {element.value}"
+            parts.append(str(value))
+    return "\n".join(parts)
+
+
+def no_traceback(at: AppTest) -> None:
+    assert not at.exception, [item.value for item in at.exception]
+    assert "Traceback" not in text(at)
+
+
+def labels(elements: Iterable[object]) -> list[str]:
+    return [str(getattr(element, "label", "")) for element in elements]

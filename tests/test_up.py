@@ -1,0 +1,129 @@
+"""`python -m agent_core up --demo`: one command starts the dashboard and a worker, the demo
+runs to its approval with no LLM configured, and Ctrl-C (SIGTERM) stops both cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.peers import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(args, cwd, env):
+    return subprocess.run(
+        [sys.executable, "-m", "agent_core", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for(predicate, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def clean_env(isolated_environment):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGENT_")}
+    env.pop("DATABASE_URL", None)
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cleanly(
+    isolated_environment, clean_env
+):
+    port = free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "agent_core", "up", "--demo", "--port", str(port)],
+        cwd=isolated_environment,
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        ready = (
+            f"agent runtime is up: open http://127.0.0.1:{port}  "
+            "(Ctrl-C stops the dashboard and the worker)"
+        )
+        wait_for(
+            lambda: seen.append(up.stdout.readline()) or seen[-1].strip() == ready,
+            90,
+            "the ready line",
+        )
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as ok:
+            assert (ok.status, ok.read()) == (200, b"ok")
+
+        env = {**clean_env, "DATABASE_URL": "sqlite:///agent_demo.db"}
+        assert "AGENT_SECRET_KEY=" in (isolated_environment / ".env").read_text()
+        workers = wait_for(
+            lambda: json.loads(
+                cli(["worker", "status", "--json"], isolated_environment, env).stdout
+            ),
+            30,
+            "the worker's heartbeat",
+        )
+        assert len(workers) == 1
+        objectives = json.loads(
+            cli(["objective", "list", "--json"], isolated_environment, env).stdout
+        )
+        follow_up = next(o for o in objectives if o["title"] == "Follow up last week's leads")
+        started = cli(
+            ["run", "start", follow_up["id"], "--json"],
+            isolated_environment,
+            {**env, "AGENT_ENABLED": "true"},
+        )
+        assert started.returncode == 0, started.stderr
+        run_id = json.loads(started.stdout)["id"]
+
+        def paused():
+            shown = json.loads(
+                cli(["run", "show", run_id, "--json"], isolated_environment, env).stdout
+            )
+            return shown if shown["run"]["status"] == "paused" else None
+
+        detail = wait_for(paused, 60, "the demo run to pause for approval")
+        (approval,) = detail["approvals"]
+        assert approval["tool_name"] == "send_email"
+        assert detail["steps"][0]["model"] == "demo-model (scripted)"
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            rest = "".join(seen) + up.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            up.kill()
+            raise
+    assert up.returncode == 0
+    assert rest.rstrip().endswith("agent runtime stopped")
+    assert "Traceback" not in rest
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+    status = cli(
+        ["worker", "status", "--json"],
+        isolated_environment,
+        {**clean_env, "DATABASE_URL": "sqlite:///agent_demo.db"},
+    )
+    assert json.loads(status.stdout) == []
+    assert re.search(r"worker \S+ stopped", rest)
