@@ -15,7 +15,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, NoReturn, TextIO
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -54,6 +56,7 @@ from agent_core.render import (
     step_sentence,
 )
 from agent_core.runtime import Runtime, build_tools, open_runtime
+from agent_core.schedules import describe_schedule
 from agent_core.store import Store, create_engine
 from agent_core.tools import ToolRegistry
 from agent_core.up import Supervisor, child_environment
@@ -357,7 +360,7 @@ def _objective_create(args: argparse.Namespace, context: Context) -> Output:
         objective = objectives.create_objective(
             context.store(), fields, known_tools=context.tool_names()
         )
-    return Output(_document(objective), _objective_text(objective))
+    return _objective_output(objective, context.store())
 
 
 def _objective_update(args: argparse.Namespace, context: Context) -> Output:
@@ -368,7 +371,7 @@ def _objective_update(args: argparse.Namespace, context: Context) -> Output:
         objective = objectives.update_objective(
             context.store(), args.objective_id, changes, known_tools=context.tool_names()
         )
-    return Output(_document(objective), _objective_text(objective))
+    return _objective_output(objective, context.store())
 
 
 def _given_fields(args: argparse.Namespace) -> dict[str, Any]:
@@ -412,8 +415,34 @@ def _objective_list(_: argparse.Namespace, context: Context) -> Output:
 
 
 def _objective_show(args: argparse.Namespace, context: Context) -> Output:
-    objective = context.store().get_objective(args.objective_id)
-    return Output(_document(objective), _objective_text(objective))
+    store = context.store()
+    return _objective_output(store.get_objective(args.objective_id), store)
+
+
+def _objective_output(objective: Objective, store: Store) -> Output:
+    """The objective, plus `next_runs`: its next three slots in UTC (ISO 8601), empty when it
+    has no schedule or is disabled; the text words the schedule and gives those slots in the
+    objective's time zone."""
+    upcoming: list[datetime] = []
+    words = next_runs = "-"
+    if objective.schedule:
+        try:
+            words = describe_schedule(objective.schedule)
+            upcoming = objectives.upcoming_runs(objective, after=store.now())
+        except ValueError as exc:  # stored before the rules it breaks: shown all the same
+            words, next_runs = str(exc), "none until the schedule is fixed"
+        else:
+            zone = ZoneInfo(objective.timezone)
+            next_runs = (
+                ", ".join(f"{slot.astimezone(zone):%Y-%m-%d %H:%M %Z}" for slot in upcoming)
+                if objective.enabled
+                else "none while the objective is disabled"
+            )
+    document = {
+        **_document(objective),
+        "next_runs": [f"{slot:%Y-%m-%dT%H:%M:%SZ}" for slot in upcoming],
+    }
+    return Output(document, _objective_text(objective, words, next_runs))
 
 
 def _run_list(args: argparse.Namespace, context: Context) -> Output:
@@ -705,8 +734,11 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _objective_text(objective: Objective) -> str:
+def _objective_text(objective: Objective, schedule_words: str, next_runs: str) -> str:
     budget = objective.budget.as_document()
+    schedule = "-"
+    if objective.schedule:
+        schedule = f"{objective.schedule} ({objective.timezone}): {schedule_words}"
     rows = [
         ("id", objective.id),
         ("title", objective.title),
@@ -714,7 +746,8 @@ def _objective_text(objective: Objective) -> str:
         ("tools", ",".join(objective.tools_allowed) or "(any allowed by policy)"),
         ("risk level", objective.risk_level),
         ("budget", ", ".join(f"{key}={value}" for key, value in budget.items()) or "defaults"),
-        ("schedule", f"{objective.schedule} ({objective.timezone})" if objective.schedule else "-"),
+        ("schedule", schedule),
+        ("next runs", next_runs),
         ("enabled", "yes" if objective.enabled else "no"),
         ("runs", objective.last_run_number),
         ("created", format_time(objective.created_at)),

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from agent_core.schedules import normalize_cron
+
 TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -185,24 +187,7 @@ class ObjectiveSpec(BaseModel):
     def _valid_cron(cls, expression: str | None) -> str | None:
         if expression is None or not expression.strip():
             return None
-        expression = " ".join(expression.split())
-        validate_cron(expression)
-        return expression
-
-
-def validate_cron(expression: str) -> None:
-    """Raise ValueError with a readable sentence unless `expression` is a 5-field crontab."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    if len(expression.split()) != 5:
-        raise ValueError(
-            f"schedule {expression!r} is not a cron expression: it needs 5 fields "
-            "(minute hour day month weekday), e.g. '0 8 * * mon'"
-        )
-    try:
-        CronTrigger.from_crontab(expression, timezone="UTC")
-    except ValueError as exc:
-        raise ValueError(f"schedule {expression!r} is not a valid cron expression: {exc}") from None
+        return normalize_cron(expression)  # standard crontab: see agent_core/schedules.py
 
 
 class Objective(_Record):

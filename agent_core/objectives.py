@@ -5,12 +5,14 @@ step) holds whichever face the admin uses.
 Fields are flat, as a form or a command line has them: `title`, `description`,
 `tools_allowed` (a list, or names separated by commas), `max_steps`, `max_tool_calls`,
 `max_duration_ms`, `max_tokens` (None: the AGENT_* default), `risk_level`, `schedule`
-(a crontab expression; empty or None: no schedule), `timezone` and `enabled`.
+(a standard crontab expression, see agent_core/schedules.py; empty or None: no schedule),
+`timezone` and `enabled`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,6 +20,7 @@ from pydantic import ValidationError
 from agent_core.errors import InvalidFields
 from agent_core.models import Objective, ObjectiveSpec
 from agent_core.render import field_problems
+from agent_core.schedules import next_runs
 from agent_core.store import Store
 
 BUDGET_FIELDS = ("max_steps", "max_tool_calls", "max_duration_ms", "max_tokens")
@@ -106,3 +109,11 @@ def update_objective(
     current = store.get_objective(objective_id)
     fields = {**objective_fields(current), **changes}
     return store.update_objective(current.id, objective_spec(fields, known_tools=known_tools))
+
+
+def upcoming_runs(objective: Objective, *, after: datetime, count: int = 3) -> list[datetime]:
+    """When workers will next start the objective on their own, in UTC: none without a
+    schedule, and none while it is disabled (its schedule does not fire then)."""
+    if not (objective.schedule and objective.enabled):
+        return []
+    return next_runs(objective.schedule, objective.timezone, after=after, count=count)

@@ -17,20 +17,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 
 from agent_core.errors import AgentRuntimeError
 from agent_core.maintenance import run_maintenance
 from agent_core.models import Objective, Run
 from agent_core.runtime import Runtime
+from agent_core.schedules import latest_due_slot
 
 log = logging.getLogger("agent_core.worker")
-
-# A slot missed by more than this (every worker down) is not fired late.
-MISFIRE_GRACE = timedelta(days=1)
 
 
 def configure_logging() -> None:
@@ -45,21 +42,6 @@ def configure_logging() -> None:
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
-def latest_due_slot(
-    expression: str, timezone: str, *, after: datetime, now: datetime
-) -> datetime | None:
-    """The most recent cron slot in (after, now], or None. Slots missed while no worker
-    ran are coalesced into the latest one, as APScheduler does by default."""
-    trigger = CronTrigger.from_crontab(expression, timezone=timezone)
-    start = max(after, now - MISFIRE_GRACE)
-    slot = trigger.get_next_fire_time(None, start + timedelta(microseconds=1))
-    latest = None
-    while slot is not None and slot <= now:
-        latest = slot
-        slot = trigger.get_next_fire_time(slot, slot + timedelta(seconds=1))
-    return latest.astimezone(UTC) if latest else None
-
-
 class Worker:
     def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
         self.runtime = runtime
@@ -72,6 +54,7 @@ class Worker:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
+        self._unreadable: set[tuple[str, str | None]] = set()
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -176,12 +159,18 @@ class Worker:
         self._record()
 
     def fire_schedules(self) -> list[Run]:
+        """Queue one run per recurring objective whose slot has come (standard crontab in
+        the objective's time zone: agent_core/schedules.py)."""
         fired = []
         now = self.store.now()
         for objective in self.store.list_objectives():
             if not (objective.enabled and objective.schedule):
                 continue
-            slot = self._due_slot(objective, now)
+            try:
+                slot = self._due_slot(objective, now)
+            except ValueError as exc:  # stored before the rules it breaks: the others go on
+                self._unreadable_schedule(objective, exc)
+                continue
             if slot is None:
                 continue
             run = self.store.schedule_run(objective.id, slot)
@@ -217,6 +206,17 @@ class Worker:
         last = self.store.last_schedule_slot(objective.id)
         after = max(filter(None, [last, objective.updated_at]))
         return latest_due_slot(objective.schedule, objective.timezone, after=after, now=now)
+
+    def _unreadable_schedule(self, objective: Objective, problem: ValueError) -> None:
+        """Say once per worker and schedule, not every heartbeat, that it does not fire."""
+        key = (objective.id, objective.schedule)
+        if key not in self._unreadable:
+            self._unreadable.add(key)
+            log.warning(
+                "objective %r does not fire until its schedule is fixed: %s",
+                objective.title,
+                problem,
+            )
 
     def _execute(self, run: Run) -> None:
         started = time.monotonic()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
 from agent_core.store import Store
 from agent_core.store.migrations import head_revision
-from agent_core.store.schema import events
+from agent_core.store.schema import events, objectives
 from tests.support import make_objective, run_cli, tamper
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +91,94 @@ def test_objective_create_then_show_and_list(cli_database):
     assert "0 8 * * mon (Europe/Paris)" in text.stdout
     detail = run_cli(["objective", "show", created["id"]])
     assert "maxSteps=8" in detail.stdout
+
+
+def test_objective_show_tells_the_schedule_in_words_and_the_next_runs(cli_database):
+    before = datetime.now(UTC)
+    created = _json(
+        run_cli(
+            [
+                "objective",
+                "create",
+                "--json",
+                "--title",
+                "Weekday digest",
+                "--description",
+                "Summarise yesterday's leads.",
+                "--schedule",
+                "0 9 * * 1-5",
+                "--timezone",
+                "Europe/Paris",
+            ]
+        )
+    )
+    slots = [datetime.fromisoformat(text) for text in created["next_runs"]]
+    assert all(text.endswith("Z") for text in created["next_runs"])  # ISO 8601, UTC
+    assert len(slots) == 3
+    assert before < slots[0] < slots[1] < slots[2] < before + timedelta(days=6)
+    paris = [slot.astimezone(ZoneInfo("Europe/Paris")) for slot in slots]
+    assert all(f"{moment:%H:%M}" == "09:00" and moment.weekday() < 5 for moment in paris)
+    shown = _json(run_cli(["objective", "show", created["id"], "--json"]))
+    assert shown["next_runs"] == created["next_runs"]
+    assert "next_runs" not in _json(run_cli(["objective", "list", "--json"]))[0]
+
+    text = run_cli(["objective", "show", created["id"]]).stdout
+    assert "schedule     0 9 * * 1-5 (Europe/Paris): At 09:00, Monday through Friday\n" in text
+    expected = ", ".join(f"{moment:%Y-%m-%d %H:%M %Z}" for moment in paris)
+    assert f"next runs    {expected}\n" in text
+    assert re.search(r"next runs    \d{4}-\d\d-\d\d 09:00 CES?T, ", text)
+
+    disabled = _json(run_cli(["objective", "update", created["id"], "--disable", "--json"]))
+    assert disabled["next_runs"] == []
+    text = run_cli(["objective", "show", created["id"]]).stdout
+    assert "next runs    none while the objective is disabled" in text
+    cleared = _json(
+        run_cli(["objective", "update", created["id"], "--schedule", "", "--enable", "--json"])
+    )
+    assert (cleared["schedule"], cleared["next_runs"]) == (None, [])
+    assert (
+        "schedule     -\nnext runs    -\n" in run_cli(["objective", "show", created["id"]]).stdout
+    )
+
+
+def test_a_schedule_outside_standard_crontab_is_refused_in_words(cli_database):
+    result = run_cli(
+        ["objective", "create", "--title", "t", "--description", "d", "--schedule", "0 9 * * 8"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "error: --schedule: schedule '0 9 * * 8' is not a valid cron expression: the weekday "
+        "field takes 0 to 7 (0 and 7 are Sunday) or sun to sat, not 8\n"
+    )
+    sunday = _json(
+        run_cli(
+            [
+                *("objective", "create", "--json", "--title", "t", "--description", "d"),
+                *("--schedule", "0  9 * * SUN"),
+            ]
+        )
+    )
+    assert sunday["schedule"] == "0 9 * * sun"
+    assert {datetime.fromisoformat(text).weekday() for text in sunday["next_runs"]} == {6}
+
+
+def test_a_stored_schedule_the_rules_now_refuse_is_still_shown(cli_database):
+    store = Store.open(cli_database)
+    try:
+        objective = make_objective(store, schedule="0 9 * * *")
+        with store.engine.begin() as conn:  # as an older version stored it
+            conn.execute(
+                sa.update(objectives)
+                .where(objectives.c.id == objective.id)
+                .values(schedule="0 9 last * *")
+            )
+    finally:
+        store.close()
+    shown = _json(run_cli(["objective", "show", objective.id, "--json"]))
+    assert (shown["schedule"], shown["next_runs"]) == ("0 9 last * *", [])
+    text = run_cli(["objective", "show", objective.id]).stdout
+    assert "the day field takes 1 to 31, not 'last'" in text
+    assert "next runs    none until the schedule is fixed" in text
 
 
 def test_objective_list_when_there_are_none_says_how_to_create_one(cli_database):

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from agent_core.models import RunStatus, RunTrigger, StopReason, ToolCallStatus
 from agent_core.runtime import Runtime
 from agent_core.store import Store
 from agent_core.tools import ToolRegistry
-from agent_core.worker import Worker, latest_due_slot
+from agent_core.worker import Worker
 from tests.support import agent_settings, make_objective, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,16 +297,6 @@ def _spec(objective, **changes):
 
     fields = objective.model_dump(include=set(ObjectiveSpec.model_fields))
     return ObjectiveSpec.model_validate({**fields, **changes})
-
-
-def test_latest_due_slot_coalesces_missed_slots_in_the_objectives_time_zone():
-    now = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # 10:30 in Paris
-    slot = latest_due_slot("0 10 * * *", "Europe/Paris", after=now - timedelta(days=3), now=now)
-    assert slot == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    assert (
-        latest_due_slot("0 11 * * *", "Europe/Paris", after=now - timedelta(hours=1), now=now)
-        is None
-    )
 
 
 def test_a_paused_run_is_not_claimed_until_decided(
