@@ -78,6 +78,14 @@ from agent_core.render import (
 )
 from agent_core.runs import cancel_run, ensure_enabled, live_workers, start_run
 from agent_core.runtime import Runtime, build_tools, open_runtime
+from agent_core.schedules import (
+    SCHEDULE_PRESETS,
+    SchedulePreset,
+    cron_for,
+    describe_schedule,
+    next_runs,
+    preset_of,
+)
 from agent_core.store import Store
 from agent_core.system import Check, test_email, test_llm, test_whatsapp
 from agent_core.system import checks as system_checks
@@ -89,6 +97,7 @@ __all__ = [
     "FAILED_CALL_STATUSES",
     "OBJECTIVE_FIELDS",
     "RUN_STATUS_LABELS",
+    "SCHEDULE_PRESETS",
     "STOP_REASONS",
     "TOOL_CALL_STATUS_LABELS",
     "AgentRuntimeError",
@@ -115,6 +124,7 @@ __all__ = [
     "RunTrigger",
     "RunView",
     "Runtime",
+    "SchedulePreset",
     "Settings",
     "Step",
     "StepStatus",
@@ -132,21 +142,25 @@ __all__ = [
     "build_tools",
     "cancel_run",
     "create_objective",
+    "cron_for",
     "cut",
     "decide",
     "decide_by_link",
     "describe_call",
     "describe_result",
+    "describe_schedule",
     "ensure_enabled",
     "event_sentence",
     "format_duration",
     "format_time",
     "live_workers",
     "load_settings",
+    "next_runs",
     "objective_fields",
     "objective_spec",
     "open_link",
     "open_runtime",
+    "preset_of",
     "redact_url",
     "refusal_sentence",
     "run_counters",

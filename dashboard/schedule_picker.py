@@ -5,7 +5,7 @@ sentence and next three runs are shown before saving. The rules live in agent_co
 from __future__ import annotations
 
 import zoneinfo
-from datetime import time
+from datetime import UTC, datetime, time
 
 import streamlit as st
 
@@ -56,7 +56,7 @@ def schedule_fields(prefix: str, schedule: str | None, timezone: str) -> dict[st
         )
     else:
         preset = presets[choice]
-        values = {**preset.defaults, **params}
+        values = {"hour": 9, "minute": 0, "weekday": 1, "day": 1, **params}
         if "hour" in preset.parameters:
             moment = st.time_input(
                 "At",
@@ -105,7 +105,7 @@ def schedule_fields(prefix: str, schedule: str | None, timezone: str) -> dict[st
 def _preview(expression: str, zone: str) -> None:
     try:
         sentence = api.describe_schedule(expression)
-        upcoming = api.next_runs(expression, zone, count=3)
+        upcoming = api.next_runs(expression, zone, after=datetime.now(UTC), count=3)
     except ValueError as exc:
         st.error(str(exc))
         return

@@ -1,0 +1,109 @@
+"""Objectives in the dashboard: create one with a plain-words schedule (its sentence and next
+runs shown before saving), see each invalid field named beside it, edit, and run it now."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from agent_core.models import RunStatus
+from tests.dashboard_support import no_traceback, text
+from tests.support import make_objective
+
+NEW = "objective_new_"
+
+
+def fill_new(at, *, title="Weekly leads", description="Count last week's leads."):
+    at.text_input(key=f"{NEW}title").input(title)
+    at.text_area(key=f"{NEW}description").input(description)
+    return at
+
+
+def test_an_objective_is_created_with_a_schedule_in_plain_words(dashboard, live_store):
+    at = dashboard.open("objectives")
+    no_traceback(at)
+    assert "Describe a task for the agent" in text(at)
+    fill_new(at)
+    at.multiselect(key=f"{NEW}tools").select("count_database").select("read_database")
+    at.selectbox(key=f"{NEW}when").select("weekdays").run()
+    at.selectbox(key=f"{NEW}timezone").select("Europe/Paris").run()
+    shown = text(at)
+    assert "Cron expression: `0 9 * * 1-5`" in shown
+    assert "At 09:00, Monday through Friday (Europe/Paris). Next runs:" in shown
+    assert "CET" in shown  # the next runs, in the objective's time zone
+
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    assert "Saved “Weekly leads”." in text(at)
+    (created,) = live_store.list_objectives()
+    assert (created.schedule, created.timezone) == ("0 9 * * 1-5", "Europe/Paris")
+    assert created.tools_allowed == ["count_database", "read_database"]
+    assert at.query_params["id"] in (created.id, [created.id])
+
+
+def test_the_tool_picker_shows_each_tools_risk_and_knows_only_registered_tools(dashboard):
+    at = dashboard.open("objectives")
+    picker = at.multiselect(key=f"{NEW}tools")
+    assert any(option.startswith("send_email · high risk · ") for option in picker.options)
+    assert any(option.startswith("read_database · low risk · ") for option in picker.options)
+    assert not any("not installed" in option for option in picker.options)
+
+
+def test_each_invalid_field_is_named_beside_it_and_nothing_is_saved(dashboard, live_store):
+    at = dashboard.open("objectives")
+    at.text_input(key=f"{NEW}title").input("   ")
+    at.text_area(key=f"{NEW}description").input("Do it.")
+    at.number_input(key=f"{NEW}max_steps").set_value(0)
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    errors = [error.value for error in at.error]
+    assert "String should have at least 1 character" in errors
+    assert "Input should be greater than or equal to 1" in errors
+    assert "Some fields need a change: see the messages above." in errors
+    assert live_store.list_objectives() == []
+
+
+def test_a_custom_cron_expression_is_checked_before_saving(dashboard, live_store):
+    at = fill_new(dashboard.open("objectives"))
+    at.selectbox(key=f"{NEW}when").select("custom").run()
+    at.text_input(key=f"{NEW}cron").input("0 9 * * 8").run()
+    assert any("the weekday field takes 0 to 7" in error.value for error in at.error)
+    at.button(key=f"{NEW}save").click().run()
+    assert live_store.list_objectives() == []
+    at.text_input(key=f"{NEW}cron").input("30 7 * * 0").run()
+    assert "At 07:30, only on Sunday" in text(at)
+    at.button(key=f"{NEW}save").click().run()
+    assert live_store.list_objectives()[0].schedule == "30 7 * * 0"
+
+
+def test_an_objectives_schedule_is_edited_in_plain_words(dashboard, live_store):
+    objective = make_objective(live_store, schedule="0 9 * * 1-5", timezone="UTC")
+    prefix = f"objective_{objective.id}_"
+    at = dashboard.open("objectives", id=objective.id)
+    assert at.selectbox(key=f"{prefix}when").value == "weekdays"
+    at.selectbox(key=f"{prefix}when").select("weekly").run()
+    at.selectbox(key=f"{prefix}weekday").select("Monday").run()
+    at.time_input(key=f"{prefix}at").set_value(time(8, 0)).run()
+    assert "Cron expression: `0 8 * * 1`" in text(at)
+    at.button(key=f"{prefix}save").click().run()
+    no_traceback(at)
+    assert live_store.get_objective(objective.id).schedule == "0 8 * * 1"
+
+
+def test_run_now_queues_a_run_that_shows_in_the_last_runs(dashboard, live_store):
+    objective = make_objective(live_store, title="Weekly leads")
+    at = dashboard.open("objectives", id=objective.id)
+    at.button(key=f"objective_{objective.id}_run_now").click().run()
+    no_traceback(at)
+    assert "Run #1 is queued: a worker starts it in a moment." in text(at)
+    (run,) = live_store.list_runs(objective_id=objective.id)
+    assert run.status is RunStatus.QUEUED
+    assert "Run #1 · " in " ".join(link.label for link in at.get("page_link"))
+
+
+def test_run_now_is_refused_in_words_when_the_objective_is_off(dashboard, live_store):
+    objective = make_objective(live_store, title="Paused", enabled=False)
+    at = dashboard.open("objectives", id=objective.id)
+    at.button(key=f"objective_{objective.id}_run_now").click().run()
+    no_traceback(at)
+    assert "is disabled: enable it before starting runs." in text(at)
+    assert live_store.list_runs() == []
