@@ -8,6 +8,7 @@ dies is started again; Ctrl-C or SIGTERM stops both (the worker gives its runs b
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -20,18 +21,17 @@ from pathlib import Path
 
 log = logging.getLogger("agent_core.up")
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
+PROJECT = Path(__file__).resolve().parent.parent  # where app.py and dashboard/ are
 HEALTH_TIMEOUT_S = 90.0
 RESTART_PAUSE_S = 2.0
 
 
 def dashboard_command(host: str, port: int) -> list[str]:
+    """`streamlit run app.py` through dashboard/serve.py (see why there)."""
     return [
         sys.executable,
         "-m",
-        "streamlit",
-        "run",
-        str(APP),
+        "dashboard.serve",
         "--server.address",
         host,
         "--server.port",
@@ -93,7 +93,9 @@ class Supervisor:
         command = (
             dashboard_command(self.host, self.port) if name == "dashboard" else worker_command()
         )
-        self._children[name] = subprocess.Popen(command, env=dict(self.env))
+        env = dict(self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
+        self._children[name] = subprocess.Popen(command, env=env)
 
     def run(self) -> int:
         previous = {
