@@ -1,0 +1,1 @@
+"""The dashboard's pages, one thin view per file (see app.py and dashboard/shell.py)."""
