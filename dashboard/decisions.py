@@ -69,6 +69,36 @@ def request_card(
             _buttons(approval, decide, key, allow_changes=allow_changes)
 
 
+def admin_decides(core: Core, approval_id: str, by: str) -> Decide:
+    """A decision by a logged-in admin (who may change the arguments)."""
+
+    def decide(approve: bool, reason: str | None, args: dict[str, Any] | None) -> api.Approval:
+        return api.decide(
+            core.store,
+            core.settings,
+            approval_id,
+            approve=approve,
+            by=by,
+            reason=reason,
+            args=args,
+            tools=core.runtime.tools,
+        )
+
+    return decide
+
+
+def row_card(core: Core, row: api.ApprovalRow, *, by: str | None) -> None:
+    """A request in the inbox: decidable by `by` when given, read-only otherwise."""
+    request_card(
+        core,
+        row,
+        thought=row.thought,
+        run_label=f"Run #{row.run_number} · {row.objective_title}",
+        key=row.id,
+        decide=admin_decides(core, row.id, by) if by is not None else None,
+    )
+
+
 def tool_problem(core: Core, tool_name: str) -> str | None:
     tool = core.runtime.tools.get(tool_name)
     if tool is None:

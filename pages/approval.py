@@ -54,16 +54,7 @@ with shown_errors():
             thought=view.thought,
             run_label=f"Run #{view.run.run_number} · {view.objective_title}",
             key=view.approval.id,
-            decide=lambda approve, reason, args: api.decide(
-                store,
-                core.settings,
-                view.approval.id,
-                approve=approve,
-                by=by,
-                reason=reason,
-                args=args,
-                tools=core.runtime.tools,
-            ),
+            decide=decisions.admin_decides(core, view.approval.id, by),
         )
         st.page_link(page_path("approvals"), label="All approvals", icon=":material/gavel:")
     else:

@@ -26,23 +26,7 @@ with shown_errors():
             "email and WhatsApp."
         )
     for row in pending.rows:
-        decisions.request_card(
-            core,
-            row,
-            thought=row.thought,
-            run_label=f"Run #{row.run_number} · {row.objective_title}",
-            key=row.id,
-            decide=lambda approve, reason, args, approval_id=row.id: api.decide(
-                store,
-                core.settings,
-                approval_id,
-                approve=approve,
-                by=by,
-                reason=reason,
-                args=args,
-                tools=core.runtime.tools,
-            ),
-        )
+        decisions.row_card(core, row, by=by)
     shown = [row.id for row in pending.rows]
 
     @st.fragment(run_every=WATCH_EVERY_S)
@@ -71,12 +55,5 @@ with shown_errors():
     if not decided.rows:
         ui.empty("No decision yet.")
     for row in decided.rows:
-        decisions.request_card(
-            core,
-            row,
-            thought=row.thought,
-            run_label=f"Run #{row.run_number} · {row.objective_title}",
-            key=row.id,
-            decide=None,
-        )
+        decisions.row_card(core, row, by=None)
     ui.pager("decided_page", decided.total, PER_PAGE)

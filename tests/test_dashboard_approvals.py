@@ -25,6 +25,15 @@ def paused_run(store, llm_server, **settings):
     return orchestrator, run, approval
 
 
+def smtp(mail_server):
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": mail_server.port,
+        "smtp_security": "none",
+        "smtp_from": "agent@example.com",
+    }
+
+
 def resume(orchestrator, run_id):
     store = orchestrator.store
     assert store.claim_run(run_id, owner=orchestrator.owner, lease_s=300) is not None
@@ -54,13 +63,7 @@ def test_the_inbox_says_what_the_agent_wants_why_and_with_which_arguments(
 def test_approving_queues_the_run_which_sends_exactly_the_approved_email(
     dashboard, live_store, llm_server, mail_server
 ):
-    settings = {
-        "smtp_host": "127.0.0.1",
-        "smtp_port": mail_server.port,
-        "smtp_security": "none",
-        "smtp_from": "agent@example.com",
-    }
-    orchestrator, run, approval = paused_run(live_store, llm_server, **settings)
+    orchestrator, run, approval = paused_run(live_store, llm_server, **smtp(mail_server))
     at = dashboard.open("approvals")
     at.button(key=f"approve_{approval.id}").click().run()
     no_traceback(at)
@@ -99,13 +102,7 @@ def test_rejecting_with_a_reason_tells_the_agent(dashboard, live_store, llm_serv
 def test_approving_with_changes_runs_the_changed_call_and_keeps_the_original(
     dashboard, live_store, llm_server, mail_server
 ):
-    settings = {
-        "smtp_host": "127.0.0.1",
-        "smtp_port": mail_server.port,
-        "smtp_security": "none",
-        "smtp_from": "agent@example.com",
-    }
-    orchestrator, run, approval = paused_run(live_store, llm_server, **settings)
+    orchestrator, run, approval = paused_run(live_store, llm_server, **smtp(mail_server))
     changed = {**EMAIL, "subject": "Quick question about your project"}
     at = dashboard.open("approvals")
     at.text_area(key=f"args_{approval.id}").input(json.dumps(changed)).run()
@@ -166,3 +163,13 @@ def test_decided_requests_show_who_decided_and_when(dashboard, live_store, llm_s
     assert "Rejected by ana at" in shown
     assert ": not now" in shown
     assert not at.button  # no decision buttons on a decided request
+
+
+def test_a_request_opened_by_its_own_link_is_decided_there(dashboard, live_store, llm_server):
+    _, run, approval = paused_run(live_store, llm_server)
+    at = dashboard.open("approval", id=approval.id)
+    no_traceback(at)
+    assert "The agent wants to send an email to lead@example.com" in text(at)
+    at.button(key=f"approve_{approval.id}").click().run()
+    assert "Approved: the run carries on with exactly this call." in text(at)
+    assert live_store.get_run(run.id).status is RunStatus.QUEUED
