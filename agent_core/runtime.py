@@ -4,6 +4,7 @@ same parts themselves on temporary data."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -29,6 +30,8 @@ from agent_core.tools import ToolRegistry
 from agent_core.tools.content import content_tools
 from agent_core.tools.data import DataAccess, data_tools
 from agent_core.tools.messaging import messaging_tools
+
+log = logging.getLogger("agent_core.runtime")
 
 
 def worker_identity() -> str:
@@ -107,6 +110,8 @@ def open_runtime(settings: Settings, store: Store) -> Runtime:
             llm, problem = None, str(exc)
         content_llm = build_content_llm(settings)
     tools = build_tools(settings, data_engine=data_engine, content_llm=content_llm)
+    for broken in tools.problems:  # once per runtime: the worker's log, the CLI's stderr
+        log.warning("%s", broken)
     return Runtime(
         settings=settings,
         store=store,
