@@ -30,6 +30,7 @@ from agent_core.tools import ToolRegistry
 from agent_core.tools.content import content_tools
 from agent_core.tools.data import DataAccess, data_tools
 from agent_core.tools.messaging import messaging_tools
+from agent_core.tools.wix import WixClient, wix_tools
 
 log = logging.getLogger("agent_core.runtime")
 
@@ -52,6 +53,10 @@ def build_tools(
 ) -> ToolRegistry:
     registry = ToolRegistry(data_tools(DataAccess(data_engine, settings.agent_data_tables)))
     for tool in messaging_tools(*transports(settings)):
+        registry.register(tool)
+    for tool in wix_tools(
+        WixClient.from_settings(settings), max_chars=settings.agent_observation_max_chars
+    ):
         registry.register(tool)
     if content_llm is not None:
         for tool in content_tools(content_llm):
