@@ -58,9 +58,8 @@ def build_tools(
         WixClient.from_settings(settings), max_chars=settings.agent_observation_max_chars
     ):
         registry.register(tool)
-    if content_llm is not None:
-        for tool in content_tools(content_llm):
-            registry.register(tool)
+    for tool in content_tools(content_llm):  # without an LLM, listed with what to set
+        registry.register(tool)
     registry.load_plugins()
     return registry
 

@@ -7,6 +7,7 @@ import textwrap
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -533,6 +534,24 @@ def test_the_seed_risk_is_a_floor_not_a_ceiling():
     assert low_create.risk is RiskLevel.MEDIUM
     assert high_create.risk is RiskLevel.HIGH
     assert other.risk is RiskLevel.LOW
+
+
+def test_a_tool_says_why_it_cannot_run_as_configured_in_one_line_or_none():
+    def declared(readiness):
+        return replace(make_tool(lambda args, context: None), readiness=readiness)
+
+    def broken_check():
+        raise KeyError("CRM_URL")
+
+    assert make_tool(lambda args, context: None).problem() is None  # it does not say
+    assert declared(lambda: None).problem() is None
+    assert declared(lambda: "").problem() is None
+    assert declared(lambda: "the CRM is not configured:\n\tset CRM_URL").problem() == (
+        "the CRM is not configured: set CRM_URL"
+    )
+    assert declared(broken_check).problem() == "probe could not check its configuration: 'CRM_URL'"
+    with pytest.raises(ValueError, match="readiness must be callable or None"):
+        declared("set CRM_URL")
 
 
 def test_registering_the_same_name_twice_raises():

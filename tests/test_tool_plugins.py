@@ -62,9 +62,8 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture(scope="module")
 def installed_tools() -> frozenset[str]:
-    """Every tool a runtime of this environment offers without an LLM (generate_content needs
-    one) before a test installs its own plugins: the built-in ones and the installed plugins'
-    (the example's, in `make test`)."""
+    """Every tool a runtime of this environment offers before a test installs its own plugins:
+    the built-in ones and the installed plugins' (the example's, in `make test`)."""
     engine = sa.create_engine("sqlite://")
     try:
         registry = build_tools(agent_settings(), data_engine=engine, content_llm=None)
@@ -114,16 +113,11 @@ def test_tools_list_shows_the_example_tool_with_its_risk(example_plugin):
     assert listed.exit_code == 0, listed.stderr
     document = json.loads(listed.stdout)
     tools = {tool["name"]: tool for tool in document["tools"]}
-    assert (
-        tools["lookup_shipping_rate"]["risk"],
-        tools["lookup_shipping_rate"]["side_effects"],
-    ) == (
-        "low",
-        False,
-    )
+    example = tools["lookup_shipping_rate"]
+    assert (example["risk"], example["side_effects"], example["problem"]) == ("low", False, None)
     assert document["problems"] == []
     (line,) = [line for line in text.stdout.splitlines() if line.startswith("lookup_shipping_rate")]
-    assert line.split()[1:4] == ["low", "no", "10"]
+    assert line.split()[1:6] == ["low", "no", "10", "s", "yes"]  # risk, side effects, ready
 
 
 def test_a_run_calls_the_example_tool(example_plugin, store, llm_server):
@@ -236,6 +230,12 @@ BROKEN = {  # case: (the plugin module's source, what its one problem says)
         "risk=RiskLevel.HIGH, side_effects=True, args_model=Hooked, handler=handler)]",
         "the arguments of tool 'reorder' have no JSON schema",
     ),
+    "readiness-not-callable": (
+        TOOL_HEADER + "def tools():\n    return [Tool(name='reorder', description='d', "
+        "risk=RiskLevel.HIGH, side_effects=True, args_model=Args, handler=handler, "
+        "readiness='set WAREHOUSE_URL')]",
+        "tool 'reorder': readiness must be callable or None",
+    ),
     "not-a-tool": ("def tools():\n    return [{'name': 'reorder'}]", "is not an agent_core Tool"),
     "one-good-one-bad": (
         GOOD.replace("def tools():", "def _good():")
@@ -272,9 +272,8 @@ def test_a_broken_plugin_is_reported_once_and_every_other_tool_loads(
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
         ("agent_core.runtime", logging.WARNING, problem)
     ]
-    # The other plugin and every tool loaded before are there (with generate_content: these
-    # settings name an LLM); nothing of the broken one is.
-    assert set(registry.names()) == installed_tools | {"generate_content", "check_stock_level"}
+    # The other plugin and every tool loaded before are there; nothing of the broken one is.
+    assert set(registry.names()) == installed_tools | {"check_stock_level"}
     assert registry.get("wix_create_coupon").risk is RiskLevel.MEDIUM  # the built-in one
 
 

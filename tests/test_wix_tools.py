@@ -368,6 +368,22 @@ def test_unconfigured_tools_say_which_variables_to_set(wix_server):
     assert wix_server.requests == []
 
 
+def test_each_tool_says_before_any_call_what_to_set(client, wix_server):
+    unset = tools(WixClient(api_key=None, site_id="", base_url=wix_server.url))
+    only_key = tools(WixClient(api_key="k", site_id=None, base_url=wix_server.url))
+
+    assert {name: tool.problem() for name, tool in unset.items()} == dict.fromkeys(
+        unset, "Wix is not configured: set WIX_API_KEY and WIX_SITE_ID"
+    )
+    assert {name: tool.problem() for name, tool in only_key.items()} == dict.fromkeys(
+        only_key, "Wix is not configured: set WIX_SITE_ID"
+    )
+    assert {name: tool.problem() for name, tool in tools(client).items()} == dict.fromkeys(
+        unset, None
+    )
+    assert wix_server.requests == []  # asking reads the settings only
+
+
 @pytest.mark.parametrize(("name", "args", "path"), READ_AND_CREATE)
 def test_a_refused_api_key_names_what_to_set_and_is_not_retried(wix_server, name, args, path):
     wrong = WixClient(api_key="wr0ng-wix-k3y", site_id=wix_server.site_id, base_url=wix_server.url)

@@ -99,6 +99,8 @@ class ToolContext:
 
 
 Handler = Callable[[Any, ToolContext], Any]
+# Why a tool cannot run as configured, one sentence naming what to set; None when it can.
+Readiness = Callable[[], str | None]
 
 
 @functools.cache
@@ -118,6 +120,8 @@ class Tool:
     args_model: type[BaseModel]
     handler: Handler = field(repr=False)
     timeout_s: float | None = None
+    # Read from the settings only (no network, no database): see problem().
+    readiness: Readiness | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not TOOL_NAME_PATTERN.match(self.name):
@@ -144,6 +148,8 @@ class Tool:
             isinstance(self.timeout_s, int | float) and self.timeout_s > 0
         ):
             raise ValueError(f"tool {self.name!r}: timeout_s must be a positive number of seconds")
+        if self.readiness is not None and not callable(self.readiness):
+            raise ValueError(f"tool {self.name!r}: readiness must be callable or None")
         floor = SEED_RISK.get(self.name)
         if floor is not None and floor.rank > self.risk.rank:
             object.__setattr__(self, "risk", floor)
@@ -151,6 +157,23 @@ class Tool:
     @property
     def timeout(self) -> float:
         return self.timeout_s if self.timeout_s is not None else TIMEOUT_BY_RISK[self.risk]
+
+    def problem(self) -> str | None:
+        """Why a call of this tool cannot succeed as configured, in one sentence naming what
+        to set ("email is not configured: set SMTP_HOST (and SMTP_FROM)"), or None when it
+        can (or the tool does not say). It reads the settings only, so the dashboard can ask
+        it before an admin approves a call and `tools list` for every tool; it says nothing of
+        whether the other system is up."""
+        if self.readiness is None:
+            return None
+        try:
+            found = self.readiness()
+        except Exception as exc:  # noqa: BLE001 - a plugin's check must not break a listing
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return f"{self.name} could not check its configuration: {reason}"
+        if not found:
+            return None
+        return " ".join(str(found).split()) or None
 
     def args_schema(self) -> dict[str, Any]:
         return copy.deepcopy(_json_schema(self.args_model))

@@ -299,14 +299,19 @@ class WixClient:
                 )
             return self._client
 
-    def _check_configured(self) -> None:
+    def problem(self) -> str | None:
+        """Why no request can be sent as configured (the settings to set), or None."""
         missing = [
             name
             for name, value in (("WIX_API_KEY", self.api_key), ("WIX_SITE_ID", self.site_id))
             if not value
         ]
-        if missing:
-            raise ToolError(f"Wix is not configured: set {' and '.join(missing)}")
+        return f"Wix is not configured: set {' and '.join(missing)}" if missing else None
+
+    def _check_configured(self) -> None:
+        problem = self.problem()
+        if problem:
+            raise ToolError(problem)
 
     def document(self, response: httpx2.Response) -> Any:
         """The JSON document of a successful answer."""
@@ -674,6 +679,7 @@ def wix_tools(
             side_effects=False,
             args_model=ProductSearchArgs,
             handler=wix_search_products,
+            readiness=client.problem,
         ),
         Tool(
             name="wix_search_orders",
@@ -686,6 +692,7 @@ def wix_tools(
             side_effects=False,
             args_model=OrderSearchArgs,
             handler=wix_search_orders,
+            readiness=client.problem,
         ),
         Tool(
             name="wix_create_coupon",
@@ -698,6 +705,7 @@ def wix_tools(
             side_effects=True,
             args_model=CouponArgs,
             handler=wix_create_coupon,
+            readiness=client.problem,
         ),
     ]
 
