@@ -496,22 +496,27 @@ def _run_output(run: Run) -> Output:
 
 
 def _tools_list(_: argparse.Namespace, context: Context) -> Output:
+    """Every tool with its risk, and `problem`: why it cannot run as configured (or null)."""
     registry = context.tools()
-    described = [tool.describe() for tool in registry]
+    described = [{**tool.describe(), "problem": tool.problem()} for tool in registry]
     text = format_table(
-        ["TOOL", "RISK", "SIDE EFFECTS", "TIMEOUT", "DESCRIPTION"],
+        ["TOOL", "RISK", "SIDE EFFECTS", "TIMEOUT", "READY", "DESCRIPTION"],
         [
             [
                 item["name"],
                 item["risk"],
                 "yes" if item["side_effects"] else "no",
                 f"{item['timeout_s']:g} s",
+                "no" if item["problem"] else "yes",
                 item["description"],
             ]
             for item in described
         ],
         empty="no tools",
     )
+    not_ready = [f"{item['name']}: {item['problem']}" for item in described if item["problem"]]
+    if not_ready:
+        text += "\n\nnot ready as configured:\n" + "\n".join(f"  {line}" for line in not_ready)
     if registry.problems:
         text += "\n\n" + "\n".join(f"warning: {problem}" for problem in registry.problems)
     return Output({"tools": described, "problems": registry.problems}, text)

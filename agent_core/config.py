@@ -41,14 +41,17 @@ _SECRET_VARIABLES = frozenset(
         "TWILIO_AUTH_TOKEN",
         "AGENT_SECRET_KEY",
         "AGENT_ADMIN_PASSWORD",
+        "WIX_API_KEY",
     }
 )
+# Settings printed as "set" or null, never their value.
 SECRET_SETTINGS = (
     "hf_token",
     "smtp_password",
     "twilio_auth_token",
     "agent_secret_key",
     "agent_admin_password",
+    "wix_api_key",
 )
 RUNTIME_TABLE_PREFIX = "app_agent_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -134,6 +137,11 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
 
+    # The Wix shop tools (wix_search_products, wix_search_orders, wix_create_coupon).
+    wix_api_key: SecretStr | None = None
+    wix_site_id: str | None = None
+    wix_api_base_url: str = "https://www.wixapis.com"
+
     @field_validator(
         "agent_allowed_risk_levels",
         "agent_approval_notify_channels",
@@ -186,11 +194,21 @@ class Settings(BaseSettings):
         "twilio_whatsapp_from",
         "agent_secret_key",
         "agent_admin_password",
+        "wix_api_key",
+        "wix_site_id",
         mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("wix_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http:// or https:// address")
+        return value.rstrip("/")
 
     @classmethod
     def settings_customise_sources(

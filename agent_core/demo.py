@@ -48,6 +48,9 @@ class DemoOutbox:
             handle.write(json.dumps(record, default=str) + "\n")
         return "demo-not-sent"
 
+    def problem(self) -> str | None:
+        return None  # the demo's outbox is always ready
+
 
 def _step(thought: str, tool: str | None = None, done: bool = False, **args: Any) -> str:
     return json.dumps(

@@ -251,7 +251,8 @@ def tool_denied(*, step_number: int, tool: str, reason: str) -> NewEvent:
 
 
 def tool_outcome_unknown(*, step_number: int, tool: str | None) -> NewEvent:
-    """A side-effecting call was in flight when its worker died: it is never repeated."""
+    """Whether a call took effect is unknown: its worker died while it was in flight, or the
+    tool sent its request and got no answer (ToolOutcomeUnknown). It is never repeated."""
     return _event(EventType.TOOL_OUTCOME_UNKNOWN, step_number=step_number, tool=tool)
 
 

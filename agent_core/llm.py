@@ -212,16 +212,19 @@ class ScriptedLLM:
         )
 
 
+NO_LLM_CONFIGURED = (
+    "no LLM is configured: set HF_TOKEN (Hugging Face Inference Providers) or "
+    "AGENT_LLM_BASE_URL (an OpenAI-compatible server such as TGI, vLLM or Ollama)"
+)
+
+
 def build_llm(
     settings: Settings, *, models: Sequence[str] | None = None, temperature: float | None = None
 ) -> InferenceLLM:
     """The configured client, or ConfigError naming the variable to set."""
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     if not settings.agent_llm_base_url and not token:
-        raise ConfigError(
-            "no LLM is configured: set HF_TOKEN (Hugging Face Inference Providers) or "
-            "AGENT_LLM_BASE_URL (an OpenAI-compatible server such as TGI, vLLM or Ollama)"
-        )
+        raise ConfigError(NO_LLM_CONFIGURED)
     return InferenceLLM(
         models=list(models or settings.llm_models),
         base_url=settings.agent_llm_base_url,

@@ -62,9 +62,17 @@ def _reason(error: BaseException) -> str:
 class MailSender(Protocol):
     def send(self, to: str, subject: str, body: str) -> object: ...
 
+    def problem(self) -> str | None:
+        """Why nothing can be sent as configured (naming what to set), or None."""
+        ...
+
 
 class MessageSender(Protocol):
     def send(self, to: str, body: str) -> object: ...
+
+    def problem(self) -> str | None:
+        """Why nothing can be sent as configured (naming what to set), or None."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -88,11 +96,17 @@ class EmailTransport:
             sender=settings.smtp_from or settings.smtp_user,
         )
 
-    def send(self, to: str, subject: str, body: str) -> None:
+    def problem(self) -> str | None:
         if not self.host:
-            raise NotificationError("email is not configured: set SMTP_HOST (and SMTP_FROM)")
+            return "email is not configured: set SMTP_HOST (and SMTP_FROM)"
         if not self.sender:
-            raise NotificationError("email has no sender: set SMTP_FROM")
+            return "email has no sender: set SMTP_FROM"
+        return None
+
+    def send(self, to: str, subject: str, body: str) -> None:
+        problem = self.problem()
+        if problem:
+            raise NotificationError(problem)
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
@@ -138,13 +152,19 @@ class WhatsAppTransport:
             api_base_url=settings.twilio_api_base_url,
         )
 
-    def send(self, to: str, body: str) -> str:
-        """Send through Twilio's Messages API; returns the message SID."""
+    def problem(self) -> str | None:
         if not (self.account_sid and self.auth_token and self.sender):
-            raise NotificationError(
+            return (
                 "WhatsApp is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN "
                 "and TWILIO_WHATSAPP_FROM"
             )
+        return None
+
+    def send(self, to: str, body: str) -> str:
+        """Send through Twilio's Messages API; returns the message SID."""
+        problem = self.problem()
+        if problem:
+            raise NotificationError(problem)
         client = TwilioClient(
             self.account_sid,
             self.auth_token,

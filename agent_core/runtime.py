@@ -4,6 +4,7 @@ same parts themselves on temporary data."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -29,6 +30,9 @@ from agent_core.tools import ToolRegistry
 from agent_core.tools.content import content_tools
 from agent_core.tools.data import DataAccess, data_tools
 from agent_core.tools.messaging import messaging_tools
+from agent_core.tools.wix import WixClient, wix_tools
+
+log = logging.getLogger("agent_core.runtime")
 
 
 def worker_identity() -> str:
@@ -50,9 +54,12 @@ def build_tools(
     registry = ToolRegistry(data_tools(DataAccess(data_engine, settings.agent_data_tables)))
     for tool in messaging_tools(*transports(settings)):
         registry.register(tool)
-    if content_llm is not None:
-        for tool in content_tools(content_llm):
-            registry.register(tool)
+    for tool in wix_tools(
+        WixClient.from_settings(settings), max_chars=settings.agent_observation_max_chars
+    ):
+        registry.register(tool)
+    for tool in content_tools(content_llm):  # without an LLM, listed with what to set
+        registry.register(tool)
     registry.load_plugins()
     return registry
 
@@ -107,6 +114,8 @@ def open_runtime(settings: Settings, store: Store) -> Runtime:
             llm, problem = None, str(exc)
         content_llm = build_content_llm(settings)
     tools = build_tools(settings, data_engine=data_engine, content_llm=content_llm)
+    for broken in tools.problems:  # once per runtime: the worker's log, the CLI's stderr
+        log.warning("%s", broken)
     return Runtime(
         settings=settings,
         store=store,

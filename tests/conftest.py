@@ -25,6 +25,7 @@ from agent_core.store import Store
 from tests.llm_server import ScriptedLLMServer
 from tests.peers import MailServer, TwilioServer, free_port
 from tests.support import ManualClock
+from tests.wix_server import WixServer
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_ADMIN_URL = os.environ.get("AGENT_TEST_DATABASE_URL") or DEFAULT_PG_ADMIN_URL
@@ -190,6 +191,14 @@ def mail_server() -> Iterator[MailServer]:
 @pytest.fixture
 def twilio_server() -> Iterator[TwilioServer]:
     server = TwilioServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wix_server() -> Iterator[WixServer]:
+    """An HTTP server on 127.0.0.1 standing in for Wix's REST API (see tests/wix_server.py)."""
+    server = WixServer().start()
     yield server
     server.stop()
 

@@ -319,3 +319,28 @@ def test_generate_content_writes_with_the_fast_model(store, llm_server):
         "content": "Dear Ada, thank you for your interest.",
         "model": "fast-model",
     }
+
+
+def test_generate_content_without_an_llm_is_listed_and_says_what_to_set(store):
+    from agent_core.llm import InferenceLLM
+    from agent_core.runtime import build_tools
+    from agent_core.tools.gateway import ToolGateway, validate_args
+    from tests.support import agent_settings
+
+    fast = InferenceLLM(models=["fast-model"], base_url="http://127.0.0.1:9/v1", token="t")
+    settings = agent_settings()
+    ready = build_tools(settings, data_engine=store.engine, content_llm=fast)
+    without = build_tools(settings, data_engine=store.engine, content_llm=None)
+    tool = without.get("generate_content")
+    assert tool is not None
+
+    result = ToolGateway().execute(
+        tool, validate_args(tool, {"prompt": "Write to Ada."}), run_id="r", timeout_s=5
+    )
+
+    sentence = (
+        "no LLM is configured: set HF_TOKEN (Hugging Face Inference Providers) or "
+        "AGENT_LLM_BASE_URL (an OpenAI-compatible server such as TGI, vLLM or Ollama)"
+    )
+    assert (tool.problem(), ready.get("generate_content").problem()) == (sentence, None)
+    assert (result.status, result.error) == (ToolCallStatus.FAILED, sentence)

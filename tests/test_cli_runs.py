@@ -167,6 +167,23 @@ def test_tools_list_shows_risk_side_effects_and_schemas(monkeypatch):
     assert "Tables: app_leads." in text.stdout
 
 
+def test_tools_list_says_which_tools_cannot_run_as_configured_and_what_to_set(monkeypatch):
+    monkeypatch.setenv("AGENT_DATA_TABLES", "app_leads")
+    monkeypatch.setenv("WIX_API_KEY", "IST.wix-key")
+
+    listed = run_cli(["tools", "list", "--json"])
+    text = run_cli(["tools", "list"]).stdout.splitlines()
+
+    problems = {tool["name"]: tool["problem"] for tool in json.loads(listed.stdout)["tools"]}
+    email = "email is not configured: set SMTP_HOST (and SMTP_FROM)"
+    assert problems["send_email"] == email
+    assert problems["wix_create_coupon"] == "Wix is not configured: set WIX_SITE_ID"
+    assert problems["read_database"] is None
+    assert f"  send_email: {email}" in text[text.index("not ready as configured:") :]
+    ready = {line.split()[0]: line.split()[5] for line in text[1 : text.index("")]}
+    assert (ready["send_email"], ready["read_database"]) == ("no", "yes")
+
+
 def test_starting_an_unknown_objective_is_not_found(agent_env):
     result = run_cli(["run", "start", "00000000-0000-4000-8000-000000000000"])
     assert result.exit_code == 2

@@ -80,6 +80,7 @@ def test_env_beats_dotenv_beats_streamlit_secrets(monkeypatch, isolated_environm
         ("DATABASE_URL", "mysql://u@h/db", "DATABASE_URL: database 'mysql' is not supported"),
         ("DATABASE_URL", "postgresql+asyncpg://u@h/db", "DATABASE_URL: PostgreSQL driver"),
         ("DATABASE_URL", "sqlite://", "DATABASE_URL: a SQLite URL needs a file path"),
+        ("WIX_API_BASE_URL", "www.wixapis.com", "WIX_API_BASE_URL: must be an http:// or"),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_variable(monkeypatch, variable, value, sentence):
@@ -101,7 +102,10 @@ def test_a_bad_database_url_never_echoes_its_password(monkeypatch):
 def test_the_printable_summary_hides_secrets(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_verysecret")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:hunter2@db.example.com/postgres")
+    monkeypatch.setenv("WIX_API_KEY", "IST.wix-verysecret")
     summary = settings_summary(load_settings())
     assert summary["hf_token"] == "set"
+    assert summary["wix_api_key"] == "set"
     assert "hunter2" not in str(summary)
     assert "hf_verysecret" not in str(summary)
+    assert "wix-verysecret" not in str(summary)

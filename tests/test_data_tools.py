@@ -611,3 +611,22 @@ def test_malformed_arguments_are_refused_by_validation(
 def test_config_refuses_runtime_or_malformed_data_tables(tables: object) -> None:
     with pytest.raises(ConfigError, match="AGENT_DATA_TABLES"):
         load_settings(agent_data_tables=tables)
+
+
+def test_each_tool_says_when_no_table_is_open_to_it(store: Store) -> None:
+    def problems(tables: list[str]) -> dict[str, str | None]:
+        access = DataAccess(store.engine, tables)
+        return {tool.name: tool.problem() for tool in data_tools(access, now=lambda: NOW)}
+
+    nothing = problems([])
+    orders_only = problems(["orders"])
+
+    assert nothing == dict.fromkeys(
+        nothing, "no business table is open to the agent: set AGENT_DATA_TABLES"
+    )
+    assert problems(["app_agent_runs"]) == nothing  # a runtime table never counts
+    assert orders_only == {
+        **dict.fromkeys(orders_only, None),
+        "analyze_leads": "app_leads is not open to the agent: add it to AGENT_DATA_TABLES",
+    }
+    assert problems(["app_leads"]) == dict.fromkeys(nothing, None)

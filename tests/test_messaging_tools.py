@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from agent_core.demo import DemoOutbox
 from agent_core.models import ApprovalStatus, RiskLevel, RunStatus, ToolCallStatus
 from agent_core.notify import EmailTransport, WhatsAppTransport
 from agent_core.tools.gateway import ToolGateway, validate_args
@@ -245,6 +246,38 @@ def test_unconfigured_tools_say_which_variables_to_set():
         "the WhatsApp message was not sent: WhatsApp is not configured: set "
         "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM"
     )
+
+
+def test_each_tool_says_before_any_call_what_to_set_and_the_demo_outbox_is_ready(
+    notify_settings, tmp_path
+):
+    unconfigured = tools()
+    without_sender = tools(smtp_host="127.0.0.1", twilio_account_sid="AC1", twilio_auth_token="t")
+    configured = tools(**notify_settings)
+    outbox = DemoOutbox(tmp_path / "outbox.jsonl")
+    demo = {tool.name: tool for tool in messaging_tools(outbox, outbox)}
+
+    problems = {
+        "unconfigured": {name: tool.problem() for name, tool in unconfigured.items()},
+        "without a sender": {name: tool.problem() for name, tool in without_sender.items()},
+        "configured": {name: tool.problem() for name, tool in configured.items()},
+        "demo": {name: tool.problem() for name, tool in demo.items()},
+    }
+
+    assert problems == {
+        "unconfigured": {
+            "send_email": "email is not configured: set SMTP_HOST (and SMTP_FROM)",
+            "send_whatsapp": "WhatsApp is not configured: set TWILIO_ACCOUNT_SID, "
+            "TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM",
+        },
+        "without a sender": {
+            "send_email": "email has no sender: set SMTP_FROM",
+            "send_whatsapp": "WhatsApp is not configured: set TWILIO_ACCOUNT_SID, "
+            "TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM",
+        },
+        "configured": {"send_email": None, "send_whatsapp": None},
+        "demo": {"send_email": None, "send_whatsapp": None},
+    }
 
 
 # --- inside a run -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import textwrap
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from agent_core.tools import (
     TIMEOUT_BY_RISK,
     Tool,
     ToolContext,
+    ToolError,
     ToolInputError,
+    ToolOutcomeUnknown,
     ToolRegistry,
     ToolTransientError,
 )
@@ -310,6 +313,28 @@ def test_a_tool_input_error_reaches_the_model_word_for_word():
     assert handler.calls == 1
 
 
+def test_a_tool_error_reaches_the_model_word_for_word_and_is_not_retried():
+    handler = Flaky(ToolError("the CRM is down; gave up after 3 attempts"))
+
+    result = run(make_tool(handler), timeout_s=5)
+
+    assert result.status is ToolCallStatus.FAILED
+    assert result.error == "the CRM is down; gave up after 3 attempts"
+    assert handler.calls == 1
+
+
+@pytest.mark.parametrize("side_effects", [True, False])
+def test_an_outcome_in_doubt_is_recorded_unknown_and_never_retried(side_effects):
+    handler = Flaky(ToolOutcomeUnknown("the order may or may not have been placed"))
+
+    result = run(make_tool(handler, name="place_order", side_effects=side_effects), timeout_s=5)
+
+    assert result.status is ToolCallStatus.UNKNOWN
+    assert result.error == "the order may or may not have been placed"
+    assert result.result == {"error": result.error, "outcome": "unknown"}
+    assert (result.attempts, handler.calls) == (1, 1)
+
+
 def test_an_unexpected_exception_is_reported_with_the_tool_and_its_type():
     result = run(make_tool(Flaky(KeyError("email")), name="enrich_lead"))
     assert result.error == "enrich_lead failed: KeyError: 'email'"
@@ -400,14 +425,25 @@ def install_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         sys.modules.pop(module, None)
 
 
-def test_a_plugin_tool_is_loaded_from_its_entry_point_and_runs(install_plugin):
+@pytest.fixture(scope="session")
+def environment_tools() -> frozenset[str]:
+    """The tools of the plugins installed in the test environment (the example plugin,
+    lookup_shipping_rate, when it is installed): a test's own plugin loads beside exactly
+    these."""
+    registry = ToolRegistry()
+    registry.load_plugins()
+    assert registry.problems == [], "a plugin installed in the test environment is broken"
+    return frozenset(registry.names())
+
+
+def test_a_plugin_tool_is_loaded_from_its_entry_point_and_runs(install_plugin, environment_tools):
     install_plugin("demo-plugin", {"demo_plugin": GOOD_PLUGIN}, {"demo": "demo_plugin:tools"})
     registry = ToolRegistry()
 
     registry.load_plugins()
 
     assert registry.problems == []
-    assert registry.names() == ["greet"]
+    assert set(registry.names()) == environment_tools | {"greet"}
     greet = registry.get("greet")
     assert greet.describe()["args_schema"]["required"] == ["name"]
     result = run(greet, {"name": "Ada"})
@@ -433,7 +469,7 @@ BROKEN_PLUGINS = {  # case: (the plugin module's source, what the problem must s
 
 @pytest.mark.parametrize("case", list(BROKEN_PLUGINS))
 def test_a_broken_plugin_is_reported_in_one_sentence_and_the_others_still_load(
-    install_plugin, case
+    install_plugin, environment_tools, case
 ):
     source, says = BROKEN_PLUGINS[case]
     module = f"broken_{case.replace('-', '_')}"
@@ -446,7 +482,7 @@ def test_a_broken_plugin_is_reported_in_one_sentence_and_the_others_still_load(
 
     registry.load_plugins()  # does not raise
 
-    assert registry.names() == ["greet"]
+    assert set(registry.names()) == environment_tools | {"greet"}
     [problem] = registry.problems
     assert problem.startswith(f"plugin 'broken' ({module}:tools) not loaded: ")
     assert says in problem
@@ -498,6 +534,24 @@ def test_the_seed_risk_is_a_floor_not_a_ceiling():
     assert low_create.risk is RiskLevel.MEDIUM
     assert high_create.risk is RiskLevel.HIGH
     assert other.risk is RiskLevel.LOW
+
+
+def test_a_tool_says_why_it_cannot_run_as_configured_in_one_line_or_none():
+    def declared(readiness):
+        return replace(make_tool(lambda args, context: None), readiness=readiness)
+
+    def broken_check():
+        raise KeyError("CRM_URL")
+
+    assert make_tool(lambda args, context: None).problem() is None  # it does not say
+    assert declared(lambda: None).problem() is None
+    assert declared(lambda: "").problem() is None
+    assert declared(lambda: "the CRM is not configured:\n\tset CRM_URL").problem() == (
+        "the CRM is not configured: set CRM_URL"
+    )
+    assert declared(broken_check).problem() == "probe could not check its configuration: 'CRM_URL'"
+    with pytest.raises(ValueError, match="readiness must be callable or None"):
+        declared("set CRM_URL")
 
 
 def test_registering_the_same_name_twice_raises():

@@ -263,7 +263,8 @@ def result_events(
     llm: dict[str, Any] = ledger_events.NO_LLM,
     approval_id: str | None = None,
 ) -> list[NewEvent]:
-    """The step_completed event of a tool step, after a tool_error event if it failed."""
+    """The step_completed event of a tool step, after a tool_error event if it failed or a
+    tool_outcome_unknown event if the tool could not tell whether it took effect."""
     events = [
         ledger_events.step_completed(
             step_number=step_number,
@@ -276,6 +277,10 @@ def result_events(
             llm=llm,
         )
     ]
+    if result.status is ToolCallStatus.UNKNOWN:  # the request left, no answer came back
+        events.insert(
+            0, ledger_events.tool_outcome_unknown(step_number=step_number, tool=tool_name)
+        )
     if result.status is ToolCallStatus.FAILED:
         events.insert(
             0,

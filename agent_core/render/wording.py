@@ -79,7 +79,7 @@ TOOL_CALL_STATUS_LABELS: Mapping[ToolCallStatus, str] = {
     ToolCallStatus.AWAITING_APPROVAL: "waiting for approval",
     ToolCallStatus.REJECTED: "rejected by an admin",
     ToolCallStatus.EXPIRED: "not run: the approval expired",
-    ToolCallStatus.UNKNOWN: "outcome unknown (interrupted)",
+    ToolCallStatus.UNKNOWN: "outcome unknown (interrupted or no answer)",
 }
 
 APPROVAL_STATUS_LABELS: Mapping[ApprovalStatus, str] = {
@@ -388,8 +388,8 @@ def _describe_event(kind: EventType, data: Mapping[str, Any]) -> str:
             return f"{data.get('tool')}: " + refusal_sentence(str(data.get("reason")))
         case EventType.TOOL_OUTCOME_UNKNOWN:
             return (
-                f"Step {data.get('step_number')}: {data.get('tool')} was interrupted; whether "
-                "it took effect is unknown, so it is not repeated."
+                f"Step {data.get('step_number')}: {data.get('tool')} was interrupted or got no "
+                "answer; whether it took effect is unknown, so it is not repeated."
             )
         case EventType.OBJECTIVE_COMPLETED:
             return "Objective reached: " + cut(str(data.get("summary") or ""), 300)

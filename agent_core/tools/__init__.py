@@ -5,7 +5,9 @@ from agent_core.tools.registry import (
     TIMEOUT_BY_RISK,
     Tool,
     ToolContext,
+    ToolError,
     ToolInputError,
+    ToolOutcomeUnknown,
     ToolRegistry,
     ToolTransientError,
 )
@@ -15,7 +17,9 @@ __all__ = [
     "TIMEOUT_BY_RISK",
     "Tool",
     "ToolContext",
+    "ToolError",
     "ToolInputError",
+    "ToolOutcomeUnknown",
     "ToolRegistry",
     "ToolTransientError",
 ]

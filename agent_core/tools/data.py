@@ -180,6 +180,14 @@ class DataAccess:
             raise ToolInputError(f"table {table.name!r} has no column {name!r}; columns: {known}")
         return column
 
+    def problem(self, table: str | None = None) -> str | None:
+        """Why the data tools (or a tool needing `table`) cannot work as configured."""
+        if not self.allowed:
+            return "no business table is open to the agent: set AGENT_DATA_TABLES"
+        if table is not None and table not in self.allowed:
+            return f"{table} is not open to the agent: add it to AGENT_DATA_TABLES"
+        return None
+
     def _offer(self) -> str:
         if not self.allowed:
             return "no table is available (the admin sets AGENT_DATA_TABLES)"
@@ -426,6 +434,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=ReadArgs,
             handler=read_database,
+            readiness=access.problem,
         ),
         Tool(
             name="count_database",
@@ -434,6 +443,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=CountArgs,
             handler=count_database,
+            readiness=access.problem,
         ),
         Tool(
             name="create_data",
@@ -442,6 +452,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=True,
             args_model=CreateArgs,
             handler=create_data,
+            readiness=access.problem,
         ),
         Tool(
             name="update_data",
@@ -450,6 +461,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=True,
             args_model=UpdateArgs,
             handler=update_data,
+            readiness=access.problem,
         ),
         Tool(
             name="delete_data",
@@ -458,6 +470,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=True,
             args_model=DeleteArgs,
             handler=delete_data,
+            readiness=access.problem,
         ),
         Tool(
             name="analyze_leads",
@@ -469,5 +482,6 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=NoArgs,
             handler=analyze_leads,
+            readiness=lambda: access.problem(LEADS_TABLE),
         ),
     ]

@@ -17,7 +17,13 @@ from pydantic import BaseModel, ValidationError
 
 from agent_core.models import ToolCallStatus
 from agent_core.render import describe_validation_error
-from agent_core.tools.registry import Tool, ToolContext, ToolInputError, ToolTransientError
+from agent_core.tools.registry import (
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolOutcomeUnknown,
+    ToolTransientError,
+)
 
 RETRY_DELAYS_S = (0.2, 0.6)  # two retries, for tools without side effects only
 _TRANSIENT = (ToolTransientError, ConnectionError, TimeoutError)
@@ -73,6 +79,8 @@ class ToolGateway:
         At the deadline the tool's cancel callbacks run (a data tool interrupts its query), so
         the work stops as well as the wait. Transient failures of tools without side effects
         are retried with backoff while time remains; a side effect is never attempted twice.
+        A handler raising ToolOutcomeUnknown (its request left and no answer came back) gives
+        the status `unknown`, as a call interrupted by a crash.
         """
         started = time.monotonic()
         deadline = started + timeout_s
@@ -98,6 +106,15 @@ class ToolGateway:
                     duration_ms=elapsed_ms,
                     attempts=attempts,
                     timed_out=True,
+                )
+            if isinstance(value, ToolOutcomeUnknown):
+                error = str(value)
+                return ToolResult(
+                    status=ToolCallStatus.UNKNOWN,
+                    result={"error": error, "outcome": "unknown"},
+                    error=error,
+                    duration_ms=elapsed_ms,
+                    attempts=attempts,
                 )
             retryable = not tool.side_effects and isinstance(value, _TRANSIENT)
             if retryable and attempts <= len(RETRY_DELAYS_S):
@@ -146,7 +163,7 @@ class ToolGateway:
 
 
 def _describe(tool: Tool, error: BaseException) -> str:
-    if isinstance(error, ToolInputError | ToolTransientError):
+    if isinstance(error, ToolError):
         return str(error)
     text = " ".join(str(error).split())
     if len(text) > 300:

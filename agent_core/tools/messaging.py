@@ -58,6 +58,7 @@ def messaging_tools(email: MailSender, whatsapp: MessageSender) -> list[Tool]:
             side_effects=True,
             args_model=EmailArgs,
             handler=send_email,
+            readiness=email.problem,
         ),
         Tool(
             name="send_whatsapp",
@@ -66,5 +67,6 @@ def messaging_tools(email: MailSender, whatsapp: MessageSender) -> list[Tool]:
             side_effects=True,
             args_model=WhatsAppArgs,
             handler=send_whatsapp,
+            readiness=whatsapp.problem,
         ),
     ]

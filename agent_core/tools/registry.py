@@ -2,7 +2,9 @@
 
 Each tool declares its name, a description written for the model, its risk, whether it has
 side effects, a pydantic model of its arguments and a handler. Plugins add tools through the
-`agent_core.tools` entry point group.
+`agent_core.tools` entry point group (see docs/tools.md); a plugin that cannot be loaded is
+listed in `ToolRegistry.problems` (the runtime logs them), and the other tools load all the
+same.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import copy
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
@@ -41,12 +43,23 @@ SEED_RISK = {
 }
 
 
-class ToolInputError(Exception):
+class ToolError(Exception):
+    """A failure its message fully explains: the model reads it word for word. A plain
+    ToolError is not retried (a tool that retried on its own and gave up raises one)."""
+
+
+class ToolInputError(ToolError):
     """The arguments cannot be used; the message tells the model what to change."""
 
 
-class ToolTransientError(Exception):
+class ToolTransientError(ToolError):
     """A failure worth trying again (network, lock): retried for tools without side effects."""
+
+
+class ToolOutcomeUnknown(ToolError):
+    """A side effect may or may not have happened (the request left, no answer came back).
+    The call is recorded with the status `unknown`, as one interrupted by a crash, and is never
+    repeated; the message tells the model how to find out."""
 
 
 class ToolContext:
@@ -86,6 +99,8 @@ class ToolContext:
 
 
 Handler = Callable[[Any, ToolContext], Any]
+# Why a tool cannot run as configured, one sentence naming what to set; None when it can.
+Readiness = Callable[[], str | None]
 
 
 @functools.cache
@@ -105,10 +120,36 @@ class Tool:
     args_model: type[BaseModel]
     handler: Handler = field(repr=False)
     timeout_s: float | None = None
+    # Read from the settings only (no network, no database): see problem().
+    readiness: Readiness | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not TOOL_NAME_PATTERN.match(self.name):
-            raise ValueError(f"tool name {self.name!r} is not valid")
+        if not isinstance(self.name, str) or not TOOL_NAME_PATTERN.match(self.name):
+            raise ValueError(
+                f"tool name {self.name!r} is not valid (lower-case letters, digits and _, "
+                "starting with a letter, at most 64 characters)"
+            )
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise ValueError(f"tool {self.name!r} has no description")
+        try:
+            object.__setattr__(self, "risk", RiskLevel(self.risk))
+        except ValueError:
+            levels = ", ".join(level.value for level in RiskLevel)
+            raise ValueError(
+                f"tool {self.name!r} has risk {self.risk!r}; it must be one of {levels}"
+            ) from None
+        if not isinstance(self.side_effects, bool):
+            raise ValueError(f"tool {self.name!r}: side_effects must be True or False")
+        if not (isinstance(self.args_model, type) and issubclass(self.args_model, BaseModel)):
+            raise ValueError(f"tool {self.name!r}: args_model must be a pydantic model class")
+        if not callable(self.handler):
+            raise ValueError(f"tool {self.name!r}: handler must be callable")
+        if self.timeout_s is not None and not (
+            isinstance(self.timeout_s, int | float) and self.timeout_s > 0
+        ):
+            raise ValueError(f"tool {self.name!r}: timeout_s must be a positive number of seconds")
+        if self.readiness is not None and not callable(self.readiness):
+            raise ValueError(f"tool {self.name!r}: readiness must be callable or None")
         floor = SEED_RISK.get(self.name)
         if floor is not None and floor.rank > self.risk.rank:
             object.__setattr__(self, "risk", floor)
@@ -116,6 +157,23 @@ class Tool:
     @property
     def timeout(self) -> float:
         return self.timeout_s if self.timeout_s is not None else TIMEOUT_BY_RISK[self.risk]
+
+    def problem(self) -> str | None:
+        """Why a call of this tool cannot succeed as configured, in one sentence naming what
+        to set ("email is not configured: set SMTP_HOST (and SMTP_FROM)"), or None when it
+        can (or the tool does not say). It reads the settings only, so the dashboard can ask
+        it before an admin approves a call and `tools list` for every tool; it says nothing of
+        whether the other system is up."""
+        if self.readiness is None:
+            return None
+        try:
+            found = self.readiness()
+        except Exception as exc:  # noqa: BLE001 - a plugin's check must not break a listing
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return f"{self.name} could not check its configuration: {reason}"
+        if not found:
+            return None
+        return " ".join(str(found).split()) or None
 
     def args_schema(self) -> dict[str, Any]:
         return copy.deepcopy(_json_schema(self.args_model))
@@ -157,16 +215,42 @@ class ToolRegistry:
 
     def load_plugins(self) -> None:
         """Add the tools of installed packages that declare the `agent_core.tools` entry point:
-        a Tool, an iterable of Tools, or a callable returning either."""
+        a Tool, an iterable of Tools, or a callable returning either.
+
+        A plugin loads whole or not at all. One that fails to import, raises, declares
+        something that is not a valid Tool, or reuses a registered name is skipped with one
+        sentence in `problems`, and every other tool loads."""
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             try:
-                provided = entry.load()
-                if callable(provided) and not isinstance(provided, Tool):
-                    provided = provided()
-                for tool in [provided] if isinstance(provided, Tool) else list(provided):
-                    if not isinstance(tool, Tool):
-                        raise TypeError(f"{tool!r} is not an agent_core Tool")
-                    self.register(tool)
+                tools = self._plugin_tools(entry.load())
             except Exception as exc:  # noqa: BLE001 - a broken plugin must not stop the runtime
                 reason = " ".join(str(exc).split()) or type(exc).__name__
                 self.problems.append(f"plugin {entry.name!r} ({entry.value}) not loaded: {reason}")
+                continue
+            for tool in tools:
+                self.register(tool)
+
+    def _plugin_tools(self, provided: Any) -> list[Tool]:
+        """The tools a plugin's entry point provides, checked before any is registered."""
+        if callable(provided) and not isinstance(provided, Tool):
+            provided = provided()
+        if isinstance(provided, Tool):
+            tools = [provided]
+        elif isinstance(provided, Iterable) and not isinstance(provided, str | bytes | Mapping):
+            tools = list(provided)
+        else:
+            raise TypeError(f"{provided!r} is neither an agent_core Tool nor a list of them")
+        names: set[str] = set()
+        for tool in tools:
+            if not isinstance(tool, Tool):
+                raise TypeError(f"{tool!r} is not an agent_core Tool")
+            if tool.name in self._tools or tool.name in names:
+                raise ValueError(f"a tool named {tool.name!r} is already registered")
+            names.add(tool.name)
+            try:  # every run's prompt lists it: a schema that cannot be built would fail them all
+                _json_schema(tool.args_model)
+            except Exception as exc:  # noqa: BLE001 - reported as the plugin's problem
+                raise ValueError(
+                    f"the arguments of tool {tool.name!r} have no JSON schema: {exc}"
+                ) from None
+        return tools
