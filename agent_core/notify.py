@@ -8,6 +8,7 @@ again with backoff. The transports are also what the send_email and send_whatsap
 from __future__ import annotations
 
 import json
+import logging
 import re
 import smtplib
 import ssl
@@ -33,8 +34,10 @@ from agent_core.models import (
     NotifyChannel,
     SmtpSecurity,
 )
-from agent_core.render import approval_request_sentence, cut
+from agent_core.render import approval_request_sentence, cut, event_sentence
 from agent_core.store import Store
+
+log = logging.getLogger("agent_core.notify")
 
 SEND_TIMEOUT_S = 15.0
 MAX_ATTEMPTS = 5
@@ -350,15 +353,17 @@ class Notifier:
             gave_up = attempts >= MAX_ATTEMPTS or notification.recipient is None
             status = NotificationStatus.GAVE_UP if gave_up else NotificationStatus.FAILED
             delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
+            failed = ledger_events.notification_failed(
+                notice=notice, error=str(exc), will_retry=not gave_up
+            )
             self.store.record_notification(
                 notification,
                 status=status,
                 error=str(exc),
                 next_attempt_at=None if gave_up else self.store.now() + delay,
-                event=ledger_events.notification_failed(
-                    notice=notice, error=str(exc), will_retry=not gave_up
-                ),
+                event=failed,
             )
+            log.warning("approval %s: %s", approval.id, event_sentence(failed))
             return notification.model_copy(update={"status": status, "last_error": str(exc)})
         self.store.record_notification(
             notification,

@@ -23,7 +23,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent_core.errors import AgentRuntimeError
 from agent_core.maintenance import run_maintenance
-from agent_core.models import Objective, Run
+from agent_core.models import Objective, Run, RunStatus
+from agent_core.render import run_log_line
 from agent_core.runtime import Runtime
 from agent_core.schedules import latest_due_slot
 
@@ -223,12 +224,15 @@ class Worker:
         log.info("run %s (#%d) started", run.id, run.run_number)
         try:
             ended = self._orchestrator.execute(run.id, should_stop=self._stopping.is_set)
-            log.info(
-                "run %s (#%d) %s%s in %.1f s: %d steps, %d tool calls",
-                ended.id,
-                ended.run_number,
-                ended.status,
-                f" ({ended.stop_reason})" if ended.stop_reason else "",
+            waiting = None
+            if ended.status is RunStatus.PAUSED:
+                found = self.store.step_awaiting_decision(ended.id)
+                waiting = found[2] if found else None
+            line = run_log_line(ended, waiting)
+            log.log(
+                logging.WARNING if ended.status is RunStatus.FAILED else logging.INFO,
+                "%s; %.1f s, %d steps, %d tool calls",
+                line,
                 time.monotonic() - started,
                 ended.steps_count,
                 ended.tool_calls_count,

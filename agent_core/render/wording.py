@@ -20,6 +20,7 @@ from agent_core.models import (
     Approval,
     ApprovalStatus,
     Event,
+    NewEvent,
     Run,
     RunStatus,
     Step,
@@ -121,6 +122,22 @@ def run_headline(run: Run, failed_calls: int = 0) -> str:
     text = f"Run #{run.run_number} {run_outcome(run, failed_calls)}."
     if run.stop_reason and run.stop_reason is not StopReason.DONE:
         text += " " + stop_reason_sentence(run.stop_reason)
+    return text
+
+
+def run_log_line(run: Run, waiting_for: Approval | None = None) -> str:
+    """What a worker logs when a run stops executing: its state and why, in one line."""
+    text = f"run {run.id} (#{run.run_number}) {run.status}"
+    if run.stop_reason is not None:
+        text += f" ({run.stop_reason}: {stop_reason_sentence(run.stop_reason)}"
+        if run.error and run.stop_reason not in (StopReason.DONE, StopReason.CANCELLED):
+            text += f" {cut(' '.join(run.error.split()), 300)}"
+        text += ")"
+    if waiting_for is not None:
+        text += (
+            f": waiting for approval {waiting_for.id} of {waiting_for.tool_name} "
+            f"({approval_request_sentence(waiting_for)})"
+        )
     return text
 
 
@@ -419,8 +436,8 @@ def _describe_event(kind: EventType, data: Mapping[str, Any]) -> str:
     return kind.value  # pragma: no cover - every type has its sentence
 
 
-def event_sentence(event: Event) -> str:
-    """What a ledger event records, in one sentence."""
+def event_sentence(event: Event | NewEvent) -> str:
+    """What a ledger event records (or is about to), in one sentence."""
     try:
         kind = EventType(event.event_type)
     except ValueError:
