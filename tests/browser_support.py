@@ -254,7 +254,9 @@ def main(page: Page) -> Locator:
 
 
 def log_in_if_asked(page: Page) -> bool:
-    """Pass the password form and the name form when the page shows them."""
+    """Pass the password form and the name form when the page shows them (once the page
+    has drawn its title: the login's, or the page's own)."""
+    main(page).get_by_role("heading", level=1).first.wait_for()
     password = key(page, "password")
     if not password.count():
         return False
@@ -391,22 +393,22 @@ def shot(page: Page, name: str) -> Path:
 
 
 def docs_shot(name: str, area: Locator, top: Locator, bottom: Locator, margin: int = 16) -> Path:
-    """A screenshot for the README: `area`'s width, from `top` to the end of `bottom`.
+    """A screenshot for the README: from `top` to the end of `bottom`, within `area`.
     Written to tests/artifacts/docs-NAME.png, and to docs/NAME.png as well when
     UPDATE_DOCS_SCREENSHOTS=1 (so that an ordinary run leaves the working tree clean)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"docs-{name}.png"
     with _WholePage(area.page) as page:
         frame, first, last = (part.bounding_box() for part in (area, top, bottom))
-        assert None not in (frame, first, last), f"a part of {name} is not on the page"
-        assert frame is not None
-        assert first is not None
-        assert last is not None
-        y = max(0, first["y"] - margin)
+        assert frame is not None, f"{name}: the area is not on the page"
+        assert first is not None, f"{name}: the top part is not on the page"
+        assert last is not None, f"{name}: the bottom part is not on the page"
+        x, y = max(frame["x"], first["x"] - margin), max(0, first["y"] - margin)
+        right = min(frame["x"] + frame["width"], last["x"] + last["width"] + margin)
         clip = {
-            "x": frame["x"],
+            "x": x,
             "y": y,
-            "width": frame["width"],
+            "width": right - x,
             "height": last["y"] + last["height"] + margin - y,
         }
         page.screenshot(path=str(path), clip=clip, animations="disabled")

@@ -108,7 +108,7 @@ def visit_analytics(page: Page) -> None:
     if not link.count():
         return
     open_in_sidebar(page, "Analytics")
-    shot(page, "desktop-08-analytics")
+    shot(page, "desktop-09-analytics")
     buttons = main(page).locator('[data-testid="stDownloadButton"] button')
     for label in [button.inner_text().strip() for button in buttons.all()]:
         download_csv(page, label)
@@ -151,6 +151,7 @@ def test_desktop_journey_from_a_new_objective_to_an_approved_completed_run(serve
 
     # The demo objective: Run now.
     choose(page, "objective_choice", FOLLOW_UP)
+    expect(main(page).get_by_label("Title", exact=True)).to_have_value(FOLLOW_UP)
     follow_up_id = query_param(page.url, "id")
     assert follow_up_id != saved_id
     press(page, f"objective_{follow_up_id}_run_now")
@@ -173,7 +174,10 @@ def test_desktop_journey_from_a_new_objective_to_an_approved_completed_run(serve
 
     # Runs: open the run, wait until it has completed, read its summary.
     open_in_sidebar(page, "Runs")
-    main(page).locator(f'a[href*="id={run_id}"]').first.click()
+    listed = main(page).locator(f'a[href*="id={run_id}"]').first
+    expect(listed).to_be_visible()
+    shot(page, "desktop-07-runs")
+    listed.click()
     until_shown(
         page,
         main(page).get_by_text(f"Run #{run_number} completed.", exact=True),
@@ -183,7 +187,7 @@ def test_desktop_journey_from_a_new_objective_to_an_approved_completed_run(serve
     assert re.fullmatch(r"Summary\. Followed up .+ by email and marked the lead as done\.", summary)
     expect(main(page)).to_contain_text("What the agent did")
     expect(main(page)).to_contain_text(f"approved by {ADMIN_NAME}")
-    shot(page, "desktop-07-run")
+    shot(page, "desktop-08-run")
     docs_shot(
         "run-desktop",
         page.locator('[data-testid="stMainBlockContainer"]'),
