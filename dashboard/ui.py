@@ -86,7 +86,11 @@ def run_duration(run: api.Run) -> str:
 
 
 def json_block(value: Any) -> None:
-    st.code(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True), language="json")
+    st.code(
+        json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True),
+        language="json",
+        wrap_lines=True,
+    )
 
 
 def empty(message: str) -> None:
