@@ -609,7 +609,7 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
             split_concurrency(concurrency, processes), shutdown_s=settings.agent_worker_shutdown_s
         )
         return Output({"stopped": True}, "workers stopped")
-    worker = Worker(context.runtime(), concurrency=concurrency)
+    worker = Worker(context.runtime(), concurrency=concurrency, load_settings=load_settings)
     if args.once:
         executed = worker.run_once()
         return Output(
@@ -618,6 +618,7 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
         )
     stop = lambda *_: worker.stop()  # noqa: E731
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: worker.request_reload())
     worker.start()
     try:
         worker.wait()

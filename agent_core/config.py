@@ -287,6 +287,29 @@ def settings_summary(settings: Settings) -> Mapping[str, Any]:
     return summary
 
 
+# Settings a running worker cannot take on without a restart: where the data is, and how
+# the worker itself is laid out. Every other setting is re-read while it runs.
+RESTART_SETTINGS = frozenset(
+    {
+        "database_url",
+        "agent_data_database_url",
+        "agent_worker_concurrency",
+        "agent_worker_processes",
+        "agent_worker_poll_s",
+        "agent_worker_heartbeat_s",
+        "agent_worker_shutdown_s",
+        "agent_maintenance_interval_s",
+        "agent_run_lease_s",
+        "agent_demo",
+    }
+)
+
+
+def changed_settings(old: Settings, new: Settings) -> list[str]:
+    """The names of the settings whose values differ, in declaration order."""
+    return [name for name in Settings.model_fields if getattr(old, name) != getattr(new, name)]
+
+
 def ensure_secret_key(settings: Settings, env_file: Path = Path(".env")) -> Settings:
     """The settings with AGENT_SECRET_KEY: when none is set anywhere, a new random key is
     appended to `.env` (created if need be, readable by its owner only), so the dashboard

@@ -72,7 +72,13 @@ class Runtime:
     llm: LLMClient | None
     llm_problem: str | None
     owner: str = field(default_factory=worker_identity)
+    data_engine: Engine | None = None
     _closers: list[Callable[[], object]] = field(default_factory=list)
+
+    def reloaded(self, settings: Settings) -> Runtime:
+        """The same runtime (store, business database, worker identity) with new settings:
+        a new LLM client and tools; the caller keeps closing this one's resources."""
+        return open_runtime(settings, self.store, data_engine=self.data_engine, owner=self.owner)
 
     @property
     def notifier(self) -> Notifier:
@@ -95,15 +101,23 @@ class Runtime:
             close()
 
 
-def open_runtime(settings: Settings, store: Store) -> Runtime:
+def open_runtime(
+    settings: Settings,
+    store: Store,
+    *,
+    data_engine: Engine | None = None,
+    owner: str | None = None,
+) -> Runtime:
     """The runtime for `settings` on an open store. A missing LLM is not an error here: runs
-    then fail at once with stop_reason config_error, saying which variable to set."""
+    then fail at once with stop_reason config_error, saying which variable to set.
+    `data_engine` and `owner` carry a running runtime's over (see Runtime.reloaded)."""
     closers: list[Callable[[], object]] = []
-    if settings.data_database_url == settings.database_url:
-        data_engine = store.engine
-    else:
-        data_engine = create_engine(settings.data_database_url)
-        closers.append(data_engine.dispose)
+    if data_engine is None:
+        if settings.data_database_url == settings.database_url:
+            data_engine = store.engine
+        else:
+            data_engine = create_engine(settings.data_database_url)
+            closers.append(data_engine.dispose)
     llm: LLMClient | None
     if settings.agent_demo:
         llm, problem, content_llm = DemoLLM(), None, None
@@ -122,5 +136,7 @@ def open_runtime(settings: Settings, store: Store) -> Runtime:
         tools=tools,
         llm=llm,
         llm_problem=problem,
+        owner=owner or worker_identity(),
+        data_engine=data_engine,
         _closers=closers,
     )

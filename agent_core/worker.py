@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from agent_core.errors import AgentRuntimeError
+from agent_core.config import RESTART_SETTINGS, Settings, changed_settings
+from agent_core.errors import AgentRuntimeError, ConfigError
 from agent_core.maintenance import run_maintenance
 from agent_core.models import Objective, Run, RunStatus
 from agent_core.render import run_log_line
@@ -44,8 +45,15 @@ def configure_logging() -> None:
 
 
 class Worker:
-    def __init__(self, runtime: Runtime, *, concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        concurrency: int | None = None,
+        load_settings: Callable[[], Settings] | None = None,
+    ) -> None:
         self.runtime = runtime
+        self._load_settings = load_settings
         self.store = runtime.store
         self.settings = runtime.settings
         self.id = runtime.owner
@@ -56,6 +64,8 @@ class Worker:
         self._stopping = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
         self._unreadable: set[tuple[str, str | None]] = set()
+        self._reload_now = threading.Event()
+        self._told_restart: set[str] = set()
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -96,7 +106,13 @@ class Worker:
 
     def wait(self) -> None:
         while not self._stopping.wait(0.5):
-            pass
+            if self._reload_now.is_set():
+                self._reload_now.clear()
+                self._guarded(self.reload_settings, "settings reload")()
+
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the settings now rather than at the next heartbeat."""
+        self._reload_now.set()
 
     def shutdown(self) -> None:
         """Let each run finish its current step, give the rest back to the queue, and return
@@ -152,12 +168,40 @@ class Worker:
         return len(claimed)
 
     def heartbeat(self) -> None:
+        self.reload_settings()
         lost = self.store.renew_leases(
             owner=self.id, run_ids=self._running_ids(), lease_s=self.settings.agent_run_lease_s
         )
         for run_id in lost:
             log.warning("run %s: lease lost to another worker; this worker stops writing", run_id)
         self._record()
+
+    def reload_settings(self) -> None:
+        """Take on changed settings without a restart (each heartbeat, and on SIGHUP): the
+        LLM, email and WhatsApp, budgets, risk levels, approvers... reach the next step of
+        every run. Those that need a restart (RESTART_SETTINGS) are logged once as such."""
+        if self._load_settings is None:
+            return
+        try:
+            fresh = self._load_settings()
+        except ConfigError as exc:
+            log.error("settings not reloaded: %s", exc)
+            return
+        changed = changed_settings(self.settings, fresh)
+        later = [name for name in changed if name in RESTART_SETTINGS]
+        for name in later:
+            if name not in self._told_restart:
+                log.warning("%s changed: restart the worker to apply it", name.upper())
+                self._told_restart.add(name)
+        now = {name: getattr(fresh, name) for name in changed if name not in RESTART_SETTINGS}
+        if not now:
+            return
+        settings = self.settings.model_copy(update=now)
+        runtime = self.runtime.reloaded(settings)
+        with self._lock:
+            self.runtime, self.settings = runtime, settings
+            self._orchestrator = runtime.orchestrator()
+        log.info("settings reloaded: %s", ", ".join(name.upper() for name in now))
 
     def fire_schedules(self) -> list[Run]:
         """Queue one run per recurring objective whose slot has come (standard crontab in

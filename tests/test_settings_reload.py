@@ -1,0 +1,110 @@
+"""A running worker takes on changed settings without a restart (at each heartbeat, or at
+once on SIGHUP); a setting that needs a restart is logged as such, once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent_core.config import load_settings
+from agent_core.models import RunStatus
+from agent_core.runtime import open_runtime
+from agent_core.worker import Worker
+from tests.support import make_objective
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_a_changed_setting_reaches_the_next_run_and_a_restart_one_is_named_once(
+    store, database_url, llm_server, monkeypatch, caplog
+):
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "AGENT_ENABLED": "true",
+        "AGENT_LLM_BASE_URL": llm_server.url,
+        "AGENT_AI_MODEL": "model-a",
+        "AGENT_MAX_STEPS": "20",
+    }.items():
+        monkeypatch.setenv(name, value)
+    worker = Worker(open_runtime(load_settings(), store), load_settings=load_settings)
+    owner = worker.id
+
+    monkeypatch.setenv("AGENT_AI_MODEL", "model-b")
+    monkeypatch.setenv("AGENT_MAX_STEPS", "1")
+    monkeypatch.setenv("AGENT_WORKER_CONCURRENCY", "9")
+    with caplog.at_level(logging.INFO, logger="agent_core.worker"):
+        worker.heartbeat()
+        worker.heartbeat()
+    messages = [record.getMessage() for record in caplog.records]
+    assert "settings reloaded: AGENT_MAX_STEPS, AGENT_AI_MODEL" in messages
+    assert messages.count("AGENT_WORKER_CONCURRENCY changed: restart the worker to apply it") == 1
+    assert (worker.settings.agent_max_steps, worker.settings.agent_worker_concurrency) == (1, 4)
+    assert worker.id == worker.runtime.owner == owner  # same identity: its leases hold
+
+    run = store.create_run(make_objective(store).id)
+    llm_server.step("Count.", "count_database", table="app_leads")
+    worker.run_once()
+    assert llm_server.requests[0]["model"] == "model-b"
+    ended = store.get_run(run.id)
+    assert (ended.status, ended.stop_reason) == (RunStatus.FAILED, "budget_steps")
+
+
+def test_a_bad_new_value_keeps_the_old_settings_and_says_why(
+    store, database_url, monkeypatch, caplog
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENT_MAX_STEPS", "20")
+    worker = Worker(open_runtime(load_settings(), store), load_settings=load_settings)
+    monkeypatch.setenv("AGENT_MAX_STEPS", "lots")
+    with caplog.at_level(logging.ERROR, logger="agent_core.worker"):
+        worker.heartbeat()
+    assert worker.settings.agent_max_steps == 20
+    assert any(
+        "settings not reloaded: AGENT_MAX_STEPS: Input should be a valid integer" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_sighup_makes_the_worker_process_reread_dot_env_at_once(
+    database_url, llm_server, isolated_environment
+):
+    env_file = isolated_environment / ".env"
+    env_file.write_text("AGENT_ENABLED=true\nAGENT_MAX_STEPS=20\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "DATABASE_URL": database_url,
+        "AGENT_LLM_BASE_URL": llm_server.url,
+        "AGENT_WORKER_HEARTBEAT_S": "3600",  # only SIGHUP can make it re-read in time
+        "AGENT_RUN_LEASE_S": "10800",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, str(REPO / "scheduler.py")],
+        cwd=isolated_environment,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        seen = []
+        while "started" not in (seen[-1] if seen else ""):
+            seen.append(worker.stderr.readline())
+        env_file.write_text("AGENT_ENABLED=true\nAGENT_MAX_STEPS=3\n")
+        worker.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = worker.stderr.readline()
+            seen.append(line)
+            if "settings reloaded" in line:
+                break
+        assert "settings reloaded: AGENT_MAX_STEPS" in seen[-1], seen
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        rest = worker.communicate(timeout=30)[1]
+    assert worker.returncode == 0, rest
+    assert "Traceback" not in "".join(seen) + rest
