@@ -46,3 +46,4 @@ bench: install-dev
 	PYTHONPATH=. $(BIN)/python bench/step_overhead.py
 	PYTHONPATH=. $(BIN)/python bench/worker_throughput.py
 	PYTHONPATH=. $(BIN)/python bench/ledger.py
+	PYTHONPATH=. $(BIN)/python bench/cli_startup.py

@@ -1,127 +1,38 @@
 """Domain types shared by every layer: what an objective, a run, a step, a tool call, a
-ledger event and an approval are, and the closed sets of statuses they move through."""
+ledger event and an approval are, and the closed sets of statuses they move through (defined
+in agent_core.enums)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+# The closed sets live in agent_core.enums (no pydantic: the CLI's parser needs them);
+# they are re-exported here, where every layer imports them from.
+from agent_core.enums import (  # noqa: F401
+    ACTIVE_RUN_STATUSES,
+    FINAL_RUN_STATUSES,
+    ApprovalStatus,
+    NotificationKind,
+    NotificationStatus,
+    NotifyChannel,
+    RiskLevel,
+    RunStatus,
+    RunTrigger,
+    SmtpSecurity,
+    StepStatus,
+    StopReason,
+    ToolCallStatus,
+)
 from agent_core.schedules import normalize_cron
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-class RiskLevel(StrEnum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-    @property
-    def rank(self) -> int:
-        return _RISK_RANK[self]
-
-
-_RISK_RANK = {RiskLevel.LOW: 0, RiskLevel.MEDIUM: 1, RiskLevel.HIGH: 2}
-
-
-class NotifyChannel(StrEnum):
-    EMAIL = "email"
-    WHATSAPP = "whatsapp"
-
-
-class SmtpSecurity(StrEnum):
-    STARTTLS = "starttls"
-    SSL = "ssl"
-    NONE = "none"
-
-
-class NotificationKind(StrEnum):
-    APPROVAL_REQUEST = "approval_request"
-    REMINDER = "reminder"
-
-
-class NotificationStatus(StrEnum):
-    PENDING = "pending"
-    SENT = "sent"
-    FAILED = "failed"  # will be retried by maintenance
-    GAVE_UP = "gave_up"
-
-
-class RunStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"  # a schedule slot whose previous run was still active
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_RUN_STATUSES
-
-
-FINAL_RUN_STATUSES = frozenset(
-    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.SKIPPED}
-)
-ACTIVE_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED})
-
-
-class StopReason(StrEnum):
-    """Why a run ended. Budget exhaustion is a failure with its own reason, never 'done'."""
-
-    DONE = "done"
-    CANCELLED = "cancelled"
-    BUDGET_STEPS = "budget_steps"
-    BUDGET_TOOL_CALLS = "budget_tool_calls"
-    BUDGET_DURATION = "budget_duration"
-    BUDGET_TOKENS = "budget_tokens"
-    LLM_ERROR = "llm_error"
-    INVALID_OUTPUT = "invalid_output"
-    APPROVAL_EXPIRED = "approval_expired"
-    APPROVAL_INVALID = "approval_invalid"  # the stored call no longer matches what was approved
-    CONFIG_ERROR = "config_error"
-    WORKER_LOST = "worker_lost"
-    PREVIOUS_RUN_ACTIVE = "previous_run_active"
-    INTERNAL_ERROR = "internal_error"
-
-
-class RunTrigger(StrEnum):
-    MANUAL = "manual"
-    SCHEDULE = "schedule"
-
-
-class StepStatus(StrEnum):
-    EXECUTING = "executing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    AWAITING_APPROVAL = "awaiting_approval"
-
-
-class ToolCallStatus(StrEnum):
-    STARTED = "started"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DENIED = "denied"
-    AWAITING_APPROVAL = "awaiting_approval"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"  # started, never finished: a crash; side effects are not retried
-
-
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
 
 
 class _Record(BaseModel):

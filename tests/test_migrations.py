@@ -74,3 +74,30 @@ def test_a_database_without_the_schema_is_refused_with_the_fix(empty_database_ur
         sqlite3.connect(empty_database_url.removeprefix("sqlite:///")).close()  # an empty file
     with pytest.raises(StoreUnavailable, match=r"no agent runtime schema yet: run .*db upgrade"):
         Store.open(empty_database_url)
+
+
+def test_the_revisions_are_read_without_alembic_as_alembic_reads_them():
+    """Opening a store reads versions/ by its `revision` lines, not through Alembic."""
+    scripts = migrations._scripts()
+    assert migrations.head_revision() == scripts.get_current_head()
+    assert migrations._revisions() == {
+        script.revision: migrations._parents(script) for script in scripts.walk_revisions()
+    }
+    assert not migrations.is_known_revision("not-a-revision")
+
+
+def test_a_schema_behind_or_ahead_of_this_version_is_refused_saying_which(empty_database_url):
+    store = Store.open(empty_database_url, check_schema=False)
+    try:
+        store.upgrade()
+        with store.engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "0002")
+        with pytest.raises(StoreUnavailable, match=r"at revision 0002, older than this version"):
+            store.check_schema()
+        table = sa.table(migrations.VERSION_TABLE, sa.column("version_num"))
+        with store.engine.begin() as conn:
+            conn.execute(table.update().values(version_num="9999"))
+        with pytest.raises(StoreUnavailable, match=r"revision 9999, which this version .* not"):
+            store.check_schema()
+    finally:
+        store.close()

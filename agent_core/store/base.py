@@ -19,8 +19,6 @@ from typing import Any, Self, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import URL, Engine, Row, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
@@ -301,7 +299,12 @@ def _sqlite_file_exists(url: URL) -> bool:
 
 
 def upsert_builder(dialect: str) -> Any:
-    return pg_dialect.insert if dialect == "postgresql" else sqlite_dialect.insert
+    """The dialect's INSERT ... ON CONFLICT (each dialect imported when it is the one in use)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
 
 
 def _unavailable(exc: Exception, engine: Engine) -> StoreUnavailable:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
 metadata = sa.MetaData(
@@ -51,6 +50,8 @@ class JSONDocument(sa.TypeDecorator[Any]):
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB  # loaded with the dialect itself
+
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(sa.JSON())
 

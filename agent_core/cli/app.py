@@ -1,0 +1,79 @@
+"""The CLI's entry point: `build_parser` assembles the commands of every area, `main` runs
+one and prints its output, or its error as one sentence with its exit code.
+
+Every command accepts --json and then prints exactly one JSON document on stdout, also on
+error (`{"error": ..., "exit_code": ...}`). Errors are one sentence on stderr; the exit code
+is 2 for bad input (arguments, settings, unknown ids) and 1 for failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from agent_core import __version__
+from agent_core.cli import approvals, objectives, operations, runs
+from agent_core.cli.common import Commands, Context, Parser
+from agent_core.errors import AgentRuntimeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = Parser(add_help=False)
+    common.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
+    )
+    parser = Parser(
+        prog="python -m agent_core",
+        description="agent runtime: objectives, runs and the audit ledger.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"agent runtime {__version__}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    commands = Commands(groups, common)
+    # In the order `--help` lists them.
+    operations.register_setup(commands)  # db upgrade, config check
+    objectives.register(commands)
+    runs.register(commands)
+    approvals.register(commands)
+    operations.register(commands)  # worker, maintenance, up, tools list, ledger verify
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in arguments
+    context: Context | None = None
+    try:
+        namespace = build_parser().parse_args(arguments)
+        from agent_core.config import load_settings  # pydantic-settings: not for `--help`
+
+        context = Context(settings=load_settings())
+        output = namespace.handler(namespace, context)
+    except AgentRuntimeError as exc:
+        return _fail(str(exc), exc.exit_code, as_json, out, err)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, as_json, out, err)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line for the admin, no traceback
+        return _fail(f"unexpected {type(exc).__name__}: {exc}", 1, as_json, out, err)
+    finally:
+        if context is not None:
+            context.close()
+    if as_json:
+        out.write(json.dumps(output.document, indent=2, ensure_ascii=False, default=str) + "\n")
+    elif output.text:
+        out.write(output.text.rstrip("\n") + "\n")
+    return output.exit_code
+
+
+def _fail(message: str, code: int, as_json: bool, out: TextIO, err: TextIO) -> int:
+    err.write(f"error: {message}\n")
+    if as_json:
+        out.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+    return code
