@@ -61,7 +61,8 @@ def main(
     except KeyboardInterrupt:
         return _fail("interrupted", 130, as_json, out, err)
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the admin, no traceback
-        return _fail(f"unexpected {type(exc).__name__}: {exc}", 1, as_json, out, err)
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return _fail(f"unexpected {type(exc).__name__}: {first}", 1, as_json, out, err)
     finally:
         if context is not None:
             context.close()

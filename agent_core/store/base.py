@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import URL, Engine, Row, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from agent_core.errors import LeaseLost, NotFound, StoreUnavailable
 from agent_core.models import (
@@ -132,9 +132,13 @@ class StoreBase:
                     conn.execution_options(**{WRITE: True})
                 with conn.begin():
                     yield conn
-        except (OperationalError, ProgrammingError) as exc:
+        except IntegrityError:
+            raise  # a constraint at work (a taken slot, a duplicate): the caller decides
+        except DBAPIError as exc:
             raise _unavailable(exc, self.engine) from exc
-        except self.engine.dialect.loaded_dbapi.OperationalError as exc:  # the hot path's
+        except self.engine.dialect.loaded_dbapi.Error as exc:  # raised on the driver cursor
+            if isinstance(exc, self.engine.dialect.loaded_dbapi.IntegrityError):
+                raise
             raise _unavailable(exc, self.engine) from exc
 
     @contextmanager
@@ -145,7 +149,7 @@ class StoreBase:
         with self._writer(True):
             try:
                 raw = self.engine.raw_connection()
-            except OperationalError as exc:
+            except (DBAPIError, dbapi.Error) as exc:
                 raise _unavailable(exc, self.engine) from exc
             try:
                 cursor = raw.cursor()
@@ -157,7 +161,9 @@ class StoreBase:
                     raw.rollback()
                     raise
                 raw.commit()
-            except dbapi.OperationalError as exc:
+            except dbapi.IntegrityError:
+                raise
+            except dbapi.Error as exc:
                 raise _unavailable(exc, self.engine) from exc
             finally:
                 raw.close()

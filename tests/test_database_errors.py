@@ -1,0 +1,113 @@
+"""Database faults are one sentence, never a traceback: a file that is not a database, a
+driver error while connecting, a server lost in the middle of a step (the worker logs one
+line and the run recovers through its lease)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from agent_core.models import RunStatus
+from agent_core.runtime import open_runtime
+from agent_core.store import Store
+from agent_core.worker import Worker
+from tests.peers import TcpProxy
+from tests.support import agent_settings, make_objective
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(args, cwd, **env):
+    return subprocess.run(
+        [sys.executable, "-m", "agent_core", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_file_that_is_not_a_database_is_one_sentence(isolated_environment):
+    (isolated_environment / "agent.db").write_text("these are my notes, not a database\n")
+    for args in (["run", "list"], ["db", "upgrade"], ["objective", "list", "--json"]):
+        result = cli(args, isolated_environment, DATABASE_URL="sqlite:///agent.db")
+        assert result.returncode == 1
+        assert result.stderr == (
+            "error: cannot use the database at sqlite:///agent.db: file is not a database\n"
+        )
+        if "--json" in args:
+            assert json.loads(result.stdout) == {
+                "error": "cannot use the database at sqlite:///agent.db: file is not a database",
+                "exit_code": 1,
+            }
+
+
+def test_a_driver_error_while_connecting_is_one_sentence(isolated_environment):
+    url = "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=sometimes"
+    result = cli(["run", "list"], isolated_environment, DATABASE_URL=url)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: cannot use the database at postgresql+psycopg://")
+    assert 'invalid sslmode value: "sometimes"' in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_server_lost_during_a_step_is_logged_once_and_the_run_recovers(
+    pg_database, llm_server, caplog
+):
+    """The worker reaches PostgreSQL through a relay that is cut while the LLM answers (and
+    back 1.5 s later): the step's write fails, the worker logs one line, and the run's lapsed
+    lease lets it finish."""
+    url = make_url(pg_database)
+    relay = TcpProxy(target_port=url.port or 5432).start()
+    store = Store.open(url.set(port=relay.port).render_as_string(hide_password=False))
+
+    def lose_the_server(_body):
+        relay.cut()
+        return json.dumps({"thought": "done", "done": True, "summary": "all counted"})
+
+    llm_server.reply(lose_the_server)
+    llm_server.done("All counted.")
+    settings = agent_settings(
+        agent_llm_base_url=llm_server.url,
+        agent_ai_model="test-model",
+        agent_run_lease_s=1,
+        agent_worker_poll_s=0.1,
+    )
+    run = store.create_run(make_objective(store).id)
+    worker = Worker(open_runtime(settings, store))
+
+    def wait_for(predicate, what):
+        deadline = time.monotonic() + 30
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    try:
+        with caplog.at_level(logging.INFO, logger="agent_core.worker"):
+            worker.start()
+            wait_for(lambda: any(r.levelno >= logging.ERROR for r in caplog.records), "a log")
+            stopped = [
+                r.getMessage() for r in caplog.records if "stopped: cannot use" in r.getMessage()
+            ]
+            assert stopped[0].startswith(f"run {run.id} stopped: cannot use the database at ")
+            relay.restore()
+            wait_for(lambda: store.get_run(run.id).status is RunStatus.COMPLETED, "the run")
+        lines = [r.getMessage() for r in caplog.records]
+        assert all("Traceback" not in line and "\n" not in line for line in lines)
+        assert f"run {run.id}: its worker stopped answering; queued again" in lines
+        finished = store.get_run(run.id)
+        assert finished.summary == "All counted."
+        assert store.verify_ledger(run.id).ok
+    finally:
+        worker.shutdown()
+        store.close()
+        relay.stop()
