@@ -254,6 +254,13 @@ class Settings(BaseSettings):
         """The model the agent plans with: AGENT_AI_MODEL, else HF_MODEL_HEAVY (as the seed)."""
         return self.agent_ai_model or self.hf_model_heavy
 
+    @property
+    def llm_model_named(self) -> bool:
+        """Whether a planning model is named: AGENT_AI_MODEL, or HF_MODEL_HEAVY given
+        explicitly (environment, `.env`, secrets or code) rather than left at its default.
+        Without one, an AGENT_LLM_BASE_URL server is asked which model it serves."""
+        return bool(self.agent_ai_model) or "hf_model_heavy" in self.model_fields_set
+
 
 class _StreamlitSecretsSource(TomlConfigSettingsSource):
     """Top-level keys of `.streamlit/secrets.toml`, matched without regard to case."""

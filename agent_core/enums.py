@@ -74,6 +74,7 @@ class StopReason(StrEnum):
     BUDGET_DURATION = "budget_duration"
     BUDGET_TOKENS = "budget_tokens"
     LLM_ERROR = "llm_error"
+    LLM_TIMEOUT = "llm_timeout"  # no answer within AGENT_LLM_TIMEOUT_S
     INVALID_OUTPUT = "invalid_output"
     APPROVAL_EXPIRED = "approval_expired"
     APPROVAL_INVALID = "approval_invalid"  # the stored call no longer matches what was approved

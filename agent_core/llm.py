@@ -1,25 +1,48 @@
 """LLM clients: Hugging Face Inference Providers or any OpenAI-compatible server, through
-huggingface_hub's InferenceClient, with a fallback chain of models.
+huggingface_hub's AsyncInferenceClient, with a fallback chain of models.
 
 The orchestrator only sees `LLMClient.complete(messages, ...)`; which model answered, its
 token counts and latency come back in the reply so that the step records them.
+
+One call has a wall-clock deadline, however the server sends its bytes. The HTTP client's
+own timeout is per read, so a server trickling its reply a byte at a time would never trip
+it; the call therefore runs as a coroutine on a private event loop under `asyncio.timeout`,
+and at the deadline the request is cancelled: its connection is closed, nothing of it runs
+on afterwards, and no thread is left behind.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import json
+import logging
+import math
+import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
-from huggingface_hub import InferenceClient
-from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from huggingface_hub import AsyncInferenceClient, get_async_session
+from huggingface_hub.errors import HfHubHTTPError
 
-from agent_core.config import Settings
+from agent_core.config import Settings, redact_url
 from agent_core.errors import AgentRuntimeError, ConfigError
 
 Message = dict[str, str]
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+RETRY_STATUSES = frozenset({429, 503})  # rate limited, overloaded: worth asking again
+MAX_RETRIES = 4  # per model and call, after the first request
+FIRST_BACKOFF_S = 0.5  # doubled at each retry when the server sends no Retry-After
+MODELS_TIMEOUT_S = 5.0  # asking a server which models it serves
+_MARGIN_S = 0.05  # less time than this left: do not start another request
+MAX_MODEL_NAME_CHARS = 200  # a longer name a server gives for itself is not recorded
 
 
 @dataclass(frozen=True)
@@ -37,7 +60,8 @@ class LLMError(AgentRuntimeError):
 
 
 class LLMTimeout(LLMError):
-    """The call could not finish within the time the run had left."""
+    """The call reached its deadline (`timeout_s`) without an answer: the chain had no more
+    time, or every model of it timed out."""
 
 
 class LLMClient(Protocol):
@@ -48,7 +72,10 @@ class LLMClient(Protocol):
         timeout_s: float,
         response_schema: dict[str, Any] | None = None,
         max_tokens: int | None = None,
-    ) -> LLMReply: ...
+    ) -> LLMReply:
+        """The reply, within `timeout_s` seconds of wall-clock time. Raises LLMTimeout,
+        LLMError, or ConfigError when the model to ask cannot be known."""
+        ...
 
 
 def estimate_tokens(text: str) -> int:
@@ -61,13 +88,34 @@ def _short(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _describe(error: BaseException) -> str:
+    """One line on why a request failed; a refused connection says so in those words."""
+    cause: BaseException | None = error
+    for _ in range(10):  # the chain from httpx down to the socket is a few links long
+        if cause is None:
+            break
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    return _short(error)
+
+
+class _GaveUp(Exception):
+    """A rate-limited or overloaded model is given up for this call: no retry fits."""
+
+
 @dataclass
 class InferenceLLM:
     """Chat completion through huggingface_hub, trying `models` in order.
 
-    An HTTP error, a timeout or a refused connection moves on to the next model. A server that
+    An HTTP error, a timeout or a refused connection moves on to the next model; a 429 or 503
+    is first asked again on the same model, after the server's Retry-After or a backoff, as
+    long as the wait ends before the deadline (at most MAX_RETRIES times). A server that
     rejects `response_format` (JSON mode) is asked again without it, and not asked with it
     again: the reply is then parsed from text, with the same validation.
+
+    With `use_served_model`, the first model is the one the server at `base_url` lists first
+    on its /v1/models (asked once per process), followed by `models`.
     """
 
     models: Sequence[str]
@@ -75,9 +123,18 @@ class InferenceLLM:
     token: str | None = None
     temperature: float = 0.2
     max_tokens: int = 2048
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # one model's longest wait, within the call's deadline
+    use_served_model: bool = False
     _no_json_mode: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def chain(self, *, timeout_s: float = MODELS_TIMEOUT_S) -> list[str]:
+        """The models tried in order. ConfigError when the server must say which model it
+        serves and does not."""
+        if not (self.use_served_model and self.base_url):
+            return list(self.models)
+        served = served_model(self.base_url, self.token, timeout_s=timeout_s)
+        return list(dict.fromkeys([served, *self.models]))
 
     def complete(
         self,
@@ -88,89 +145,348 @@ class InferenceLLM:
         max_tokens: int | None = None,
     ) -> LLMReply:
         deadline = time.monotonic() + timeout_s
-        failures: list[str] = []
-        for model in self.models:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0.05:
-                raise LLMTimeout(
-                    "the run's time ran out while waiting for the LLM"
-                    + (f" ({'; '.join(failures)})" if failures else "")
-                )
-            try:
-                return self._ask(
-                    model,
-                    messages,
-                    timeout_s=min(self.timeout_s, remaining),
-                    response_schema=response_schema,
-                    max_tokens=max_tokens or self.max_tokens,
-                    failures=failures,
-                )
-            except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
-                failures.append(f"{model}: {_short(exc)}")
-        if time.monotonic() >= deadline - 0.05:
-            raise LLMTimeout(
-                "the run's time ran out while waiting for the LLM (" + "; ".join(failures) + ")"
+        models = self.chain(timeout_s=max(0.1, min(MODELS_TIMEOUT_S, timeout_s)))
+        return run_coroutine(
+            self._complete(
+                models,
+                list(messages),
+                deadline=deadline,
+                response_schema=response_schema,
+                max_tokens=max_tokens or self.max_tokens,
             )
+        )
+
+    async def _complete(
+        self,
+        models: Sequence[str],
+        messages: list[Message],
+        *,
+        deadline: float,
+        response_schema: dict[str, Any] | None,
+        max_tokens: int,
+    ) -> LLMReply:
+        failures: list[str] = []
+        timeouts = 0
+        async with self._client() as client:
+            for model in models:
+                started = time.monotonic()
+                if deadline - started <= _MARGIN_S:
+                    raise LLMTimeout(_out_of_time(failures))
+                model_deadline = min(started + self.timeout_s, deadline)
+                try:
+                    async with asyncio.timeout(model_deadline - started):
+                        return await self._ask(
+                            client,
+                            model,
+                            messages,
+                            deadline=model_deadline,
+                            response_schema=response_schema,
+                            max_tokens=max_tokens,
+                            failures=failures,
+                        )
+                except TimeoutError:  # ours, or the HTTP client's per-read timeout
+                    timeouts += 1
+                    failures.append(f"{model}: timed out after {time.monotonic() - started:.1f} s")
+                except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
+                    failures.append(f"{model}: {_describe(exc)}")
+        if failures and (timeouts == len(failures) or time.monotonic() >= deadline - _MARGIN_S):
+            raise LLMTimeout(_out_of_time(failures))
         raise LLMError("no model answered: " + "; ".join(failures))
 
-    def _ask(
+    def _client(self) -> AsyncInferenceClient:
+        if self.base_url:
+            return AsyncInferenceClient(base_url=self.base_url, api_key=self.token)
+        return AsyncInferenceClient(provider="auto", api_key=self.token)
+
+    async def _ask(
         self,
+        client: AsyncInferenceClient,
         model: str,
-        messages: Sequence[Message],
+        messages: list[Message],
         *,
-        timeout_s: float,
+        deadline: float,
         response_schema: dict[str, Any] | None,
         max_tokens: int,
         failures: list[str],
     ) -> LLMReply:
-        if self.base_url:
-            client = InferenceClient(base_url=self.base_url, api_key=self.token, timeout=timeout_s)
-        else:
-            client = InferenceClient(provider="auto", api_key=self.token, timeout=timeout_s)
         json_mode = response_schema is not None and model not in self._no_json_mode
         started = time.monotonic()
-        try:
-            output = client.chat_completion(
-                list(messages),
-                model=model,
-                temperature=self.temperature,
-                max_tokens=max_tokens,
-                response_format=_json_schema_format(response_schema) if json_mode else None,
-            )
-        except HfHubHTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if not (json_mode and status in (400, 422)):
-                raise
-            with self._lock:
-                self._no_json_mode.add(model)
-            remaining = timeout_s - (time.monotonic() - started)
-            if remaining <= 0:
-                raise InferenceTimeoutError("no time left to retry without JSON mode") from exc
-            client.timeout = remaining
-            output = client.chat_completion(
-                list(messages), model=model, temperature=self.temperature, max_tokens=max_tokens
-            )
+        retries = 0
+        while True:
+            # The HTTP client's per-read timeout too: no single read outlives the deadline.
+            client.timeout = max(0.01, deadline - time.monotonic())
+            try:
+                output = await client.chat_completion(
+                    messages,
+                    model=model,
+                    temperature=self.temperature,
+                    max_tokens=max_tokens,
+                    response_format=_json_schema_format(response_schema) if json_mode else None,
+                )
+                break
+            except HfHubHTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if json_mode and status in (400, 422):
+                    with self._lock:
+                        self._no_json_mode.add(model)
+                    json_mode = False
+                    continue
+                if status not in RETRY_STATUSES:
+                    raise
+                wait = _retry_wait(exc, retries)
+                left = deadline - time.monotonic()
+                if retries >= MAX_RETRIES:
+                    raise _GaveUp(
+                        f"{_short(exc)} (still {status} after {retries} retries)"
+                    ) from exc
+                if wait >= left - _MARGIN_S:
+                    raise _GaveUp(
+                        f"{_short(exc)} (a retry after {wait:.1f} s would end past the deadline, "
+                        f"{max(0.0, left):.1f} s away)"
+                    ) from exc
+                retries += 1
+                await asyncio.sleep(wait)
         latency_ms = int((time.monotonic() - started) * 1000)
-        content = (output.choices[0].message.content or "") if output.choices else ""
-        usage = output.usage
-        prompt_tokens = getattr(usage, "prompt_tokens", None) or estimate_tokens(
-            "".join(message["content"] for message in messages)
-        )
-        completion_tokens = getattr(usage, "completion_tokens", None) or estimate_tokens(content)
+        content = _content_of(output)
+        prompt_estimate = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
+        usage = getattr(output, "usage", None)
         return LLMReply(
             content=content,
-            model=getattr(output, "model", None) or model,
-            prompt_tokens=int(prompt_tokens),
-            completion_tokens=int(completion_tokens),
+            model=_model_name(getattr(output, "model", None), model),
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", None), prompt_estimate),
+            completion_tokens=_count(
+                getattr(usage, "completion_tokens", None), estimate_tokens(content)
+            ),
             latency_ms=latency_ms,
             failures=tuple(failures),
         )
+
+
+def _out_of_time(failures: Sequence[str]) -> str:
+    return "no answer before the deadline" + (f" ({'; '.join(failures)})" if failures else "")
+
+
+def _retry_wait(error: HfHubHTTPError, retries: int) -> float:
+    """How long to wait before asking again: the server's Retry-After (seconds or an HTTP
+    date; retry-after-ms too), else an exponential backoff with a little jitter."""
+    headers = error.response.headers if error.response is not None else {}
+    asked = retry_after_s(headers.get("retry-after-ms"), milliseconds=True)
+    if asked is None:
+        asked = retry_after_s(headers.get("retry-after"))
+    if asked is not None:
+        return asked
+    return FIRST_BACKOFF_S * 2**retries * random.uniform(1.0, 1.25)
+
+
+def retry_after_s(value: str | None, *, milliseconds: bool = False) -> float | None:
+    """A Retry-After header in seconds from now (0 for a date past), or None if absent or
+    unreadable."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text) / (1000 if milliseconds else 1)
+    except ValueError:
+        if milliseconds:
+            return None
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _content_of(output: Any) -> str:
+    """The reply's text, whatever shape the server gave it: a string; a list of content
+    parts (their text joined); any other JSON value as JSON; nothing as ''. NUL characters,
+    which no database column takes, are dropped."""
+    choices = getattr(output, "choices", None)
+    if not choices or not isinstance(choices, list):
+        return ""
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
+    if content is None:
+        return ""
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        texts = [part.get("text") for part in content]
+        if all(isinstance(text, str) for text in texts):
+            content = "".join(texts)  # type: ignore[arg-type]
+    if not isinstance(content, str):
+        try:
+            content = json.dumps(content, ensure_ascii=False)
+        except (TypeError, ValueError, RecursionError):
+            content = str(content)
+    return content.replace("\x00", "")
+
+
+def _model_name(served: Any, asked: str) -> str:
+    """The model the server says answered, when it says so sensibly; else the one asked."""
+    if isinstance(served, str) and served.strip() and len(served) <= MAX_MODEL_NAME_CHARS:
+        return served.replace("\x00", "")
+    return asked
+
+
+def _count(value: Any, estimate: int) -> int:
+    """A token count the server reported, or the estimate when it reported none usable."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return estimate
+    if not math.isfinite(value) or value <= 0:
+        return estimate
+    return int(value)
 
 
 def _json_schema_format(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     if schema is None:
         return None
     return {"type": "json_schema", "json_schema": {"name": "agent_step", "schema": schema}}
+
+
+# --- running a call on its own event loop --------------------------------------------------------
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run `coroutine` to its end on a private event loop: in this thread, or, when this
+    thread already runs a loop, in a helper thread joined at once. The coroutine bounds its
+    own time; when it returns, nothing it started is still running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _on_new_loop(coroutine)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = _on_new_loop(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            box["error"] = exc
+
+    helper = threading.Thread(target=target, name="llm-call", daemon=True)
+    helper.start()
+    helper.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _on_new_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            # Unlike asyncio.run, never wait for the loop's executor (a name lookup stuck in
+            # it must not hold the caller past the deadline): close() shuts it down unwaited.
+            loop.close()
+
+
+# --- which model a server serves -----------------------------------------------------------------
+
+_served: dict[str, str] = {}
+_served_failures: dict[str, tuple[float, str]] = {}
+_served_lock = threading.Lock()
+_FAILURE_MEMORY_S = 15.0  # callers arriving meanwhile get the same answer, not another wait
+
+
+def served_model(base_url: str, token: str | None, *, timeout_s: float = MODELS_TIMEOUT_S) -> str:
+    """The first model the OpenAI-compatible server at `base_url` lists on /v1/models, asked
+    once per process (and logged); ConfigError naming AGENT_AI_MODEL when it cannot say."""
+    with _served_lock:
+        if base_url in _served:
+            return _served[base_url]
+        remembered = _served_failures.get(base_url)
+        if remembered is not None and time.monotonic() < remembered[0]:
+            raise ConfigError(remembered[1])
+        try:
+            models = run_coroutine(_list_models(base_url, token, timeout_s))
+            failure = "it lists no model"
+        except TimeoutError:
+            models, failure = [], f"no answer within {timeout_s:g} s"
+        except Exception as exc:  # noqa: BLE001 - any failure is told as one sentence
+            models, failure = [], _describe(exc)
+        if not models:
+            where = redact_url(base_url)
+            message = (
+                f"AGENT_AI_MODEL is not set and the server at {where} did not say which model "
+                f"it serves (/v1/models: {failure}): set AGENT_AI_MODEL to the model to use"
+            )
+            _served_failures[base_url] = (time.monotonic() + _FAILURE_MEMORY_S, message)
+            raise ConfigError(message)
+        _served[base_url] = models[0]
+        _served_failures.pop(base_url, None)
+    log.info(
+        "AGENT_AI_MODEL is not set: using %s, the first of the %d model(s) the server at %s serves",
+        models[0],
+        len(models),
+        redact_url(base_url),
+    )
+    return models[0]
+
+
+def forget_served_models() -> None:
+    """Forget what servers said they serve (a test starting servers on reused ports)."""
+    with _served_lock:
+        _served.clear()
+        _served_failures.clear()
+
+
+def models_url(base_url: str) -> str:
+    """/v1/models beside the chat completions URL huggingface_hub derives from `base_url`."""
+    head, _, query = base_url.partition("?")
+    path = head.rstrip("/").removesuffix("/chat/completions")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return f"{path}/models" + (f"?{query}" if query else "")
+
+
+async def _list_models(base_url: str, token: str | None, timeout_s: float) -> list[str]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with asyncio.timeout(timeout_s), get_async_session() as session:
+        response = await session.get(models_url(base_url), headers=headers, timeout=timeout_s)
+        if response.status_code != 200:
+            raise LLMError(f"HTTP {response.status_code}")
+        try:
+            document = response.json()
+        except ValueError:
+            raise LLMError("the answer is not JSON") from None
+    return _model_ids(document)
+
+
+def _model_ids(document: Any) -> list[str]:
+    """The model ids of a /v1/models answer: OpenAI's {"data": [{"id": ...}]}, tolerating
+    {"models": [...]} and entries named by "name" or "model"."""
+    if not isinstance(document, dict):
+        return []
+    entries = document.get("data")
+    if not isinstance(entries, list):
+        entries = document.get("models")
+    if not isinstance(entries, list):
+        return []
+    found: list[str] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            name: Any = entry
+        elif isinstance(entry, dict):
+            name = entry.get("id") or entry.get("name") or entry.get("model")
+        else:
+            continue
+        if isinstance(name, str) and 0 < len(name.strip()) <= MAX_MODEL_NAME_CHARS:
+            found.append(name.strip())
+    return list(dict.fromkeys(found))
+
+
+# --- the scripted client ------------------------------------------------------------------------
 
 
 @dataclass
@@ -218,29 +534,72 @@ NO_LLM_CONFIGURED = (
 )
 
 
+# --- from the settings ------------------------------------------------------------------------
+
+
+def asks_server_for_model(settings: Settings) -> bool:
+    """True when no model is named and an OpenAI-compatible server is: the model is then
+    the one that server serves, never the Hugging Face default name."""
+    return bool(settings.agent_llm_base_url) and not settings.llm_model_named
+
+
+def planning_model(settings: Settings) -> str:
+    """The model the agent plans with: the one the settings name, else (AGENT_LLM_BASE_URL
+    set, no model named) the one the server serves. ConfigError when it cannot say."""
+    if not asks_server_for_model(settings):
+        return settings.llm_model
+    assert settings.agent_llm_base_url is not None
+    return served_model(settings.agent_llm_base_url, _token(settings))
+
+
+def _token(settings: Settings) -> str | None:
+    return settings.hf_token.get_secret_value() if settings.hf_token else None
+
+
 def build_llm(
     settings: Settings, *, models: Sequence[str] | None = None, temperature: float | None = None
 ) -> InferenceLLM:
-    """The configured client, or ConfigError naming the variable to set."""
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    if not settings.agent_llm_base_url and not token:
-        raise ConfigError(NO_LLM_CONFIGURED)
-    return InferenceLLM(
-        models=list(models or settings.llm_models),
-        base_url=settings.agent_llm_base_url,
-        token=token,
-        temperature=settings.agent_ai_temperature if temperature is None else temperature,
-        max_tokens=settings.agent_ai_max_tokens,
-        timeout_s=settings.agent_llm_timeout_s,
-    )
+    """The configured client, or ConfigError naming the variable to set. Without a named
+    model, the server's own is asked for at the first call (never here: building is quick)."""
+    if models is not None:
+        return _build(settings, models, temperature=temperature, use_served_model=False)
+    if asks_server_for_model(settings):
+        return _build(
+            settings,
+            settings.agent_llm_fallback_models,
+            temperature=temperature,
+            use_served_model=True,
+        )
+    return _build(settings, settings.llm_models, temperature=temperature, use_served_model=False)
 
 
 def build_content_llm(settings: Settings) -> InferenceLLM | None:
     """The client of generate_content: HF_MODEL_FAST (else the planning model) at the seed's
     temperature 0.7; None when no LLM is configured."""
+    served = not settings.hf_model_fast and asks_server_for_model(settings)
+    models = [] if served else [settings.hf_model_fast or settings.llm_model]
     try:
-        return build_llm(
-            settings, models=[settings.hf_model_fast or settings.llm_model], temperature=0.7
-        )
+        return _build(settings, models, temperature=0.7, use_served_model=served)
     except ConfigError:
         return None
+
+
+def _build(
+    settings: Settings,
+    models: Sequence[str],
+    *,
+    temperature: float | None,
+    use_served_model: bool,
+) -> InferenceLLM:
+    token = _token(settings)
+    if not settings.agent_llm_base_url and not token:
+        raise ConfigError(NO_LLM_CONFIGURED)
+    return InferenceLLM(
+        models=list(dict.fromkeys(models)),
+        base_url=settings.agent_llm_base_url,
+        token=token,
+        temperature=settings.agent_ai_temperature if temperature is None else temperature,
+        max_tokens=settings.agent_ai_max_tokens,
+        timeout_s=settings.agent_llm_timeout_s,
+        use_served_model=use_served_model,
+    )

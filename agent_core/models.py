@@ -409,7 +409,9 @@ class StepDecision(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     thought: str = Field(description="your reasoning about what to do next")
-    tool: str | None = Field(default=None, description="the tool to call; null when done")
+    tool: str | None = Field(
+        default=None, max_length=64, description="the tool to call; null when done"
+    )
     args: dict[str, Any] | None = Field(default=None, description="the tool's arguments")
     done: bool = Field(description="true when the objective is achieved")
     summary: str | None = Field(
@@ -419,6 +421,11 @@ class StepDecision(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> StepDecision:
         if self.done:
+            if self.tool and self.tool.strip():
+                raise ValueError(
+                    '"done" is true but "tool" is set: choose one, either call the tool with '
+                    '"done": false, or finish with "tool": null and a summary'
+                )
             if not (self.summary and self.summary.strip()):
                 raise ValueError('"summary" is required when "done" is true')
         elif not (self.tool and self.tool.strip()):

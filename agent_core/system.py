@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_core.config import Settings, redact_url
-from agent_core.errors import AgentRuntimeError
-from agent_core.llm import LLMError
+from agent_core.errors import AgentRuntimeError, ConfigError
+from agent_core.llm import LLMError, asks_server_for_model, planning_model
 from agent_core.notify import EmailTransport, NotificationError, WhatsAppTransport
 from agent_core.runs import live_workers
 from agent_core.runtime import Runtime
@@ -75,7 +75,13 @@ def _llm(runtime: Runtime) -> Check:
     )
     fallbacks = settings.agent_llm_fallback_models
     more = f", falling back to {', '.join(fallbacks)}" if fallbacks else ""
-    return Check("Language model", True, f"{settings.llm_model} through {where}{more}.")
+    try:
+        model = planning_model(settings)  # without a named model: the server's, asked once
+    except ConfigError as exc:
+        return Check("Language model", False, f"{exc}.")
+    served = " (the model the server serves: AGENT_AI_MODEL is not set)"
+    model += served if asks_server_for_model(settings) else ""
+    return Check("Language model", True, f"{model} through {where}{more}.")
 
 
 def _email(settings: Settings) -> Check:

@@ -1,6 +1,9 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 that replays a script.
 
-The client under test is the real huggingface_hub InferenceClient, speaking HTTP to it.
+The client under test is the real huggingface_hub client, speaking HTTP to it. Besides
+replies and errors, the script can trickle a reply a few bytes at a time (headers included,
+or headers at once and then a slow body), answer 429/503 with a Retry-After, send any JSON
+document as the reply, and list models on GET /v1/models.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ class Action:
     delay_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    document: Any = None  # sent as the whole reply body instead of a chat completion
+    trickle_s: float = 0.0  # seconds between chunks of `trickle_bytes` bytes
+    trickle_bytes: int = 1
+    headers_first: bool = False  # trickle only the body, the headers going out at once
 
 
 @dataclass
@@ -36,6 +44,14 @@ class ScriptedLLMServer:
     responder: Callable[[dict[str, Any]], str] | None = None
     responder_delay_s: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # GET /v1/models: the ids listed, or a whole document / an HTTP status instead.
+    models: list[str] = field(default_factory=list)
+    models_document: Any = None
+    models_status: int = 200
+    models_delay_s: float = 0.0
+    models_requests: int = 0
+    # When a client went away in the middle of a reply: time.monotonic() of each.
+    disconnects: list[float] = field(default_factory=list)
     _script: dict[str, deque[Action]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -81,6 +97,38 @@ class ScriptedLLMServer:
     def hang(self, seconds: float, *, model: str = ANY_MODEL) -> ScriptedLLMServer:
         return self._add(model, Action(content="{}", delay_s=seconds))
 
+    def limit(
+        self, status: int = 429, *, retry_after: str | None = None, model: str = ANY_MODEL
+    ) -> ScriptedLLMServer:
+        """A rate limit (429) or an overload (503), with a Retry-After header if given."""
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return self._add(model, Action(status=status, headers=headers))
+
+    def trickle(
+        self,
+        content: str,
+        *,
+        every_s: float,
+        chunk_bytes: int = 1,
+        headers_first: bool = False,
+        model: str = ANY_MODEL,
+    ) -> ScriptedLLMServer:
+        """A reply sent `chunk_bytes` at a time, one chunk every `every_s` seconds: quick
+        enough that no read waits long, slow enough that the whole takes minutes."""
+        return self._add(
+            model,
+            Action(
+                content=content,
+                trickle_s=every_s,
+                trickle_bytes=chunk_bytes,
+                headers_first=headers_first,
+            ),
+        )
+
+    def raw(self, document: Any, *, model: str = ANY_MODEL) -> ScriptedLLMServer:
+        """Any JSON document as the reply body (HTTP 200), whatever its shape."""
+        return self._add(model, Action(document=document))
+
     def _add(self, model: str, action: Action) -> ScriptedLLMServer:
         with self._lock:
             self._script.setdefault(model, deque()).append(action)
@@ -116,6 +164,27 @@ class ScriptedLLMServer:
             def log_message(self, *_: Any) -> None:
                 pass
 
+            def do_GET(self) -> None:
+                if not self.path.rstrip("/").endswith("/models"):
+                    self._send(404, {"error": f"no route {self.path}"})
+                    return
+                with scripted._lock:
+                    scripted.models_requests += 1
+                time.sleep(scripted.models_delay_s)
+                if scripted.models_status != 200:
+                    self._send(scripted.models_status, {"error": "scripted failure"})
+                    return
+                document = scripted.models_document
+                if document is None:
+                    document = {
+                        "object": "list",
+                        "data": [
+                            {"id": name, "object": "model", "owned_by": "test"}
+                            for name in scripted.models
+                        ],
+                    }
+                self._send(200, document)
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -135,7 +204,14 @@ class ScriptedLLMServer:
                     return
                 time.sleep(scripted.latency_s + action.delay_s)
                 if action.status != 200:
-                    self._send(action.status, {"error": f"scripted failure {action.status}"})
+                    self._send(
+                        action.status,
+                        {"error": f"scripted failure {action.status}"},
+                        headers=action.headers,
+                    )
+                    return
+                if action.document is not None:
+                    self._send(200, action.document)
                     return
                 content = action.content(body) if callable(action.content) else action.content
                 prompt = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
@@ -160,18 +236,41 @@ class ScriptedLLMServer:
                             "total_tokens": 0,
                         },
                     },
+                    action=action,
                 )
 
-            def _send(self, status: int, document: dict[str, Any]) -> None:
+            def _send(
+                self,
+                status: int,
+                document: Any,
+                *,
+                headers: dict[str, str] | None = None,
+                action: Action | None = None,
+            ) -> None:
                 payload = json.dumps(document).encode()
+                head = (
+                    f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n"
+                    + "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+                    + "\r\n"
+                ).encode()
                 try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    if action is None or not action.trickle_s:
+                        self.wfile.write(head + payload)
+                        return
+                    slow = payload if action.headers_first else head + payload
+                    if action.headers_first:
+                        self.wfile.write(head)
+                    step = action.trickle_bytes
+                    for start in range(0, len(slow), step):
+                        self.wfile.write(slow[start : start + step])
+                        self.wfile.flush()
+                        time.sleep(action.trickle_s)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout under test)
+                    # the client gave up waiting (a timeout under test)
+                    with scripted._lock:
+                        scripted.disconnects.append(time.monotonic())
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -17,7 +17,11 @@ def test_each_part_says_whether_it_is_set_up_and_what_to_set(dashboard):
     at = dashboard.open("system")
     no_traceback(at)
     shown = text(at)
-    assert "**Language model.** Qwen/Qwen2.5-72B-Instruct through the server at" in shown
+    # No model named and nothing listening at AGENT_LLM_BASE_URL to say which it serves: the
+    # page says what to set, and never offers the Hugging Face default to a local server.
+    assert "**Language model.** AGENT_AI_MODEL is not set and the server at" in shown
+    assert "set AGENT_AI_MODEL to the model to use." in shown
+    assert "**Language model.** Qwen/Qwen2.5-72B-Instruct" not in shown
     assert "**Email.** Not configured: set SMTP_HOST, SMTP_FROM and ADMIN_EMAIL." in shown
     assert "**WhatsApp.** Not configured: set TWILIO_ACCOUNT_SID" in shown
     assert "**Worker.** No worker is alive: queued runs wait." in shown

@@ -136,8 +136,8 @@ def test_the_call_budget_caps_every_models_wait_and_raises_llm_timeout(llm_serve
 
 
 def test_a_single_model_that_outlasts_the_call_budget_raises_llm_timeout(llm_server):
-    # The run's time ran out, not the model's patience: the orchestrator tells the two apart
-    # (LLMTimeout stops the run as budget_duration, any other LLMError as llm_error).
+    # The call's deadline passed: the orchestrator stops the run as llm_timeout or
+    # budget_duration (whichever limit the deadline was), any other LLMError as llm_error.
     llm_server.hang(5, model="only")
     llm = InferenceLLM(models=["only"], base_url=llm_server.url, timeout_s=60)
 

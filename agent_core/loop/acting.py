@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from agent_core import events as ledger_events
 from agent_core.llm import LLMReply
 from agent_core.loop.planning import llm_facts
+from agent_core.loop.prompting import stored_reply
 from agent_core.loop.session import RunEnded, Session
 from agent_core.models import (
     NewApproval,
@@ -54,7 +55,7 @@ def act(
         thought=decision.thought,
         tool=decision.tool if not decision.done else None,
         args=decision.args if not decision.done else None,
-        raw_output=reply.content,
+        raw_output=stored_reply(reply.content),
         model=reply.model,
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,

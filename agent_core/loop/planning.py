@@ -1,8 +1,11 @@
 """Plan: ask the LLM for the next step, within the run's remaining time.
 
-An invalid reply is sent back with what is wrong with it, up to AGENT_MAX_REPAIRS times in a
-step; its tokens count against the run's budget. The repair turns are sent only while the
-step is being repaired: they are never stored as steps, so a rebuilt conversation has none.
+The call's deadline is AGENT_LLM_TIMEOUT_S or the run's remaining duration budget, whichever
+comes first; reaching it ends the run with `llm_timeout` or `budget_duration`, after the one
+that was reached. An invalid reply is sent back with what is wrong with it, up to
+AGENT_MAX_REPAIRS times in a step; its tokens count against the run's budget. The repair
+turns are sent only while the step is being repaired: they are never stored as steps, so a
+rebuilt conversation has none.
 """
 
 from __future__ import annotations
@@ -10,9 +13,16 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from agent_core import events as ledger_events
+from agent_core.errors import ConfigError
 from agent_core.llm import LLMError, LLMReply, LLMTimeout, Message
 from agent_core.loop.budgets import Budget, exhausted_budget
-from agent_core.loop.prompting import STEP_SCHEMA, parse_step, repair_request, truncate
+from agent_core.loop.prompting import (
+    STEP_SCHEMA,
+    parse_step,
+    repair_request,
+    stored_reply,
+    truncate,
+)
 from agent_core.loop.session import Session
 from agent_core.models import Run, RunStatus, StepDecision, StopReason
 
@@ -24,9 +34,11 @@ class Planned(NamedTuple):
 
 
 def plan(session: Session, run: Run, messages: list[Message], budget: Budget) -> Planned:
-    """The next step the model proposes. Raises RunEnded when the LLM fails (llm_error), the
-    run's time runs out during the call (budget_duration), a repair turn exhausts a budget,
-    or the reply stays invalid after AGENT_MAX_REPAIRS repairs (invalid_output)."""
+    """The next step the model proposes. Raises RunEnded when the LLM fails (llm_error), does
+    not answer within AGENT_LLM_TIMEOUT_S (llm_timeout), the run's time runs out during the
+    call (budget_duration), the model to ask cannot be known (config_error), a repair turn
+    exhausts a budget, or the reply stays invalid after AGENT_MAX_REPAIRS repairs
+    (invalid_output)."""
     context = session.context
     llm = context.llm
     assert llm is not None
@@ -36,16 +48,28 @@ def plan(session: Session, run: Run, messages: list[Message], budget: Budget) ->
     while True:
         attempt += 1
         remaining_s = (budget.max_duration_ms - session.active_ms()) / 1000
+        llm_timeout_s = settings.agent_llm_timeout_s
         try:
             reply = llm.complete(
                 [*messages, *repair],
-                timeout_s=max(0.0, min(settings.agent_llm_timeout_s, remaining_s)),
+                timeout_s=max(0.0, min(llm_timeout_s, remaining_s)),
                 response_schema=STEP_SCHEMA,
             )
         except LLMTimeout as exc:
-            session.end(run, RunStatus.FAILED, StopReason.BUDGET_DURATION, str(exc))
+            if remaining_s <= llm_timeout_s:  # the run's duration budget was the limit
+                message = (
+                    f"the run's duration budget ({budget.max_duration_ms} ms) ran out while "
+                    f"waiting for the LLM: {exc}"
+                )
+                session.end(run, RunStatus.FAILED, StopReason.BUDGET_DURATION, message)
+            message = (
+                f"the LLM did not answer within AGENT_LLM_TIMEOUT_S ({llm_timeout_s:g} s): {exc}"
+            )
+            session.end(run, RunStatus.FAILED, StopReason.LLM_TIMEOUT, message)
         except LLMError as exc:
             session.end(run, RunStatus.FAILED, StopReason.LLM_ERROR, str(exc))
+        except ConfigError as exc:
+            session.end(run, RunStatus.FAILED, StopReason.CONFIG_ERROR, str(exc))
         decision = parse_step(reply.content)
         if isinstance(decision, StepDecision):
             return Planned(reply, decision, run)
@@ -70,7 +94,7 @@ def plan(session: Session, run: Run, messages: list[Message], budget: Budget) ->
             session.end(run, RunStatus.FAILED, *exhausted)
         repair = [
             *repair,
-            {"role": "assistant", "content": reply.content},
+            {"role": "assistant", "content": stored_reply(reply.content)},
             {"role": "user", "content": repair_request(decision)},
         ]
 

@@ -9,6 +9,7 @@ so a run resumes in another process with exactly the messages the first one woul
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -49,35 +50,82 @@ TOOLS YOU MAY USE
 
 # --- reading the model's reply -------------------------------------------------------------
 
+MAX_REPLY_CHARS = 100_000  # longer is not read: AGENT_AI_MAX_TOKENS keeps real steps far shorter
+MAX_JSON_DEPTH = 32  # arrays and objects nested deeper than this are refused
+MAX_CANDIDATES = 200  # "{" positions tried as the start of the step object
+MAX_ERROR_CHARS = 500  # what the model is told is wrong stays a sentence
+STORED_REPLY_MAX_CHARS = 20_000  # of a reply, the step row (and a repair turn) keeps this much
+
+
+class _TooDeep(Exception):
+    pass
+
 
 def parse_step(text: str) -> StepDecision | str:
     """The step in an LLM reply, or a sentence telling the model what is wrong with it.
 
     Tolerates code fences and prose around the object: the first JSON object in the text
-    that is a valid step wins.
+    that is a valid step wins. Never raises, whatever the reply: a huge one, one nested
+    deeper than any parser's stack, any JSON value in any field is a sentence to send back.
+    NUL characters, which no database column takes, are dropped from the step's text.
     """
+    if not isinstance(text, str):
+        return "the reply is not text"
+    if len(text) > MAX_REPLY_CHARS:
+        return (
+            f"the reply is {len(text)} characters long, far more than one step needs "
+            f"(at most {MAX_REPLY_CHARS})"
+        )
     decoder = json.JSONDecoder()
+    too_deep = f"the JSON nests deeper than {MAX_JSON_DEPTH} levels"
     first_error: str | None = None
     found_object = False
     position = text.find("{")
-    while position != -1:
+    for _ in range(MAX_CANDIDATES):
+        if position == -1:
+            break
         try:
-            value, _ = decoder.raw_decode(text, position)
-        except json.JSONDecodeError:
-            position = text.find("{", position + 1)
-            continue
+            value, _end = decoder.raw_decode(text, position)
+        except ValueError:  # not JSON here (or an integer too long for Python to read)
+            value = None
+        except RecursionError:  # deeper than the decoder's stack: surely not a step
+            found_object = True
+            first_error = first_error or too_deep
+            value = None
         if isinstance(value, dict):
             found_object = True
             try:
-                return StepDecision.model_validate(value)
+                return StepDecision.model_validate(_cleaned(value))
+            except _TooDeep:
+                first_error = first_error or too_deep
             except ValidationError as exc:
-                first_error = first_error or describe_validation_error(exc)
+                first_error = first_error or truncate(
+                    describe_validation_error(exc), MAX_ERROR_CHARS
+                )
         position = text.find("{", position + 1)
     if first_error:
         return f"the JSON object is not a valid step: {first_error}"
     if found_object:
         return "the reply holds JSON but no step object"
     return "the reply contains no JSON object"
+
+
+def _cleaned(value: Any, depth: int = 1) -> Any:
+    """`value` without NUL characters in its strings; _TooDeep past MAX_JSON_DEPTH."""
+    if depth > MAX_JSON_DEPTH:
+        raise _TooDeep
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {key.replace("\x00", ""): _cleaned(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(item, depth + 1) for item in value]
+    return value
+
+
+def stored_reply(text: str) -> str:
+    """A reply as the step row keeps it (and a repair turn sends it back): bounded."""
+    return truncate(text, STORED_REPLY_MAX_CHARS)
 
 
 def repair_request(error: str) -> str:
@@ -101,16 +149,42 @@ def truncate(text: str, max_chars: int) -> str:
 
 def observation_message(step: Step, max_chars: int) -> str:
     """What the model is told after a step. Tool output is data inside a delimited block;
-    a closing tag inside it is neutralised so that it cannot end the block early."""
+    a delimiter inside it is neutralised (`neutralise_delimiters`) so that it can neither end
+    the block early nor open another one."""
     label = "succeeded" if step.status is StepStatus.COMPLETED else "failed"
     body = json.dumps(step.result, ensure_ascii=False, indent=1, sort_keys=True)
-    body = truncate(body, max_chars).replace(OBSERVATION_CLOSE, "<\\/observation>")
+    body = neutralise_delimiters(truncate(body, max_chars))
     return (
         f"OBSERVATION of step {step.step_number} ({step.tool}: {label}):\n"
         f"{OBSERVATION_OPEN}\n{body}\n{OBSERVATION_CLOSE}\n"
         'Continue: reply with the next step as one JSON object, or with "done": true and a '
         "summary if the objective is achieved."
     )
+
+
+# Spacing inside a tag, as written or as JSON writes it in a string (\n, \t, \u000b...).
+_TAG_SPACE = r"(?:\s|\\[nrtfb]|\\u00[01][0-9a-fA-F])*"
+_DELIMITER = re.compile(
+    rf"<{_TAG_SPACE}(?P<slash>/?){_TAG_SPACE}observation",
+    re.IGNORECASE,
+)
+
+
+def neutralise_delimiters(body: str) -> str:
+    """`body` (JSON text) with every look-alike of the observation delimiters broken, in any
+    case and spacing (`</OBSERVATION>`, `< /observation >`, `</observation\\n>`, and
+    `<observation>` too; whatever follows the name), by a JSON escape: the slash of a
+    closing tag is written `\\/`, the `<` of an opening one `\\u003c`. The JSON still decodes
+    to the same text."""
+
+    def neutral(match: re.Match[str]) -> str:
+        tag = match.group(0)
+        if match.group("slash"):
+            at = match.start("slash") - match.start()
+            return tag[:at] + "\\/" + tag[at + 1 :]
+        return "\\u003c" + tag[1:]
+
+    return _DELIMITER.sub(neutral, body)
 
 
 def system_prompt(offered: Sequence[tuple[Tool, Any]]) -> str:

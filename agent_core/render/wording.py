@@ -55,6 +55,9 @@ STOP_REASONS: Mapping[StopReason, str] = {
         "The run used all the language-model tokens its budget allows before finishing."
     ),
     StopReason.LLM_ERROR: "The language model could not be reached or answered with an error.",
+    StopReason.LLM_TIMEOUT: (
+        "The language model did not answer within the time one call is allowed."
+    ),
     StopReason.INVALID_OUTPUT: (
         "The language model kept answering in a form the agent cannot use, even after being "
         "asked to correct it."
