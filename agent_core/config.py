@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     agent_llm_fallback_models: CommaList = []
     agent_data_tables: CommaList = []
     agent_observation_max_chars: int = Field(default=4000, ge=200)
+    agent_result_max_chars: int = Field(default=100_000, ge=1000)
     agent_max_repairs: int = Field(default=2, ge=0)
     agent_max_tokens_per_run: int = Field(default=200_000, ge=1)
     agent_llm_timeout_s: float = Field(default=60, gt=0)

@@ -13,6 +13,8 @@ arguments. Every tool, the approved call of `resume` included, runs through `run
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -106,8 +108,30 @@ def act(
 
 
 def run_tool(session: Session, tool: Tool, parsed: BaseModel, run_id: str) -> gateway.ToolResult:
-    """The one place a tool is executed: through the gateway, bounded by its timeout."""
-    return session.context.gateway.execute(tool, parsed, run_id=run_id, timeout_s=tool.timeout)
+    """The one place a tool is executed: through the gateway, bounded by its timeout; its
+    result is capped before anything stores it (AGENT_RESULT_MAX_CHARS)."""
+    result = session.context.gateway.execute(tool, parsed, run_id=run_id, timeout_s=tool.timeout)
+    capped = cap_result(
+        to_json_value(result.result), session.context.settings.agent_result_max_chars
+    )
+    return dataclasses.replace(result, result=capped)
+
+
+def cap_result(value: Any, max_chars: int) -> Any:
+    """`value` as stored: itself when its JSON fits in `max_chars`, else a visible marker with
+    its full size and the beginning of its JSON, so that a 1 MB result is never stored (nor
+    written to the step and its call) in full."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) <= max_chars:
+        return value
+    return {  # keys sorted so that the marker comes before the preview in an observation
+        "full_size_chars": len(text),
+        "note": f"the result was {len(text):,} characters; only the first {max_chars:,} are "
+        "kept, in preview",
+        "preview": text[:max_chars],
+    }
 
 
 def _complete(
