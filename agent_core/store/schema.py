@@ -182,6 +182,8 @@ events = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.PrimaryKeyConstraint("run_id", "seq"),
     sa.Index(None, "created_at"),
+    # Analytics: the few events of one type in a date range (invalid replies, refusals).
+    sa.Index(None, "event_type", "created_at"),
 )
 
 ledger_checkpoints = sa.Table(
