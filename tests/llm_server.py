@@ -26,6 +26,7 @@ class Action:
     delay_s: float = 0.0
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    usage: dict[str, Any] | None = None  # more fields of the usage object (token details)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class ScriptedLLMServer:
         delay_s: float = 0.0,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> ScriptedLLMServer:
         return self._add(
             model,
@@ -58,6 +60,7 @@ class ScriptedLLMServer:
                 delay_s=delay_s,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
+                usage=usage,
             ),
         )
 
@@ -158,6 +161,7 @@ class ScriptedLLMServer:
                             "completion_tokens": action.completion_tokens
                             or len(content or "") // 4,
                             "total_tokens": 0,
+                            **(action.usage or {}),
                         },
                     },
                 )

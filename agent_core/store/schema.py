@@ -145,6 +145,9 @@ steps = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=True),
     _timestamp("created_at"),
     _timestamp("completed_at", nullable=True),
+    # The LLM server's usage object as it came (cached or reasoning tokens when it reports
+    # them), so that cost can be recomputed; NULL for steps written before it was kept.
+    sa.Column("usage", JSONDocument(), nullable=True),
     sa.UniqueConstraint("run_id", "step_number"),
 )
 
