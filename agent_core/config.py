@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from agent_core.errors import ConfigError
 from agent_core.models import NotifyChannel, RiskLevel, SmtpSecurity
+from agent_core.prices import TokenPrice, parse_model_prices
 from agent_core.render import describe_validation_error
 from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
 
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
     hf_token: SecretStr | None = None
     agent_llm_base_url: str | None = None
     agent_llm_fallback_models: CommaList = []
+    # USD per 1,000 tokens, `model=input/output` or `model=price`: overrides genai-prices.
+    agent_model_prices: Annotated[dict[str, TokenPrice], NoDecode] = {}
     agent_data_tables: CommaList = []
     agent_observation_max_chars: int = Field(default=4000, ge=200)
     agent_result_max_chars: int = Field(default=100_000, ge=1000)
@@ -157,6 +160,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("agent_model_prices", mode="before")
+    @classmethod
+    def _model_prices(cls, value: Any) -> dict[str, TokenPrice]:
+        return parse_model_prices(value)
 
     @field_validator("database_url", "agent_data_database_url")
     @classmethod

@@ -53,6 +53,7 @@ class LLMReply:
     completion_tokens: int
     latency_ms: int
     failures: tuple[str, ...] = ()  # models tried before this one, and why they failed
+    usage: dict[str, Any] | None = None  # the server's usage object, every field it has
 
 
 class LLMError(AgentRuntimeError):
@@ -259,6 +260,7 @@ class InferenceLLM:
             ),
             latency_ms=latency_ms,
             failures=tuple(failures),
+            usage=dict(usage) if isinstance(usage, dict) else None,
         )
 
 

@@ -163,6 +163,7 @@ class Step(_Record):
     latency_ms: int | None
     created_at: datetime
     completed_at: datetime | None
+    usage: dict[str, Any] | None = None  # the LLM server's usage object, as it came
 
 
 class ToolCall(_Record):
@@ -355,6 +356,7 @@ class NewStep(_Record):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: int | None = None
+    usage: dict[str, Any] | None = None
 
 
 class NewToolCall(_Record):

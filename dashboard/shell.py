@@ -32,6 +32,7 @@ PAGES = (
     PageSpec("pages/objectives.py", "Objectives", ":material/flag:", "objectives"),
     PageSpec("pages/runs.py", "Runs", ":material/history:", "runs"),
     PageSpec("pages/approvals.py", "Approvals", ":material/gavel:", "approvals"),
+    PageSpec("pages/analytics.py", "Analytics", ":material/insights:", "analytics"),
     PageSpec("pages/system.py", "System", ":material/settings:", "system"),
     PageSpec("pages/run.py", "Run", ":material/play_arrow:", "run", hidden=True),
     PageSpec("pages/approval.py", "Approval", ":material/task_alt:", "approval", hidden=True),

@@ -7,9 +7,11 @@ decides how they look.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from agent_core import api
@@ -109,3 +111,66 @@ def pager(key: str, total: int, per_page: int) -> None:
         st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key=key)
     elif key in st.session_state:
         del st.session_state[key]
+
+
+def duration(ms: float | None) -> str:
+    """A duration in words; "-" when unknown (None or NaN)."""
+    if ms is None or (isinstance(ms, float) and math.isnan(ms)):
+        return "-"
+    return api.format_duration(ms)
+
+
+def short_duration(ms: float | None) -> str:
+    """A duration short enough for a metric: 850 ms, 12.4 s, 3.5 min, 2.1 h."""
+    if ms is None or (isinstance(ms, float) and math.isnan(ms)):
+        return "-"
+    if ms < 60_000:
+        return api.format_duration(ms)
+    if ms < 3_600_000:
+        return f"{ms / 60_000:.1f} min"
+    return f"{ms / 3_600_000:.1f} h"
+
+
+def measure(value: float | None, unit: str) -> str:
+    """A figure of a distribution with its unit: a duration, dollars, or a count."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if unit == "ms":
+        return api.format_duration(value)
+    if unit == "USD":
+        return api.format_cost(value)
+    return f"{value:,.1f}".removesuffix(".0") + f" {unit}"
+
+
+def csv_download(name: str, frame: pd.DataFrame, span: str) -> None:
+    """A button downloading the table as CSV: every column, raw numbers (key `csv_<name>`)."""
+    st.download_button(
+        "Download CSV",
+        frame.to_csv(index=False),
+        file_name=f"{name}_{span}.csv",
+        mime="text/csv",
+        key=f"csv_{name}",
+        icon=":material/download:",
+    )
+
+
+def table(
+    name: str,
+    frame: pd.DataFrame,
+    span: str,
+    *,
+    shown: pd.DataFrame | None = None,
+    column_config: dict[str, Any] | None = None,
+) -> None:
+    """A table in words (`shown`, by default the frame itself) and its CSV download. Whole
+    numbers are shown with thousands separators."""
+    shown = frame if shown is None else shown
+    config = {
+        column: st.column_config.NumberColumn(format="localized")
+        for column, dtype in shown.dtypes.items()
+        if pd.api.types.is_integer_dtype(dtype)
+    }
+    st.dataframe(
+        shown, hide_index=True, column_config=config | (column_config or {}), key=f"table_{name}"
+    )
+    csv_download(name, frame, span)

@@ -34,6 +34,7 @@ class Action:
     trickle_s: float = 0.0  # seconds between chunks of `trickle_bytes` bytes
     trickle_bytes: int = 1
     headers_first: bool = False  # trickle only the body, the headers going out at once
+    usage: dict[str, Any] | None = None  # more fields of the usage object (token details)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ScriptedLLMServer:
         delay_s: float = 0.0,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> ScriptedLLMServer:
         return self._add(
             model,
@@ -74,6 +76,7 @@ class ScriptedLLMServer:
                 delay_s=delay_s,
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
+                usage=usage,
             ),
         )
 
@@ -234,6 +237,7 @@ class ScriptedLLMServer:
                             "completion_tokens": action.completion_tokens
                             or len(content or "") // 4,
                             "total_tokens": 0,
+                            **(action.usage or {}),
                         },
                     },
                     action=action,

@@ -62,6 +62,7 @@ def act(
         prompt_tokens=reply.prompt_tokens,
         completion_tokens=reply.completion_tokens,
         latency_ms=reply.latency_ms,
+        usage=reply.usage,
     )
     facts = llm_facts(reply)
     if decision.done:

@@ -142,6 +142,13 @@ class StoreBase:
             raise _unavailable(exc, self.engine) from exc
 
     @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A read-only transaction, for reports that build their own queries on the
+        declared tables (agent_core.analytics); an unreachable database is StoreUnavailable."""
+        with self._transaction(write=False) as conn:
+            yield conn
+
+    @contextmanager
     def _hot_transaction(self) -> Iterator[Any]:
         """A write transaction on a pooled DBAPI connection, for the per-step writes: the
         same transaction semantics as `_transaction`, without its per-statement cost."""

@@ -146,6 +146,9 @@ steps = sa.Table(
     sa.Column("latency_ms", sa.Integer, nullable=True),
     _timestamp("created_at"),
     _timestamp("completed_at", nullable=True),
+    # The LLM server's usage object as it came (cached or reasoning tokens when it reports
+    # them), so that cost can be recomputed; NULL for steps written before it was kept.
+    sa.Column("usage", JSONDocument(), nullable=True),
     sa.UniqueConstraint("run_id", "step_number"),
 )
 
@@ -183,6 +186,8 @@ events = sa.Table(
     sa.Column("hash", sa.String(64), nullable=False),
     sa.PrimaryKeyConstraint("run_id", "seq"),
     sa.Index(None, "created_at"),
+    # Analytics: the few events of one type in a date range (invalid replies, refusals).
+    sa.Index(None, "event_type", "created_at"),
 )
 
 ledger_checkpoints = sa.Table(

@@ -157,6 +157,7 @@ class StepStore(StoreBase):
                 "prompt_tokens": step.prompt_tokens,
                 "completion_tokens": step.completion_tokens,
                 "latency_ms": step.latency_ms,
+                "usage": to_json_value(step.usage),
                 "created_at": now,
                 "completed_at": now if outcome else None,
             }
