@@ -74,6 +74,7 @@ def test_help_imports_no_heavy_dependency_and_only_the_cli(args, isolated_enviro
         "agent_core.cli.objectives",
         "agent_core.cli.runs",
         "agent_core.cli.approvals",
+        "agent_core.cli.report",
         "agent_core.cli.operations",
         "agent_core.enums",
         "agent_core.errors",

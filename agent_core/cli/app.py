@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from agent_core import __version__
-from agent_core.cli import approvals, objectives, operations, runs
+from agent_core.cli import approvals, objectives, operations, report, runs
 from agent_core.cli.common import Commands, Context, Parser
 from agent_core.errors import AgentRuntimeError
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     objectives.register(commands)
     runs.register(commands)
     approvals.register(commands)
+    report.register(commands)
     operations.register(commands)  # worker, maintenance, up, tools list, ledger verify
     return parser
 
