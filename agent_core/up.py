@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent_core.demo import DEMO_MODEL
+
 log = logging.getLogger("agent_core.up")
 
 PROJECT = Path(__file__).resolve().parent.parent  # where app.py and dashboard/ are
@@ -176,6 +178,8 @@ def child_environment(
                 "AGENT_DATA_TABLES": "app_leads",
                 "ADMIN_EMAIL": env.get("ADMIN_EMAIL") or "admin@example.com",
                 "AGENT_WORKER_POLL_S": "0.25",
+                # An example price, so that the demo's Analytics page shows costs too.
+                "AGENT_MODEL_PRICES": env.get("AGENT_MODEL_PRICES") or f"{DEMO_MODEL}=0.5/1.5",
             }
         )
     return env

@@ -29,37 +29,28 @@ class Core:
         return self.runtime.store
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _runtime(database_url: str, data_database_url: str) -> api.Runtime:
-    """One runtime per database for the whole process (every session shares it)."""
-    settings = api.load_settings()
-    store = api.Store.open(database_url)
-    return api.open_runtime(settings, store)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _store(database_url: str) -> api.Store:
+    """One store (engine and connection pool) per database for the whole process."""
+    return api.Store.open(database_url)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _runtime(_settings: api.Settings, fingerprint: str) -> api.Runtime:
+    """The runtime for these settings (LLM client, tools, notifier) on the shared store:
+    built again only when a setting changes, e.g. after editing `.env`."""
+    return api.open_runtime(_settings, _store(_settings.database_url))
 
 
 def load_core() -> Core:
     """The settings and the shared runtime, or a sentence on the page and a stop."""
     try:
         settings = api.load_settings()
-        runtime = _runtime(settings.database_url, settings.data_database_url)
+        runtime = _runtime(settings, settings.model_dump_json())
     except api.AgentRuntimeError as exc:
         st.error(f"The dashboard cannot start: {exc}")
         st.stop()
-    return Core(settings=settings.model_copy(), runtime=_with_settings(runtime, settings))
-
-
-def _with_settings(runtime: api.Runtime, settings: api.Settings) -> api.Runtime:
-    """The shared runtime seen with this run's settings (budgets, approvers, channels)."""
-    if runtime.settings == settings:
-        return runtime
-    return api.Runtime(
-        settings=settings,
-        store=runtime.store,
-        tools=runtime.tools,
-        llm=runtime.llm,
-        llm_problem=runtime.llm_problem,
-        owner=runtime.owner,
-    )
+    return Core(settings=settings, runtime=runtime)
 
 
 @contextmanager

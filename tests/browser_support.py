@@ -418,22 +418,23 @@ def docs_shot(name: str, area: Locator, top: Locator, bottom: Locator, margin: i
     return path
 
 
-def download_csv(page: Page, button_text: str) -> Path:
-    """Press the download button labelled `button_text` and return the file the browser
-    saved (under tests/artifacts/downloads/), after checking it is a CSV with a header.
+def download_csv(page: Page, button: Locator) -> Path:
+    """Press a download button and return the file the browser saved (under
+    tests/artifacts/downloads/), after checking it is a CSV with a header.
 
     The browser context must be created with `accept_downloads=True` (Playwright's
     default)."""
     target = ARTIFACTS / "downloads"
     target.mkdir(parents=True, exist_ok=True)
     with page.expect_download() as started:
-        page.get_by_role("button", name=button_text).click()
+        button.scroll_into_view_if_needed()
+        button.click()
     download = started.value
     failure = download.failure()
-    assert failure is None, f"the download of {button_text!r} failed: {failure}"
+    assert failure is None, f"the download failed: {failure}"
     path = target / download.suggested_filename
     download.save_as(path)
-    assert path.suffix == ".csv", f"{button_text!r} downloaded {path.name}, not a CSV file"
+    assert path.suffix == ".csv", f"the button downloaded {path.name}, not a CSV file"
     header = path.read_text(encoding="utf-8-sig").splitlines()[:1]
     assert header, f"{path.name} is empty"
     assert "," in header[0], f"{path.name} has no CSV header line: {header[0]!r}"

@@ -100,18 +100,14 @@ def request_card(page: Page, run_id: str) -> Locator:
 
 
 def visit_analytics(page: Page) -> None:
-    """The Analytics step of the journey (issue 11): when the sidebar has an Analytics page,
-    open it, screenshot it, and download each of its CSV files with `download_csv`. The
-    page does not exist yet; once it does, this step runs by itself, and its own checks
-    (which figures, which columns) belong here."""
-    link = page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Analytics")
-    if not link.count():
-        return
+    """Analytics: the week's figures, in words, and every table as a CSV download."""
     open_in_sidebar(page, "Analytics")
+    expect(main(page)).to_contain_text("Success rate")
     shot(page, "desktop-09-analytics")
     buttons = main(page).locator('[data-testid="stDownloadButton"] button')
-    for label in [button.inner_text().strip() for button in buttons.all()]:
-        download_csv(page, label)
+    assert buttons.count() >= 1
+    downloaded = [download_csv(page, button) for button in buttons.all()]
+    assert any("run" in path.name for path in downloaded), [path.name for path in downloaded]
 
 
 def test_desktop_journey_from_a_new_objective_to_an_approved_completed_run(server, new_page):
