@@ -21,6 +21,7 @@ from agent_core.errors import (
 )
 from agent_core.events import EventType
 from agent_core.links import InvalidLink
+from agent_core.maintenance import verify_ledger
 from agent_core.models import (
     FAILED_CALL_STATUSES,
     Approval,
@@ -71,6 +72,7 @@ from agent_core.render import (
     run_headline,
     run_outcome,
     run_status_label,
+    seal_summary,
     step_error,
     step_sentence,
     stop_reason_sentence,
@@ -167,6 +169,7 @@ __all__ = [
     "run_headline",
     "run_outcome",
     "run_status_label",
+    "seal_summary",
     "settings_summary",
     "start_run",
     "step_error",
@@ -177,5 +180,6 @@ __all__ = [
     "test_llm",
     "test_whatsapp",
     "update_objective",
+    "verify_ledger",
     "why_undecidable",
 ]

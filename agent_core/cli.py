@@ -33,7 +33,7 @@ from agent_core.config import (
 from agent_core.demo import DEMO_DATABASE_URL, seed_demo
 from agent_core.errors import AgentRuntimeError, InvalidFields, InvalidInput
 from agent_core.llm import build_content_llm
-from agent_core.maintenance import run_maintenance
+from agent_core.maintenance import run_maintenance, seal_ledger, verify_ledger
 from agent_core.models import (
     FAILED_CALL_STATUSES,
     ApprovalStatus,
@@ -50,6 +50,7 @@ from agent_core.render import (
     event_sentence,
     format_table,
     format_time,
+    ledger_report_lines,
     run_counters,
     run_headline,
     step_error,
@@ -268,8 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     command(tools, "list", _tools_list, "every registered tool, its risk and arguments")
 
     ledger = group("ledger", "the tamper-evident audit ledger")
-    verify = command(ledger, "verify", _ledger_verify, "recompute every hash chain")
+    verify = command(
+        ledger, "verify", _ledger_verify, "recompute every hash chain and check the signed seals"
+    )
     verify.add_argument("--run", metavar="RUN_ID", help="verify one run only")
+    command(
+        ledger,
+        "seal",
+        _ledger_seal,
+        "sign the heads of the runs whose ledger grew (maintenance does it on every pass)",
+    )
     return parser
 
 
@@ -718,14 +727,23 @@ def _maintenance(_: argparse.Namespace, context: Context) -> Output:
 
 
 def _ledger_verify(args: argparse.Namespace, context: Context) -> Output:
-    report = context.store().verify_ledger(args.run)
+    report = verify_ledger(context.store(), context.settings, args.run)
     document = {**_document(report), "ok": report.ok}
-    if report.ok:
-        text = f"ledger OK: {report.events_checked} events in {report.runs_checked} runs verified"
-        return Output(document, text)
-    lines = [f"ledger BROKEN: {len(report.breaks)} of {report.runs_checked} runs fail verification"]
-    lines += [f"  run {item.run_id} event {item.seq}: {item.problem}" for item in report.breaks]
-    return Output(document, "\n".join(lines), exit_code=1)
+    return Output(document, "\n".join(ledger_report_lines(report)), exit_code=0 if report.ok else 1)
+
+
+def _ledger_seal(_: argparse.Namespace, context: Context) -> Output:
+    seal = seal_ledger(context.store(), context.settings)
+    adopted = (
+        f"; it adopted {seal.checkpoints_adopted} prune checkpoint(s) written before seals"
+        if seal.checkpoints_adopted
+        else ""
+    )
+    text = (
+        f"ledger sealed: seal {seal.seq} covers {seal.entries_count} run(s) with new events"
+        f"{adopted} (signature {seal.signature[:16]}…)"
+    )
+    return Output(_document(seal), text)
 
 
 # --- text rendering ---------------------------------------------------------------------------
