@@ -48,6 +48,7 @@ from agent_core.errors import (
 )
 from agent_core.events import EventType
 from agent_core.links import InvalidLink
+from agent_core.maintenance import verify_ledger
 from agent_core.models import (
     FAILED_CALL_STATUSES,
     Approval,
@@ -99,6 +100,7 @@ from agent_core.render import (
     run_headline,
     run_outcome,
     run_status_label,
+    seal_summary,
     step_error,
     step_sentence,
     stop_reason_sentence,
@@ -218,6 +220,7 @@ __all__ = [
     "run_outcome",
     "run_status_label",
     "runs_by_day",
+    "seal_summary",
     "settings_summary",
     "slowest_runs",
     "start_run",
@@ -231,5 +234,6 @@ __all__ = [
     "test_whatsapp",
     "tool_stats",
     "update_objective",
+    "verify_ledger",
     "why_undecidable",
 ]

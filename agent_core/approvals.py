@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from agent_core.config import Settings
+from agent_core.config import Settings, ledger_key
 from agent_core.errors import ConfigError, InvalidFields, InvalidInput
 from agent_core.links import InvalidLink, LinkClaim, read_link
 from agent_core.models import Approval, ApprovalStatus, ApprovalView
@@ -34,7 +34,11 @@ def decide(
     `args` approves with changes: the admin's edited arguments, validated against the
     tool's argument model (`tools` is required then), become exactly what runs; the ledger
     keeps the original beside them, and the agent is told they changed.
+
+    The decision is signed, and the call bound, under AGENT_SECRET_KEY (ConfigError without
+    it): the worker checks both before making the call.
     """
+    key = ledger_key(settings)  # the decision is signed, and the approval bound
     by = by.strip()
     if not by:
         raise InvalidInput("say who decides (--by NAME)")
@@ -53,7 +57,12 @@ def decide(
         if changed == current.args:
             changed = None
     return store.decide_approval(
-        approval_id, approve=approve, by=by, reason=cleaned or None, approved_args=changed
+        approval_id,
+        approve=approve,
+        by=by,
+        signing_key=key,
+        reason=cleaned or None,
+        approved_args=changed,
     )
 
 

@@ -29,6 +29,7 @@ from agent_core.models import NotifyChannel, RiskLevel, SmtpSecurity
 from agent_core.prices import TokenPrice, parse_model_prices
 from agent_core.render import describe_validation_error
 from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
+from agent_core.store.signing import LedgerKey
 
 SECRETS_TOML = Path(".streamlit") / "secrets.toml"
 
@@ -122,7 +123,8 @@ class Settings(BaseSettings):
 
     # Approvals and notifications.
     agent_dashboard_url: str = "http://localhost:8501"
-    # Signs approval links (and, later, the ledger's seals); kept outside the database.
+    # Signs approval links, approval bindings and decisions, prune checkpoints and the
+    # ledger's seals; kept outside the database (see ledger_key).
     agent_secret_key: SecretStr | None = None
     # With it set, the dashboard asks for it before showing anything.
     agent_admin_password: SecretStr | None = None
@@ -338,7 +340,8 @@ def ensure_secret_key(settings: Settings, env_file: Path = Path(".env")) -> Sett
         separator = "" if not existing or existing.endswith("\n") else "\n"
         with env_file.open("a", encoding="utf-8") as handle:
             handle.write(
-                f"{separator}# Generated on first start: signs approval links. Keep it secret.\n"
+                f"{separator}# Generated on first start: signs approvals, approval links and "
+                "the ledger's seals. Keep it secret.\n"
                 f"AGENT_SECRET_KEY={key}\n"
             )
         env_file.chmod(0o600)
@@ -348,6 +351,17 @@ def ensure_secret_key(settings: Settings, env_file: Path = Path(".env")) -> Sett
             f"({exc.strerror or exc}): set AGENT_SECRET_KEY to a long random value"
         ) from None
     return settings.model_copy(update={"agent_secret_key": SecretStr(key)})
+
+
+def ledger_key(settings: Settings) -> LedgerKey:
+    """The key that signs approvals, decisions, checkpoints and seals: AGENT_SECRET_KEY, or a
+    ConfigError saying how to set it."""
+    if settings.agent_secret_key is None:
+        raise ConfigError(
+            "AGENT_SECRET_KEY is not set: it signs approvals and the ledger's seals; set it in "
+            ".env to a long random value (`python -m agent_core up` generates one)"
+        )
+    return LedgerKey(settings.agent_secret_key.get_secret_value())
 
 
 def redact_url(url: str) -> str:

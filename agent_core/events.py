@@ -32,7 +32,7 @@ read tolerantly.
 | approval_decided            | approval_id, decision, by, reason, tool, args_hash,          |
 |                             | original_args_hash, approved_args                            |
 | approval_expired            | approval_id, tool, expired_at                                |
-| approval_tampered           | approval_id, args_hash                                       |
+| approval_tampered           | approval_id, args_hash, problem                              |
 | approval_rejection_observed | approval_id, step_number                                     |
 | approved_call_started       | approval_id, tool, args_hash                                 |
 | notification_sent           | approval_id, channel, kind, recipient, attempt               |
@@ -321,9 +321,12 @@ def approval_expired(*, approval_id: str, tool: str, expired_at: datetime) -> Ne
     )
 
 
-def approval_tampered(*, approval_id: str, args_hash: str) -> NewEvent:
-    """The stored call no longer matches what was approved: it is not made."""
-    return _event(EventType.APPROVAL_TAMPERED, approval_id=approval_id, args_hash=args_hash)
+def approval_tampered(*, approval_id: str, args_hash: str, problem: str | None = None) -> NewEvent:
+    """The stored call no longer matches what was approved, or the approval's binding or
+    decision is not signed by the runtime (`problem` says which): it is not made."""
+    return _event(
+        EventType.APPROVAL_TAMPERED, approval_id=approval_id, args_hash=args_hash, problem=problem
+    )
 
 
 def approval_rejection_observed(*, approval_id: str, step_number: int) -> NewEvent:

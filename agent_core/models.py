@@ -213,6 +213,9 @@ class Approval(_Record):
     decision_reason: str | None
     created_at: datetime
     original_args: dict[str, Any] | None = None  # set when approved with changed arguments
+    # Signatures under the secret key (store/signing.py); not shown, not exported.
+    binding: str | None = Field(default=None, exclude=True, repr=False)
+    decision_signature: str | None = Field(default=None, exclude=True, repr=False)
 
     @property
     def changed(self) -> bool:
@@ -436,18 +439,49 @@ class StepDecision(BaseModel):
 
 
 class LedgerBreak(_Record):
-    """The first event of a run whose chain does not verify, and what is wrong with it."""
+    """The first event of a run whose chain does not verify, and what is wrong with it (a
+    run deleted whole is named by its id and its last sealed event)."""
 
     run_id: str
     seq: int
     problem: str
 
 
+class SealBreak(_Record):
+    """A seal of the ledger (by sequence number) that was altered, forged or deleted."""
+
+    seal: int
+    problem: str
+
+
+class Seal(_Record):
+    """A signed seal of the ledger: the heads of the runs whose ledger grew since the
+    previous seal (`entries_count` of them, hashing to `entries_digest`), chained to the
+    previous seal by its signature."""
+
+    seq: int
+    sealed_at: datetime
+    entries_count: int
+    entries_digest: str
+    prev_signature: str
+    signature: str
+    # Prune checkpoints written before seals, signed by this (the first) seal.
+    checkpoints_adopted: int = 0
+
+
 class LedgerReport(_Record):
     runs_checked: int
     events_checked: int
     breaks: list[LedgerBreak]
+    seal_breaks: list[SealBreak] = Field(default_factory=list)
+    seals_checked: int = 0
+    first_seal_at: datetime | None = None
+    last_seal_seq: int | None = None
+    last_seal_at: datetime | None = None
+    last_seal_age_s: float | None = None
+    # What verification cannot rule out, or should be looked at, without failing it.
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.breaks
+        return not self.breaks and not self.seal_breaks

@@ -241,6 +241,10 @@ class Worker:
 
     def maintain(self) -> None:
         report = run_maintenance(self.store, self.settings, self.runtime.notifier)
+        if report.ledger_problem:
+            log.warning(
+                "maintenance: the ledger was not sealed nor pruned: %s", report.ledger_problem
+            )
         if report.approvals_expired or report.events_pruned or report.notifications_sent:
             log.info("maintenance: %s", "; ".join(line.strip() for line in report.lines()))
 

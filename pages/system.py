@@ -34,21 +34,31 @@ with shown_errors():
 
     st.subheader("Audit ledger")
     st.caption(
-        "Every step, call, decision and notification is chained by hashes: verifying "
-        "recomputes every chain and names the first event that was changed or removed."
+        "Every step, call, decision and notification is chained by hashes, and the worker "
+        "seals every run's newest event under the secret key: verifying recomputes every "
+        "chain, checks the seals and names what was changed or removed."
     )
     if st.button("Verify the ledger", key="verify_ledger"):
         with st.spinner("Verifying…"):
-            report = core.store.verify_ledger()
+            report = api.verify_ledger(core.store, core.settings)
+        seals = api.seal_summary(report)
+        seals = seals[:1].upper() + seals[1:]
         if report.ok:
             st.success(
                 f"Ledger OK: {report.events_checked:,} events in {report.runs_checked:,} runs "
-                "verified."
+                f"verified. {seals}."
             )
         else:
-            st.error(f"Ledger BROKEN: {len(report.breaks)} run(s) fail verification.")
+            st.error(
+                f"Ledger BROKEN: {len(report.breaks)} run(s) and {len(report.seal_breaks)} "
+                f"seal(s) fail verification. {seals}."
+            )
+            for seal in report.seal_breaks:
+                st.markdown(f"- seal {seal.seal}: {seal.problem}")
             for item in report.breaks:
                 st.markdown(f"- run `{item.run_id}`, event {item.seq}: {item.problem}")
+        for warning in report.warnings:
+            st.warning(warning)
 
     with st.expander("All settings (secrets hidden)"):
         ui.json_block(dict(api.settings_summary(core.settings)))

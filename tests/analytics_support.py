@@ -21,6 +21,7 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.store import StepStarted, Store
+from tests.support import KEY
 
 OWNER = "test-worker"
 SINCE = datetime(2026, 11, 2, tzinfo=UTC)
@@ -197,6 +198,7 @@ class Recorder:
                 risk_reason="sends an email",
                 expires_at=self.store.now() + timedelta(hours=expires_in_h),
             ),
+            signing_key=KEY,
             run=RunChanges(owner=OWNER, status=RunStatus.PAUSED, release_lease=True),
         )
         self.runs.append(written.run)

@@ -17,7 +17,13 @@ from agent_core.loop import Orchestrator
 from agent_core.models import Objective, ObjectiveSpec, Run
 from agent_core.runtime import build_tools
 from agent_core.store import Store
+from agent_core.store.signing import LedgerKey
 from agent_core.tools import ToolRegistry
+
+# The runtime's secret key in tests (the dashboard fixture's AGENT_SECRET_KEY too), and the
+# ledger key derived from it, passed explicitly to the Store's signing methods.
+SECRET_KEY = "test-secret-key-for-links-0123456789"
+KEY = LedgerKey(SECRET_KEY)
 
 
 class ManualClock:
@@ -49,14 +55,13 @@ def tamper(database_url: str, edit: Callable[[sa.Connection], object]) -> None:
                 conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
                 edit(conn)
                 return
-            triggers = (
-                conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE type = 'trigger'")
-                .scalars()
-                .all()
-            )
-            conn.exec_driver_sql("DROP TRIGGER app_agent_events_append_only")
+            triggers = conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            ).all()
+            for name, _ in triggers:
+                conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
             edit(conn)
-            for trigger in triggers:
+            for _, trigger in triggers:
                 conn.exec_driver_sql(trigger)
     finally:
         engine.dispose()
@@ -111,6 +116,7 @@ def agent_settings(**values: object) -> Settings:
         "agent_enabled": True,
         "agent_data_tables": ["app_leads"],
         "agent_llm_base_url": "http://127.0.0.1:9/v1",
+        "agent_secret_key": SECRET_KEY,
     }
     return load_settings(**{**base, **values})
 

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from agent_core.models import RunStatus, StepStatus, StopReason, ToolCallStatus
-from tests.support import create_leads, make_objective, make_orchestrator, run_to_end
+from tests.support import KEY, create_leads, make_objective, make_orchestrator, run_to_end
 
 NOW = datetime.now(UTC)
 
@@ -84,7 +84,7 @@ def test_a_run_reads_data_and_completes_with_every_step_in_the_ledger(store, llm
     assert detail.events[-1].event_type == "objective_completed"
     assert (run.steps_count, run.tool_calls_count) == (3, 2)
     assert run.total_tokens == sum(s.prompt_tokens + s.completion_tokens for s in detail.steps)
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
     # What the LLM was sent: the tools with schemas, then each observation in its block.
     system = llm_server.requests[0]["messages"][0]["content"]

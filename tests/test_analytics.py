@@ -15,7 +15,7 @@ from agent_core import analytics
 from agent_core.errors import InvalidInput, NotFound
 from agent_core.models import RunStatus, StopReason, ToolCallStatus
 from tests.analytics_support import SINCE, UNTIL, Answer, Invalid, Recorder
-from tests.support import make_objective
+from tests.support import KEY, make_objective
 
 PRICES = {"model-a": (1.0, 2.0), "model-b": (0.5, 0.5)}  # USD per 1,000 tokens
 DAY_1, DAY_2, DAY_3 = (SINCE + timedelta(days=n, hours=9) for n in range(3))
@@ -82,10 +82,16 @@ def week(store, clock):
     runs["r8"], runs["r9"] = changed.run, rejected.run
     record.at(DAY_3 + timedelta(minutes=10))
     store.decide_approval(
-        changed.approval.id, approve=True, by="ada", approved_args={"to": "bob@example.com"}
+        changed.approval.id,
+        approve=True,
+        by="ada",
+        approved_args={"to": "bob@example.com"},
+        signing_key=KEY,
     )
     record.at(DAY_3 + timedelta(minutes=30))
-    store.decide_approval(rejected.approval.id, approve=False, by="ada", reason="no")
+    store.decide_approval(
+        rejected.approval.id, approve=False, by="ada", reason="no", signing_key=KEY
+    )
 
     record.at(UNTIL + timedelta(hours=10))  # after the range: counted nowhere
     record.run(leads.id, answers=(Answer("model-a", 10_000, 1_000, 9_000),), active_ms=99_000)

@@ -21,7 +21,15 @@ from agent_core.models import ApprovalStatus, RunStatus, StepStatus, StopReason,
 from agent_core.notify import Notifier
 from agent_core.store import Store
 from agent_core.store.schema import approvals
-from tests.support import agent_settings, make_objective, make_orchestrator, run_cli, tamper
+from tests.support import (
+    KEY,
+    SECRET_KEY,
+    agent_settings,
+    make_objective,
+    make_orchestrator,
+    run_cli,
+    tamper,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 EMAIL = {"to": "lead@example.com", "subject": "Following up", "body": "Hello Ada, any news?"}
@@ -66,7 +74,7 @@ def test_approve_delivers_the_exact_email_once_and_the_run_completes(
     assert "send_email" in notice.subject
     assert "Ada has not answered: follow up." in notice.body
     assert '"to": "lead@example.com"' in notice.body
-    assert f"/approval?id={approval.id}" in notice.body
+    assert "/approval?token=" in notice.body  # signed: approvals need AGENT_SECRET_KEY
     assert len(twilio_server.messages) == 1
     assert twilio_server.messages[0]["To"] == "whatsapp:+33600000001"
 
@@ -95,7 +103,7 @@ def test_approve_delivers_the_exact_email_once_and_the_run_completes(
     ):
         assert expected in types
     assert types.count("notification_sent") == 2
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
     # The agent was told the call happened.
     assert '"sent": true' in llm_server.requests[-1]["messages"][-1]["content"]
 
@@ -130,7 +138,7 @@ def test_an_expired_approval_fails_the_run_and_is_never_shown_as_rejected(
     with pytest.raises(Conflict, match=r"expired .* can no longer be decided"):
         decide(store, settings, approval.id, approve=True, by="alice")
     assert len(mail_server.received) == 1
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_tampered_arguments_are_refused(
@@ -219,7 +227,7 @@ def test_a_dead_mail_server_does_not_stop_the_run_and_maintenance_retries(
     report = run_maintenance(store, fixed, Notifier(store, fixed))
     assert report.notifications_sent == 1
     assert len(mail_server.received) == 1
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_resuming_twice_delivers_once(store, llm_server, mail_server, notify_settings):
@@ -255,6 +263,7 @@ def _cli_env(database_url, llm_server, notify_settings):
         "AGENT_LLM_BASE_URL": llm_server.url,
         "AGENT_AI_MODEL": "test-model",
         "AGENT_RUN_LEASE_S": "1",
+        "AGENT_SECRET_KEY": SECRET_KEY,
     }
 
 

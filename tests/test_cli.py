@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from agent_core.store import Store
 from agent_core.store.migrations import head_revision
 from agent_core.store.schema import events, objectives
-from tests.support import make_objective, run_cli, tamper
+from tests.support import SECRET_KEY, make_objective, run_cli, tamper
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def cli_database(database_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENT_SECRET_KEY", SECRET_KEY)  # signs approvals and the ledger's seals
     return database_url
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent_core.store import Store
-from tests.support import create_leads, make_objective, run_cli
+from tests.support import SECRET_KEY, create_leads, make_objective, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,6 +24,7 @@ def agent_env(database_url, llm_server, monkeypatch):
         "AGENT_LLM_BASE_URL": llm_server.url,
         "AGENT_AI_MODEL": "test-model",
         "AGENT_DATA_TABLES": "app_leads",
+        "AGENT_SECRET_KEY": SECRET_KEY,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

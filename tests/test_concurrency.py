@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from agent_core.store import Store
 from agent_core.store.schema import objectives
-from tests.support import make_objective
+from tests.support import KEY, make_objective
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def test_runs_started_at_once_by_several_processes_get_unique_numbers(
     assert sorted(numbers) == list(range(1, 121))
     assert len({run.run_number for run in store.list_runs(limit=500)}) == 120
     assert store.get_objective(objective.id).last_run_number == 120
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_the_dashboard_reads_while_the_worker_holds_a_write(sqlite_database):

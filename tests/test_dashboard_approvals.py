@@ -7,7 +7,7 @@ import json
 
 from agent_core.models import ApprovalStatus, RunStatus, StepStatus
 from tests.dashboard_support import no_traceback, text
-from tests.support import agent_settings, make_objective, make_orchestrator
+from tests.support import KEY, agent_settings, make_objective, make_orchestrator
 
 EMAIL = {"to": "lead@example.com", "subject": "Following up", "body": "Hello Ada, any news?"}
 
@@ -156,7 +156,9 @@ def test_a_call_that_cannot_succeed_as_configured_is_flagged_before_approval(
 
 def test_decided_requests_show_who_decided_and_when(dashboard, live_store, llm_server):
     _, _, approval = paused_run(live_store, llm_server)
-    live_store.decide_approval(approval.id, approve=False, by="ana", reason="not now")
+    live_store.decide_approval(
+        approval.id, approve=False, by="ana", reason="not now", signing_key=KEY
+    )
     at = dashboard.open("approvals")
     shown = text(at)
     assert "Nothing waits for your approval" in shown

@@ -19,7 +19,7 @@ from agent_core.runtime import open_runtime
 from agent_core.store import Store
 from agent_core.worker import Worker
 from tests.peers import TcpProxy
-from tests.support import agent_settings, make_objective
+from tests.support import KEY, agent_settings, make_objective
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -106,7 +106,7 @@ def test_a_server_lost_during_a_step_is_logged_once_and_the_run_recovers(
         assert f"run {run.id}: its worker stopped answering; queued again" in lines
         finished = store.get_run(run.id)
         assert finished.summary == "All counted."
-        assert store.verify_ledger(run.id).ok
+        assert store.verify_ledger(KEY, run.id).ok
     finally:
         worker.shutdown()
         store.close()

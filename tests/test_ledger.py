@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from agent_core.models import NewEvent, RunStatus
 from agent_core.store.ledger import GENESIS_HASH, event_hash
 from agent_core.store.schema import events, ledger_checkpoints, runs
-from tests.support import make_objective, tamper
+from tests.support import KEY, make_objective, tamper
 
 
 def _run_with_events(store, count=4):
@@ -33,7 +33,7 @@ def test_events_are_numbered_and_chained(store):
     assert [event.seq for event in chain] == [1, 2, 3]
     assert chain[0].prev_hash == GENESIS_HASH
     assert [event.prev_hash for event in chain[1:]] == [event.hash for event in chain[:-1]]
-    report = store.verify_ledger()
+    report = store.verify_ledger(KEY)
     assert report.ok
     assert (report.runs_checked, report.events_checked) == (1, 3)
 
@@ -49,11 +49,11 @@ def test_an_edited_event_is_named(store, database_url):
             .values(data={"n": 3, "text": "changed"})
         ),
     )
-    report = store.verify_ledger()
+    report = store.verify_ledger(KEY)
     assert not report.ok
     assert [(item.run_id, item.seq) for item in report.breaks] == [(run.id, 3)]
     assert "edited" in report.breaks[0].problem
-    assert store.verify_ledger(other.id).ok
+    assert store.verify_ledger(KEY, other.id).ok
 
 
 def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(store, database_url):
@@ -76,7 +76,7 @@ def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(store, database_url
             .values(data=forged_data, hash=forged_hash)
         ),
     )
-    (broken,) = store.verify_ledger().breaks
+    (broken,) = store.verify_ledger(KEY).breaks
     assert broken.seq == 3
     assert "does not link to the event before it" in broken.problem
 
@@ -89,7 +89,7 @@ def test_a_deleted_event_is_named(store, database_url):
             events.delete().where(events.c.run_id == run.id, events.c.seq == 2)
         ),
     )
-    (broken,) = store.verify_ledger().breaks
+    (broken,) = store.verify_ledger(KEY).breaks
     assert (broken.run_id, broken.seq) == (run.id, 2)
     assert "event 2 is missing" in broken.problem
 
@@ -102,7 +102,7 @@ def test_deleting_the_newest_events_is_detected(store, database_url):
             events.delete().where(events.c.run_id == run.id, events.c.seq >= 3)
         ),
     )
-    (broken,) = store.verify_ledger().breaks
+    (broken,) = store.verify_ledger(KEY).breaks
     assert broken.seq == 3
     assert "events 3 to 4 are missing: the run recorded 4 events" in broken.problem
 
@@ -129,7 +129,7 @@ def test_an_inserted_event_is_named(store, database_url):
         ),
     }
     tamper(database_url, lambda conn: conn.execute(events.insert().values(forged)))
-    (broken,) = store.verify_ledger().breaks
+    (broken,) = store.verify_ledger(KEY).breaks
     assert broken.seq == 5
     assert "added outside the runtime" in broken.problem
 
@@ -158,7 +158,7 @@ def test_an_event_slipped_into_the_middle_is_named(store, database_url):
         )
 
     tamper(database_url, shift_and_insert)
-    (broken,) = store.verify_ledger().breaks
+    (broken,) = store.verify_ledger(KEY).breaks
     assert broken.seq == 3
 
 
@@ -169,27 +169,27 @@ def test_a_pruned_chain_still_verifies_and_keeps_growing(store, clock):
     store.append_events(old_run.id, [NewEvent(event_type="late_note")])  # seq 4, recent
     active = _run_with_events(store, count=2)  # not finished: never pruned
 
-    pruned = store.prune_events(older_than=clock.current - timedelta(days=30))
+    pruned = store.prune_events(older_than=clock.current - timedelta(days=30), signing_key=KEY)
 
     assert pruned == 3
     assert [event.seq for event in store.list_events(old_run.id)] == [4]
     with store.engine.connect() as conn:
         checkpoint = conn.execute(sa.select(ledger_checkpoints)).one()
     assert (checkpoint.run_id, checkpoint.seq) == (old_run.id, 3)
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
     store.append_events(old_run.id, [NewEvent(event_type="after_prune")])
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
     assert [event.seq for event in store.list_events(active.id)] == [1, 2]
-    assert store.prune_events(older_than=clock.current - timedelta(days=30)) == 0
+    assert store.prune_events(older_than=clock.current - timedelta(days=30), signing_key=KEY) == 0
 
 
 def test_pruning_every_event_of_a_run_keeps_it_verifiable(store, clock):
     run = _run_with_events(store, count=3)
     _finish(store, run.id)
     clock.advance(days=40)
-    assert store.prune_events(older_than=clock.current - timedelta(days=30)) == 3
+    assert store.prune_events(older_than=clock.current - timedelta(days=30), signing_key=KEY) == 3
     assert store.list_events(run.id) == []
-    report = store.verify_ledger()
+    report = store.verify_ledger(KEY)
     assert report.ok
     assert report.runs_checked == 1
 
@@ -199,9 +199,9 @@ def test_deleting_a_pruned_runs_checkpoint_is_detected(store, clock, database_ur
     _finish(store, run.id)
     clock.advance(days=40)
     store.append_events(run.id, [NewEvent(event_type="recent")])
-    store.prune_events(older_than=clock.current - timedelta(days=30))
+    store.prune_events(older_than=clock.current - timedelta(days=30), signing_key=KEY)
     tamper(database_url, lambda conn: conn.execute(ledger_checkpoints.delete()))
-    (broken,) = store.verify_ledger().breaks
+    (broken,) = store.verify_ledger(KEY).breaks
     assert broken.seq == 1
     assert "missing" in broken.problem
 
@@ -212,7 +212,7 @@ def test_postgresql_refuses_to_update_or_delete_events(pg_store, clock):
     _finish(store, run.id)
     clock.advance(days=40)
     store.append_events(run.id, [NewEvent(event_type="recent")] * 2)
-    assert store.prune_events(older_than=clock.current - timedelta(days=30)) == 4
+    assert store.prune_events(older_than=clock.current - timedelta(days=30), signing_key=KEY) == 4
     attempts = [
         events.update().where(events.c.run_id == run.id).values(data={}),
         events.delete().where(events.c.run_id == run.id),
@@ -224,7 +224,7 @@ def test_postgresql_refuses_to_update_or_delete_events(pg_store, clock):
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
             conn.execute(statement)
     assert [event.seq for event in store.list_events(run.id)] == [5, 6]
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_sqlite_refuses_to_update_events(sqlite_store):
@@ -232,7 +232,7 @@ def test_sqlite_refuses_to_update_events(sqlite_store):
     run = _run_with_events(store)
     with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
         conn.execute(events.update().where(events.c.run_id == run.id).values(data={}))
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_event_data_is_stored_as_json_the_hash_can_recompute(store):
@@ -248,4 +248,4 @@ def test_event_data_is_stored_as_json_the_hash_can_recompute(store):
     assert written.data["nul"] == "ab"
     assert written.data["nested"]["tuple"] == [1, 2]
     assert store.list_events(run.id)[-1] == written
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok

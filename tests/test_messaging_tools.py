@@ -13,7 +13,7 @@ from agent_core.notify import EmailTransport, WhatsAppTransport
 from agent_core.tools.gateway import ToolGateway, validate_args
 from agent_core.tools.messaging import messaging_tools
 from tests.peers import MailServer, TwilioServer
-from tests.support import agent_settings, make_objective, make_orchestrator, run_to_end
+from tests.support import KEY, agent_settings, make_objective, make_orchestrator, run_to_end
 
 EMAIL = {
     "to": "boss@example.com",
@@ -300,7 +300,7 @@ def test_an_agent_sending_email_waits_for_approval_then_sends_exactly_that_mail(
     assert (approval.tool_name, approval.args) == ("send_email", EMAIL)
     assert approval.status is ApprovalStatus.PENDING
 
-    store.decide_approval(approval.id, approve=True, by="admin")
+    store.decide_approval(approval.id, approve=True, by="admin", signing_key=KEY)
     assert store.claim_run(run.id, owner=orchestrator.owner, lease_s=300) is not None
     resumed = orchestrator.execute(run.id)
 
@@ -311,7 +311,7 @@ def test_an_agent_sending_email_waits_for_approval_then_sends_exactly_that_mail(
     assert mail.body.replace("\r\n", "\n") == EMAIL["body"]
     (tool_call,) = store.run_detail(run.id).tool_calls
     assert tool_call.status is ToolCallStatus.SUCCEEDED
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_an_agent_sending_email_is_refused_when_approvals_are_off(

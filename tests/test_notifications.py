@@ -18,7 +18,15 @@ from agent_core.models import (
 )
 from agent_core.notify import MAX_ATTEMPTS, RETRY_BACKOFF, SEND_TIMEOUT_S, Notifier
 from agent_core.runtime import open_runtime
-from tests.support import agent_settings, make_objective, make_orchestrator, run_cli, run_to_end
+from tests.support import (
+    KEY,
+    SECRET_KEY,
+    agent_settings,
+    make_objective,
+    make_orchestrator,
+    run_cli,
+    run_to_end,
+)
 
 THOUGHT = "Lead 7 is a duplicate of lead 3; deleting it keeps the follow-ups clean."
 ARGS = {"table": "app_leads", "id": 7}
@@ -42,7 +50,10 @@ def pause_for_approval(
 
 
 def notifier(store, notify_settings, **overrides: object) -> Notifier:
-    return Notifier(store, agent_settings(**{**notify_settings, **overrides}))
+    """Without AGENT_SECRET_KEY unless told (links then open the request's page)."""
+    return Notifier(
+        store, agent_settings(**{"agent_secret_key": None, **notify_settings, **overrides})
+    )
 
 
 def events(store, run_id, *types):
@@ -65,6 +76,7 @@ def due_after(delay) -> dict[str, float]:
 
 def assert_ledger_verifies(database_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("AGENT_SECRET_KEY", SECRET_KEY)
     verified = run_cli(["ledger", "verify"])
     assert verified.exit_code == 0, verified.stdout + verified.stderr
     assert verified.stdout.startswith("ledger OK")
@@ -245,7 +257,7 @@ def test_a_dead_mail_server_is_recorded_then_retried_once_due(
     clock.advance(hours=2)
     assert live.retry_due() == []  # a sent notification is never sent again
     assert len(mail_server.received) == 1
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_twilio_answering_an_error_is_a_failure_with_a_reason(
@@ -379,7 +391,9 @@ def test_a_retry_never_asks_to_decide_an_approval_already_decided(
     notifier(
         store, notify_settings, smtp_port=dead_port, agent_approval_notify_channels="email"
     ).request_approval(approval.id)
-    store.decide_approval(approval.id, approve=False, by="admin", reason="not a duplicate")
+    store.decide_approval(
+        approval.id, approve=False, by="admin", reason="not a duplicate", signing_key=KEY
+    )
 
     clock.advance(**due_after(RETRY_BACKOFF[0]))
     notifier(store, notify_settings, agent_approval_notify_channels="email").retry_due()
@@ -452,7 +466,7 @@ def test_a_reminder_goes_out_once_per_channel_shortly_before_expiry(
     assert reminding.remind() == []
     assert len(mail_server.received) == 2
     assert len(twilio_server.messages) == 2
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_the_default_reminder_window_is_an_hour(
@@ -482,7 +496,9 @@ def test_no_reminder_for_an_approval_no_longer_pending(
         clock.advance(hours=24, minutes=1)
         store.expire_approvals()
     else:
-        store.decide_approval(approval.id, approve=outcome == "approved", by="admin")
+        store.decide_approval(
+            approval.id, approve=outcome == "approved", by="admin", signing_key=KEY
+        )
         clock.advance(hours=23, minutes=30)  # inside the reminder window
     assert store.get_approval(approval.id).status is ApprovalStatus(outcome)
 

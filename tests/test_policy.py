@@ -20,6 +20,7 @@ from agent_core.policy import Outcome, decide
 from agent_core.tools.data import NoArgs
 from agent_core.tools.registry import Tool
 from tests.support import (
+    KEY,
     agent_settings,
     create_leads,
     make_objective,
@@ -145,7 +146,7 @@ def test_a_risky_call_pauses_the_run_with_an_approval_bound_to_its_arguments(sto
     assert (approval.expires_at - approval.created_at).total_seconds() == pytest.approx(
         24 * 3600, abs=1
     )
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_with_approvals_off_a_risky_call_is_refused_and_the_agent_goes_on(store, llm_server):

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from agent_core.models import RunStatus, StepStatus, ToolCallStatus
-from tests.support import create_leads, make_objective
+from tests.support import KEY, create_leads, make_objective
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,7 +78,7 @@ def test_a_killed_run_resumes_in_a_new_process_with_the_same_messages(
     assert [c.status for c in detail.tool_calls] == [ToolCallStatus.SUCCEEDED] * 2
     claims = [e for e in detail.events if e.event_type == "run_claimed"]
     assert claims[1].data["from_status"] == "running"
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_the_rebuilt_conversation_equals_the_one_held_in_memory(store, llm_server):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from agent_core.models import RunStatus, ToolCallStatus
 from tests.dashboard_support import no_traceback, text
-from tests.support import agent_settings, make_objective, make_orchestrator
+from tests.support import KEY, agent_settings, make_objective, make_orchestrator
 from tests.test_wix_tools import wix_settings
 from tests.wix_server import _order
 
@@ -79,4 +79,4 @@ def test_unpaid_orders_get_a_coupon_each_once_approved_in_the_dashboard(
     assert len(wix_server.hits(COUPONS)) == 2  # each created once, never repeated
     calls = live_store.run_detail(finished.id).tool_calls
     assert [call.status for call in calls] == [ToolCallStatus.SUCCEEDED] * 3
-    assert live_store.verify_ledger().ok
+    assert live_store.verify_ledger(KEY).ok

@@ -21,7 +21,7 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.store.ledger import tool_args_hash
-from tests.support import make_objective
+from tests.support import KEY, make_objective
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def _nothing_written(store, run_id):
         0,
         0,
     )
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_a_step_is_written_with_its_call_events_and_counters(store):
@@ -91,7 +91,7 @@ def test_a_step_is_written_with_its_call_events_and_counters(store):
         "step_started",
         "step_completed",
     ]
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def _refuse_tool_call_inserts(store):

@@ -26,7 +26,7 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.store import schema
-from tests.support import make_objective
+from tests.support import KEY, make_objective
 
 OWNER = "test-worker"
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -75,6 +75,7 @@ def _paused(store, objective_id, *, thought="Ada has not answered: email her.", 
             risk_reason="sends an email outside the company",
             expires_at=store.now() + (expires_in or timedelta(hours=24)),
         ),
+        signing_key=KEY,
         run=RunChanges(owner=OWNER, status=RunStatus.PAUSED, release_lease=True),
     )
 
@@ -241,6 +242,7 @@ def test_the_timeline_attaches_each_steps_call_and_approval(store):
             risk_reason="sends an email",
             expires_at=store.now() + timedelta(hours=24),
         ),
+        signing_key=KEY,
         run=RunChanges(owner=OWNER, status=RunStatus.PAUSED, release_lease=True),
     )
 
@@ -386,8 +388,10 @@ def _approvals(store, clock):
         clock.advance(minutes=10)
         expires = timedelta(minutes=5) if index == 4 else None
         made.append(_paused(store, objective.id, thought=f"thought {index}", expires_in=expires))
-    store.decide_approval(made[0].approval.id, approve=True, by="alice")
-    store.decide_approval(made[2].approval.id, approve=False, by="bob", reason="no")
+    store.decide_approval(made[0].approval.id, approve=True, by="alice", signing_key=KEY)
+    store.decide_approval(
+        made[2].approval.id, approve=False, by="bob", reason="no", signing_key=KEY
+    )
     clock.advance(minutes=6)
     assert [a.id for a in store.expire_approvals()] == [made[4].approval.id]
     return made

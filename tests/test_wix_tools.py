@@ -15,7 +15,7 @@ from agent_core.models import RiskLevel, RunStatus, ToolCallStatus
 from agent_core.runtime import build_tools
 from agent_core.tools.gateway import ToolGateway, ToolResult, validate_args
 from agent_core.tools.wix import WixClient, observed_size, wix_tools
-from tests.support import agent_settings, make_objective, make_orchestrator, run_to_end
+from tests.support import KEY, agent_settings, make_objective, make_orchestrator, run_to_end
 from tests.wix_server import COUPONS, ORDERS, PRODUCTS, WixServer
 
 NOW = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
@@ -689,4 +689,4 @@ def test_a_run_whose_coupon_outcome_is_unknown_is_told_so_and_the_code_prevents_
     assert "already exists" in str(llm_server.requests[3]["messages"][-1]["content"])
     assert wix_server.creations == 1
     assert len(wix_server.hits(COUPONS)) == 2
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok

@@ -21,7 +21,7 @@ from agent_core.runtime import Runtime
 from agent_core.store import Store
 from agent_core.tools import ToolRegistry
 from agent_core.worker import Worker
-from tests.support import agent_settings, make_objective, run_cli
+from tests.support import KEY, SECRET_KEY, agent_settings, make_objective, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,6 +61,7 @@ def _worker_env(database_url, llm_server, **extra):
         "AGENT_WORKER_HEARTBEAT_S": "0.3",
         "AGENT_RUN_LEASE_S": "1",
         "AGENT_WORKER_SHUTDOWN_S": "2",
+        "AGENT_SECRET_KEY": SECRET_KEY,  # `up` gives its worker the key
         **{name: str(value) for name, value in extra.items()},
     }
 
@@ -140,7 +141,7 @@ def test_two_workers_run_hundreds_of_runs_each_exactly_once(live_store, database
         owners[run.id] = claims[0].data["owner"]
     assert len(set(owners.values())) == 2  # both workers took part
     assert len(llm_server.requests) == 600  # two LLM calls per run, never repeated
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
     assert all("started" in err and "completed" in err for _, err in logs)
 
 
@@ -206,7 +207,7 @@ def test_a_killed_worker_loses_no_run_and_repeats_no_side_effect(
         else:  # in flight when the worker died: told, never repeated
             assert call.status is ToolCallStatus.UNKNOWN
             assert delivered.count(address) <= 1
-    assert store.verify_ledger().ok
+    assert store.verify_ledger(KEY).ok
 
 
 def test_sigterm_gives_runs_back_and_exits_within_the_shutdown_time(

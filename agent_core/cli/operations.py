@@ -69,8 +69,15 @@ def register(commands: Commands) -> None:
     tools.command("list", _tools_list, "every registered tool, its risk and arguments")
 
     ledger = commands.group("ledger", "the tamper-evident audit ledger")
-    verify = ledger.command("verify", _ledger_verify, "recompute every hash chain")
+    verify = ledger.command(
+        "verify", _ledger_verify, "recompute every hash chain and check the signed seals"
+    )
     verify.add_argument("--run", metavar="RUN_ID", help="verify one run only")
+    ledger.command(
+        "seal",
+        _ledger_seal,
+        "sign the heads of the runs whose ledger grew (maintenance does it on every pass)",
+    )
 
 
 # --- handlers ---------------------------------------------------------------------------------
@@ -272,14 +279,28 @@ def _tools_list(_: argparse.Namespace, context: Context) -> Output:
 
 
 def _ledger_verify(args: argparse.Namespace, context: Context) -> Output:
-    report = context.store().verify_ledger(args.run)
+    from agent_core.maintenance import verify_ledger
+    from agent_core.render import ledger_report_lines
+
+    report = verify_ledger(context.store(), context.settings, args.run)
     result = {**document(report), "ok": report.ok}
-    if report.ok:
-        text = f"ledger OK: {report.events_checked} events in {report.runs_checked} runs verified"
-        return Output(result, text)
-    lines = [f"ledger BROKEN: {len(report.breaks)} of {report.runs_checked} runs fail verification"]
-    lines += [f"  run {item.run_id} event {item.seq}: {item.problem}" for item in report.breaks]
-    return Output(result, "\n".join(lines), exit_code=1)
+    return Output(result, "\n".join(ledger_report_lines(report)), exit_code=0 if report.ok else 1)
+
+
+def _ledger_seal(_: argparse.Namespace, context: Context) -> Output:
+    from agent_core.maintenance import seal_ledger
+
+    seal = seal_ledger(context.store(), context.settings)
+    adopted = (
+        f"; it adopted {seal.checkpoints_adopted} prune checkpoint(s) written before seals"
+        if seal.checkpoints_adopted
+        else ""
+    )
+    text = (
+        f"ledger sealed: seal {seal.seq} covers {seal.entries_count} run(s) with new events"
+        f"{adopted} (signature {seal.signature[:16]}…)"
+    )
+    return Output(document(seal), text)
 
 
 # --- text rendering ---------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from typing import Any, NoReturn
 from pydantic import BaseModel
 
 from agent_core import events as ledger_events
+from agent_core.config import ledger_key
+from agent_core.errors import ConfigError
 from agent_core.llm import LLMReply
 from agent_core.loop.planning import llm_facts
 from agent_core.loop.prompting import stored_reply
@@ -229,8 +231,13 @@ def _pause(
     reason: str,
     facts: dict[str, Any],
 ) -> NoReturn:
-    """Pause the run with an approval bound to this exact call, and tell the admin."""
+    """Pause the run with an approval bound to this exact call (signed under the secret key:
+    without AGENT_SECRET_KEY the run fails with config_error), and tell the admin."""
     context = session.context
+    try:
+        key = ledger_key(context.settings)
+    except ConfigError as exc:
+        session.end(run, RunStatus.FAILED, StopReason.CONFIG_ERROR, str(exc))
     expires_at = context.store.now() + timedelta(hours=context.settings.agent_approval_ttl_hours)
     approval = NewApproval(
         tool_name=tool.name, args=args, risk_reason=reason, expires_at=expires_at
@@ -246,6 +253,7 @@ def _pause(
         ),
         outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
         approval=approval,
+        signing_key=key,
         run=session.changes(status=RunStatus.PAUSED, release_lease=True),
         new_events=[
             ledger_events.approval_requested(

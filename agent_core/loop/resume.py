@@ -3,13 +3,18 @@
 - A call found started but never finished (the worker died during it) may or may not have
   taken effect: it is marked unknown, never repeated, and the agent is told.
 - A step paused for approval gets the admin's decision: exactly the approved call runs,
-  after checking it is still what was approved (the keyed hash) and still in time; a
-  rejection becomes an observation the agent adapts to; an undecided one pauses again.
+  after checking it is still what was approved (its hash, and its binding signed under the
+  secret key when approval was requested or changed), that the decision was signed by the
+  runtime when it was made, and that it is still in time; a rejection (signed too) becomes
+  an observation the agent adapts to; an undecided one pauses again. A call that fails a
+  check is never made: the run fails with approval_invalid and the ledger says why.
 """
 
 from __future__ import annotations
 
 from agent_core import events as ledger_events
+from agent_core.config import ledger_key
+from agent_core.errors import ConfigError
 from agent_core.loop.acting import outcome_of, result_events, run_tool
 from agent_core.loop.session import RunEnded, Session
 from agent_core.models import (
@@ -25,6 +30,7 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.store.ledger import tool_args_hash
+from agent_core.store.signing import LedgerKey
 from agent_core.tools import gateway
 
 
@@ -68,7 +74,16 @@ def apply_decision(session: Session, run: Run) -> Run:
         raise RunEnded(
             store.update_run(run.id, session.changes(status=RunStatus.PAUSED, release_lease=True))
         )
+    if approval.status not in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+        return run
+    try:
+        key = ledger_key(session.context.settings)
+    except ConfigError as exc:
+        error = f"the decision on this call cannot be checked: {exc}"
+        store.close_unapproved_call(approval, ToolCallStatus.DENIED, error, session.changes(), [])
+        session.end(run, RunStatus.FAILED, StopReason.CONFIG_ERROR, str(exc))
     if approval.status is ApprovalStatus.REJECTED:
+        _refuse_if(session, run, approval, unsigned_decision(approval, key))
         reason = f": {approval.decision_reason}" if approval.decision_reason else ""
         error = f"the admin ({approval.decided_by}) rejected this call{reason}"
         return store.close_unapproved_call(
@@ -82,25 +97,15 @@ def apply_decision(session: Session, run: Run) -> Run:
                 )
             ],
         )
-    if approval.status is not ApprovalStatus.APPROVED:
-        return run
     if not approval_intact(approval, call):
-        error = (
-            "the call stored for this approval was changed after it was requested "
-            "(its hash no longer matches): it was not executed"
-        )
-        store.close_unapproved_call(
+        _refuse_if(
+            session,
+            run,
             approval,
-            ToolCallStatus.DENIED,
-            error,
-            session.changes(),
-            [
-                ledger_events.approval_tampered(
-                    approval_id=approval.id, args_hash=approval.args_hash
-                )
-            ],
+            "the call stored for this approval was changed after it was requested "
+            "(its hash no longer matches)",
         )
-        session.end(run, RunStatus.FAILED, StopReason.APPROVAL_INVALID, error)
+    _refuse_if(session, run, approval, unbound(approval, key) or unsigned_decision(approval, key))
     if approval.expires_at <= store.now():
         error = "the approval expired before the approved call could run"
         store.close_unapproved_call(
@@ -156,6 +161,69 @@ def _run_approved_call(
             step.step_number, approval.tool_name, result, approval_id=approval.id
         ),
     )
+
+
+def _refuse_if(session: Session, run: Run, approval: Approval, problem: str | None) -> None:
+    """With a `problem`, the call is not made: it is closed as denied, the ledger records
+    why (approval_tampered), and the run fails with approval_invalid (RunEnded)."""
+    if problem is None:
+        return
+    error = f"{problem}: it was not executed"
+    session.context.store.close_unapproved_call(
+        approval,
+        ToolCallStatus.DENIED,
+        error,
+        session.changes(),
+        [
+            ledger_events.approval_tampered(
+                approval_id=approval.id, args_hash=approval.args_hash, problem=problem
+            )
+        ],
+    )
+    session.end(run, RunStatus.FAILED, StopReason.APPROVAL_INVALID, error)
+
+
+def unbound(approval: Approval, key: LedgerKey) -> str | None:
+    """Why the approval's tool and arguments are not those bound (signed) when approval was
+    requested, or when the admin approved with changes; None when they are."""
+    if approval.binding is None:
+        return (
+            "this approval carries no signed binding of its call (it was approved before "
+            "approvals were signed, or the binding was removed from the database)"
+        )
+    expected = key.approval_binding(
+        approval_id=approval.id, tool=approval.tool_name, args=approval.args
+    )
+    if not key.matches(approval.binding, expected):
+        return (
+            "the call stored for this approval was changed after it was requested "
+            "(its signed binding no longer matches)"
+        )
+    return None
+
+
+def unsigned_decision(approval: Approval, key: LedgerKey) -> str | None:
+    """Why the recorded decision is not one the runtime signed when an admin made it (who,
+    when, what, why); None when it is."""
+    if approval.decision_signature is None:
+        return (
+            f"the decision recorded for this approval ({approval.status}) is not signed: it "
+            "was not made through the runtime"
+        )
+    expected = key.decision(
+        approval_id=approval.id,
+        decision=approval.status,
+        by=approval.decided_by,
+        decided_at=approval.decided_at,
+        reason=approval.decision_reason,
+        args_hash=approval.args_hash,
+    )
+    if not key.matches(approval.decision_signature, expected):
+        return (
+            "the decision recorded for this approval was changed after it was made "
+            "(its signature no longer matches)"
+        )
+    return None
 
 
 def approval_intact(approval: Approval, call: ToolCall) -> bool:

@@ -20,6 +20,7 @@ from agent_core.models import (
     Approval,
     ApprovalStatus,
     Event,
+    LedgerReport,
     NewEvent,
     Run,
     RunStatus,
@@ -64,8 +65,8 @@ STOP_REASONS: Mapping[StopReason, str] = {
     ),
     StopReason.APPROVAL_EXPIRED: "Nobody approved or rejected the waiting action in time.",
     StopReason.APPROVAL_INVALID: (
-        "The action waiting for approval was changed after it was requested, so it was not "
-        "carried out."
+        "The action waiting for approval was changed after it was requested, or its approval "
+        "was not made through the runtime, so it was not carried out."
     ),
     StopReason.CONFIG_ERROR: "A setting the run needs is missing or wrong.",
     StopReason.WORKER_LOST: "The worker executing the run stopped answering too many times.",
@@ -424,6 +425,8 @@ def _describe_event(kind: EventType, data: Mapping[str, Any]) -> str:
         case EventType.APPROVAL_EXPIRED:
             return f"The approval for {data.get('tool') or 'the call'} expired without a decision."
         case EventType.APPROVAL_TAMPERED:
+            if data.get("problem"):
+                return f"The approved call was not run: {data['problem']}."
             return "The call waiting for approval was changed after it was requested: not run."
         case EventType.APPROVAL_REJECTION_OBSERVED:
             return "The agent was told its call was rejected."
@@ -446,3 +449,45 @@ def event_sentence(event: Event | NewEvent) -> str:
     except ValueError:
         return f"{event.event_type}: {cut(_json(event.data), 200)}"
     return _describe_event(kind, event.data)
+
+
+# --- the ledger -------------------------------------------------------------------------------
+
+
+def seal_summary(report: LedgerReport) -> str:
+    """How far the seals go: "12 seal(s) checked, the last (seal 12) written 2026-11-02
+    09:05:00 UTC, 4 min ago", or that there is none yet."""
+    if report.last_seal_at is None:
+        return "no seal yet"
+    age = format_duration((report.last_seal_age_s or 0) * 1000)
+    return (
+        f"{report.seals_checked} seal(s) checked, the last (seal {report.last_seal_seq}) "
+        f"written {format_time(report.last_seal_at)}, {age} ago"
+    )
+
+
+def ledger_report_lines(report: LedgerReport) -> list[str]:
+    """`ledger verify`'s verdict: OK or BROKEN with each break by seal, or by run and event,
+    then the warnings (what verification could not rule out)."""
+    if report.ok:
+        head = (
+            f"ledger OK: {report.events_checked} events in {report.runs_checked} runs verified; "
+            f"{seal_summary(report)}"
+        )
+    else:
+        seals = (
+            f" and {len({item.seal for item in report.seal_breaks})} of "
+            f"{report.seals_checked} seals"
+            if report.seal_breaks
+            else ""
+        )
+        head = (
+            f"ledger BROKEN: {len(report.breaks)} of {report.runs_checked} runs{seals} fail "
+            f"verification; {seal_summary(report)}"
+        )
+    return [
+        head,
+        *(f"  seal {item.seal}: {item.problem}" for item in report.seal_breaks),
+        *(f"  run {item.run_id} event {item.seq}: {item.problem}" for item in report.breaks),
+        *(f"warning: {warning}" for warning in report.warnings),
+    ]

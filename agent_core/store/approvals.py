@@ -9,9 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Row
 
 from agent_core import events as ledger_events
 from agent_core.errors import Conflict, NotFound
+from agent_core.events import EventType
 from agent_core.models import (
     Approval,
     ApprovalStatus,
@@ -28,7 +30,8 @@ from agent_core.store.base import (
     parse_id,
 )
 from agent_core.store.ledger import to_json_value, tool_args_hash
-from agent_core.store.schema import approvals, tool_calls
+from agent_core.store.schema import approvals, events, tool_calls
+from agent_core.store.signing import LedgerKey
 from agent_core.store.steps import close_unapproved_step
 
 
@@ -58,6 +61,7 @@ class ApprovalStore(StoreBase):
         *,
         approve: bool,
         by: str,
+        signing_key: LedgerKey,
         reason: str | None = None,
         approved_args: dict[str, Any] | None = None,
     ) -> Approval:
@@ -66,16 +70,23 @@ class ApprovalStore(StoreBase):
         admins clicking together, the second is told who decided first.
 
         `approved_args` approves with changes (already validated by the caller): the
-        approval and its tool call then hold exactly those arguments and their hash, the
-        approval keeps the original ones, and the ledger records both."""
-        key = parse_id(approval_id, "approval")
+        approval and its tool call then hold exactly those arguments, their hash and their
+        binding under `signing_key`, the approval keeps the original ones, and the ledger records
+        both. The decision itself is signed under `signing_key`; the run checks both signatures
+        before the call is made.
+
+        An approval requested before bindings existed is bound here, by the deciding process
+        (which holds the key), to the arguments the admin is deciding on, provided they are
+        still those the ledger recorded in its approval_requested event; otherwise it stays
+        unbound and its run refuses to make the call (approval_invalid)."""
+        key_id = parse_id(approval_id, "approval")
         now = self.now()
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         with self._transaction(write=True) as conn:
             # Locked (PostgreSQL; SQLite's write lock already serialises): a second admin
             # waits here and then reads the first one's decision.
             current = conn.execute(
-                approvals.select().where(approvals.c.id == key).with_for_update()
+                approvals.select().where(approvals.c.id == key_id).with_for_update()
             ).one_or_none()
             if current is None:
                 raise NotFound(f"no approval has id {approval_id}")
@@ -99,11 +110,26 @@ class ApprovalStore(StoreBase):
                     "args": stored_args,
                     "args_hash": args_hash,
                     "original_args": current.args,
+                    "binding": signing_key.approval_binding(
+                        approval_id=key_id, tool=current.tool_name, args=stored_args
+                    ),
                 }
+            elif current.binding is None and approve and _as_requested(conn, current):
+                values["binding"] = signing_key.approval_binding(
+                    approval_id=key_id, tool=current.tool_name, args=current.args
+                )
+            values["decision_signature"] = signing_key.decision(
+                approval_id=key_id,
+                decision=status,
+                by=by,
+                decided_at=now,
+                reason=reason,
+                args_hash=args_hash,
+            )
             decided = conn.execute(
                 approvals.update()
                 .where(
-                    approvals.c.id == key,
+                    approvals.c.id == key_id,
                     approvals.c.status == ApprovalStatus.PENDING,
                     approvals.c.expires_at > now,
                 )
@@ -111,7 +137,7 @@ class ApprovalStore(StoreBase):
                 .returning(approvals)
             ).one_or_none()
             if decided is None:  # decided meanwhile by someone else
-                latest = conn.execute(approvals.select().where(approvals.c.id == key)).one()
+                latest = conn.execute(approvals.select().where(approvals.c.id == key_id)).one()
                 raise Conflict(why_undecidable(as_approval(latest), run, now) or "try again")
             if approved_args is not None:
                 conn.execute(
@@ -125,7 +151,7 @@ class ApprovalStore(StoreBase):
                 set_values={"status": RunStatus.QUEUED},
                 new_events=[
                     ledger_events.approval_decided(
-                        approval_id=key,
+                        approval_id=key_id,
                         decision=status,
                         by=by,
                         reason=reason,
@@ -193,3 +219,21 @@ class ApprovalStore(StoreBase):
                 )
                 expired.append(as_approval(row))
         return expired
+
+
+def _as_requested(conn: sa.Connection, approval: Row[Any]) -> bool:
+    """The approval's tool and arguments are still those its run's ledger recorded when
+    approval was requested (the approval_requested event)."""
+    requested = conn.execute(
+        sa.select(events.c.data).where(
+            events.c.run_id == approval.run_id,
+            events.c.event_type == EventType.APPROVAL_REQUESTED.value,
+        )
+    ).scalars()
+    return any(
+        data.get("approval_id") == approval.id
+        and data.get("tool") == approval.tool_name
+        and data.get("args") == approval.args
+        for data in requested
+        if isinstance(data, dict)
+    )

@@ -42,6 +42,11 @@ from agent_core.store.schema import events, runs
 
 Clock = Callable[[], datetime]
 
+# Set for the duration of a transaction that prunes events or signs prune checkpoints; the
+# PostgreSQL ledger trigger lets only such a transaction delete events or change checkpoints
+# (see the initial migration).
+PRUNE_SETTING = "app_agent.prune"
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)

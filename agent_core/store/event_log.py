@@ -2,14 +2,16 @@
 
 The hash chain is computed by the pure functions of ledger.py; appends go through
 `_write_run` (base.py) so that the run's ledger head moves with them. The retention prune is
-the only deletion: it leaves a checkpoint per run, and on PostgreSQL the append-only trigger
-lets it through only inside a transaction that set PRUNE_SETTING."""
+the only deletion: it leaves a checkpoint per run, signed under the secret key, and on
+PostgreSQL the append-only trigger lets it through only inside a transaction that set
+PRUNE_SETTING. Verifying checks every chain against the checkpoints and against the signed
+seals (seals.py), which reveal what recomputing the hashes would otherwise hide."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +25,9 @@ from agent_core.models import (
     NewEvent,
     RunStatus,
 )
+from agent_core.render.text import format_duration, format_time
 from agent_core.store.base import (
+    PRUNE_SETTING,
     StoreBase,
     as_event,
     parse_id,
@@ -37,12 +41,13 @@ from agent_core.store.ledger import (
 from agent_core.store.schema import (
     events,
     ledger_checkpoints,
+    ledger_seal_entries,
     runs,
 )
+from agent_core.store.seals import SealCheck, check_seals, checkpoint_signature
+from agent_core.store.signing import LedgerKey
 
-# Set for the duration of a prune transaction; the PostgreSQL ledger trigger lets only such a
-# transaction delete events (see the initial migration).
-PRUNE_SETTING = "app_agent.prune"
+__all__ = ["PRUNE_SETTING", "EventLogStore"]
 
 
 class EventLogStore(StoreBase):
@@ -62,25 +67,58 @@ class EventLogStore(StoreBase):
             )
             return [as_event(row) for row in rows]
 
-    def verify_ledger(self, run_id: str | None = None) -> LedgerReport:
-        """Recompute every run's hash chain (or one run's) and name the first broken event."""
-        run_filter = runs.c.id == parse_id(run_id, "run") if run_id else sa.true()
-        event_filter = events.c.run_id == parse_id(run_id, "run") if run_id else sa.true()
+    def verify_ledger(
+        self,
+        signing_key: LedgerKey,
+        run_id: str | None = None,
+        *,
+        stale_after: timedelta | None = None,
+    ) -> LedgerReport:
+        """Recompute every run's hash chain (or one run's) and name the first broken event;
+        check the seals (signatures, links, entries) and that every sealed head is still
+        there with its hash, and every prune checkpoint's signature.
+
+        `stale_after`: warn when the last seal is older than that (maintenance stopped, or
+        the newest seals were deleted)."""
+        run_key = parse_id(run_id, "run") if run_id else None
+        run_filter = runs.c.id == run_key if run_key else sa.true()
+        event_filter = events.c.run_id == run_key if run_key else sa.true()
         with self._transaction(write=False) as conn:
             heads = {
                 row.id: ChainAnchor(row.event_seq, None)
                 for row in conn.execute(sa.select(runs.c.id, runs.c.event_seq).where(run_filter))
             }
-            if run_id and not heads:
+            sealed = check_seals(conn, signing_key, run_key)
+            if run_key and not heads and run_key not in sealed.heads:
                 raise NotFound(f"no run has id {run_id}")
-            checkpoints = {
-                row.run_id: ChainAnchor(row.seq, row.hash)
-                for row in conn.execute(sa.select(ledger_checkpoints))
-            }
-            rows = conn.execution_options(yield_per=2000).execute(
-                sa.select(events).where(event_filter).order_by(events.c.run_id, events.c.seq)
+            warnings: list[str] = []
+            breaks: dict[str, LedgerBreak] = {}
+            checkpoints: dict[str, ChainAnchor] = {}
+            checkpoint_filter = ledger_checkpoints.c.run_id == run_key if run_key else sa.true()
+            for row in conn.execute(sa.select(ledger_checkpoints).where(checkpoint_filter)):
+                checkpoints[row.run_id] = ChainAnchor(row.seq, row.hash)
+                problem = _checkpoint_problem(row, signing_key, sealed)
+                if problem and sealed.seals_checked:
+                    breaks[row.run_id] = LedgerBreak(
+                        run_id=row.run_id, seq=row.seq, problem=problem
+                    )
+                elif problem:
+                    warnings.append(f"run {row.run_id}: {problem}")
+            rows = conn.execute(
+                sa.select(events, ledger_seal_entries.c.hash.label("sealed_hash"))
+                .select_from(
+                    events.outerjoin(
+                        ledger_seal_entries,
+                        sa.and_(
+                            ledger_seal_entries.c.run_id == events.c.run_id,
+                            ledger_seal_entries.c.seq == events.c.seq,
+                        ),
+                    )
+                )
+                .where(event_filter)
+                .order_by(events.c.run_id, events.c.seq)
+                .execution_options(yield_per=2000)
             )
-            breaks: list[LedgerBreak] = []
             events_checked = 0
             verified: set[str] = set()
             for chain_run_id, chain_rows in itertools.groupby(rows, key=lambda row: row.run_id):
@@ -89,12 +127,13 @@ class EventLogStore(StoreBase):
                     (_chain_link(row) for row in chain_rows),
                     checkpoint=checkpoints.get(chain_run_id),
                     head=heads.get(chain_run_id, ChainAnchor(0, None)),
+                    sealed=_sealed_head(sealed, chain_run_id),
                 )
                 events_checked += checked
                 verified.add(chain_run_id)
-                if broken:
-                    breaks.append(
-                        LedgerBreak(run_id=chain_run_id, seq=broken[0], problem=broken[1])
+                if broken and chain_run_id not in breaks:
+                    breaks[chain_run_id] = LedgerBreak(
+                        run_id=chain_run_id, seq=broken[0], problem=broken[1]
                     )
             for quiet_run_id in heads.keys() - verified:
                 _, broken = verify_chain(
@@ -102,16 +141,43 @@ class EventLogStore(StoreBase):
                     (),
                     checkpoint=checkpoints.get(quiet_run_id),
                     head=heads[quiet_run_id],
+                    sealed=_sealed_head(sealed, quiet_run_id),
                 )
-                if broken:
-                    breaks.append(
-                        LedgerBreak(run_id=quiet_run_id, seq=broken[0], problem=broken[1])
+                if broken and quiet_run_id not in breaks:
+                    breaks[quiet_run_id] = LedgerBreak(
+                        run_id=quiet_run_id, seq=broken[0], problem=broken[1]
                     )
-        return LedgerReport(runs_checked=len(heads), events_checked=events_checked, breaks=breaks)
+            for gone_run_id in sealed.heads.keys() - heads.keys():
+                seq, _, seal_seq = sealed.heads[gone_run_id]
+                breaks.setdefault(
+                    gone_run_id,
+                    LedgerBreak(
+                        run_id=gone_run_id,
+                        seq=seq,
+                        problem="the run is gone: it was deleted from the database, though seal "
+                        f"{seal_seq} recorded its ledger up to event {seq}",
+                    ),
+                )
+        now = self.now()
+        age = (now - sealed.last_at).total_seconds() if sealed.last_at else None
+        warnings += _seal_warnings(sealed, age, stale_after, has_runs=bool(heads))
+        return LedgerReport(
+            runs_checked=len(heads),
+            events_checked=events_checked,
+            breaks=sorted(breaks.values(), key=lambda item: (item.run_id, item.seq)),
+            seal_breaks=sealed.breaks,
+            seals_checked=sealed.seals_checked,
+            first_seal_at=sealed.first_at,
+            last_seal_seq=sealed.last_seq,
+            last_seal_at=sealed.last_at,
+            last_seal_age_s=age,
+            warnings=warnings,
+        )
 
-    def prune_events(self, *, older_than: datetime) -> int:
-        """Delete ended runs' events older than `older_than`, leaving a checkpoint per run so
-        that the chain of what remains still verifies. Returns how many events were deleted."""
+    def prune_events(self, *, older_than: datetime, signing_key: LedgerKey) -> int:
+        """Delete ended runs' events older than `older_than`, leaving a checkpoint per run,
+        signed under `signing_key`, so that the chain of what remains still verifies. Returns how
+        many events were deleted."""
         old = sa.case((events.c.created_at < older_than, events.c.seq))
         new = sa.case((events.c.created_at >= older_than, events.c.seq))
         candidates = (
@@ -138,10 +204,12 @@ class EventLogStore(StoreBase):
             if last_pruned < 1:
                 continue
             with self._transaction(write=True) as conn:
-                deleted += self._prune_run(conn, run_key, last_pruned)
+                deleted += self._prune_run(conn, run_key, last_pruned, signing_key)
         return deleted
 
-    def _prune_run(self, conn: sa.Connection, run_key: str, last_pruned: int) -> int:
+    def _prune_run(
+        self, conn: sa.Connection, run_key: str, last_pruned: int, key: LedgerKey
+    ) -> int:
         anchor = conn.execute(
             sa.select(events.c.hash).where(events.c.run_id == run_key, events.c.seq == last_pruned)
         ).scalar_one_or_none()
@@ -149,14 +217,18 @@ class EventLogStore(StoreBase):
             return 0
         if self.dialect == "postgresql":
             conn.execute(sa.select(sa.func.set_config(PRUNE_SETTING, "on", True)))
-        insert = upsert_builder(self.dialect)(ledger_checkpoints).values(
-            run_id=run_key, seq=last_pruned, hash=anchor, pruned_at=self.now()
-        )
+        now = self.now()
+        values = {
+            "seq": last_pruned,
+            "hash": anchor,
+            "pruned_at": now,
+            "signature": key.checkpoint(
+                run_id=run_key, seq=last_pruned, hash=anchor, pruned_at=now
+            ),
+        }
+        insert = upsert_builder(self.dialect)(ledger_checkpoints).values(run_id=run_key, **values)
         conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=[ledger_checkpoints.c.run_id],
-                set_={"seq": last_pruned, "hash": anchor, "pruned_at": self.now()},
-            )
+            insert.on_conflict_do_update(index_elements=[ledger_checkpoints.c.run_id], set_=values)
         )
         result = conn.execute(
             events.delete().where(events.c.run_id == run_key, events.c.seq <= last_pruned)
@@ -172,4 +244,51 @@ def _chain_link(row: Row[Any]) -> ChainLink:
         created_at=row.created_at,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        sealed_hash=row.sealed_hash,
     )
+
+
+def _sealed_head(sealed: SealCheck, run_id: str) -> ChainAnchor | None:
+    head = sealed.heads.get(run_id)
+    return ChainAnchor(head[0], head[1]) if head else None
+
+
+def _checkpoint_problem(row: Row[Any], key: LedgerKey, sealed: SealCheck) -> str | None:
+    """What is wrong with a prune checkpoint's signature, if anything."""
+    if row.signature is None:
+        if sealed.seals_checked:
+            return (
+                f"the prune checkpoint at event {row.seq} is not signed: events 1 to {row.seq} "
+                "were deleted outside the runtime's retention prune"
+            )
+        return (
+            f"the prune checkpoint at event {row.seq} is unsigned (written before seals): "
+            "the first seal will adopt it"
+        )
+    if not key.matches(row.signature, checkpoint_signature(key, row)):
+        return (
+            f"the prune checkpoint at event {row.seq} is forged (its signature is not this "
+            f"runtime's): events 1 to {row.seq} were deleted outside the retention prune"
+        )
+    return None
+
+
+def _seal_warnings(
+    sealed: SealCheck, age_s: float | None, stale_after: timedelta | None, *, has_runs: bool
+) -> list[str]:
+    if sealed.last_at is None or age_s is None:
+        if not has_runs:
+            return []
+        return [
+            "the ledger has no seal yet: until the worker's maintenance (or `python -m "
+            "agent_core ledger seal`) writes one, a chain rewritten with recomputed hashes "
+            "or a deleted run cannot be detected"
+        ]
+    if stale_after is not None and age_s > stale_after.total_seconds():
+        return [
+            f"the last seal ({sealed.last_seq}, {format_time(sealed.last_at)}) is "
+            f"{format_duration(int(age_s * 1000))} old, more than twice the maintenance "
+            "interval: maintenance may have stopped, or the newest seals were deleted "
+            "(changes since the last seal cannot be checked)"
+        ]
+    return []

@@ -83,7 +83,8 @@ def event_hash(
 
 @dataclass(frozen=True, slots=True)
 class ChainLink:
-    """One stored event, as the verifier reads it."""
+    """One stored event, as the verifier reads it, with the hash a seal recorded for it when
+    it was a run's head at sealing time (None when no seal did)."""
 
     seq: int
     event_type: str
@@ -91,6 +92,7 @@ class ChainLink:
     created_at: datetime
     prev_hash: str
     hash: str
+    sealed_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +109,21 @@ def verify_chain(
     *,
     checkpoint: ChainAnchor | None,
     head: ChainAnchor,
+    sealed: ChainAnchor | None = None,
 ) -> tuple[int, tuple[int, str] | None]:
     """Walk one run's events in sequence order.
+
+    Besides the chain itself, every event a seal recorded (`ChainLink.sealed_hash`) must
+    still have that hash, and the newest sealed head (`sealed`) must still exist unless a
+    checkpoint covers it: a chain rewritten with recomputed hashes, or cut short together
+    with the run's head, is caught there.
 
     Returns how many events were checked and, if the chain is broken, the sequence number of
     the first broken event with a sentence saying what is wrong with it.
     """
     expected_seq = checkpoint.seq + 1 if checkpoint else 1
     expected_prev = checkpoint.hash if checkpoint and checkpoint.hash else GENESIS_HASH
+    trusted_up_to = expected_seq - 1  # the last event known to match a seal (or the start)
     checked = 0
     for link in links:
         checked += 1
@@ -143,6 +152,10 @@ def verify_chain(
         )
         if computed != link.hash:
             return checked, (link.seq, "event content does not match its hash: it was edited")
+        if link.sealed_hash is not None:
+            if link.sealed_hash != link.hash:
+                return checked, (link.seq, _rewritten(trusted_up_to + 1, link.seq))
+            trusted_up_to = link.seq
         expected_prev = link.hash
         expected_seq += 1
     last_seq = expected_seq - 1
@@ -160,7 +173,27 @@ def verify_chain(
         )
     if head.seq and head.hash is not None and head.hash != expected_prev:
         return checked, (last_seq, "last event does not match the hash the run recorded")
+    covered = checkpoint.seq if checkpoint else 0
+    if sealed is not None and sealed.seq > max(last_seq, covered):
+        missing = (
+            f"event {sealed.seq} is missing"
+            if sealed.seq == last_seq + 1
+            else f"events {last_seq + 1} to {sealed.seq} are missing"
+        )
+        return checked, (
+            last_seq + 1,
+            f"{missing}: deleted, with the run's count of events lowered to match, though a "
+            f"seal recorded the ledger up to event {sealed.seq}",
+        )
     return checked, None
+
+
+def _rewritten(first: int, seq: int) -> str:
+    where = f"event {seq}" if first == seq else f"one of events {first} to {seq}"
+    return (
+        f"event no longer has the hash a seal recorded for it: {where} was changed, "
+        "inserted, deleted or moved and the chain's hashes recomputed"
+    )
 
 
 def tool_args_hash(tool_name: str, args: Any) -> str:

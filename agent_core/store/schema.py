@@ -200,6 +200,37 @@ ledger_checkpoints = sa.Table(
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     _timestamp("pruned_at"),
+    # HMAC under the secret key (signing.py): the prune was done by the runtime. Null only
+    # on checkpoints written before seals, which the first seal adopts.
+    sa.Column("signature", sa.String(64), nullable=True),
+)
+
+# Periodic signed seals (maintenance): each covers the runs whose ledger grew since the
+# previous seal, one entry per run with its head, and chains to the previous seal by its
+# signature. Append-only like the events (triggers in the migration).
+ledger_seals = sa.Table(
+    "app_agent_ledger_seals",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    _timestamp("sealed_at"),
+    sa.Column("entries_count", sa.Integer, nullable=False),
+    # SHA-256 of the seal's entries in run order (signing.entries_digest).
+    sa.Column("entries_digest", sa.String(64), nullable=False),
+    sa.Column("prev_signature", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(64), nullable=False),
+)
+
+ledger_seal_entries = sa.Table(
+    "app_agent_ledger_seal_entries",
+    metadata,
+    sa.Column("seal_seq", sa.Integer, nullable=False),
+    # No foreign key to the run: a run deleted behind the runtime's back stays named here.
+    sa.Column("run_id", sa.Uuid(as_uuid=False), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("seal_seq", "run_id"),
+    # A run's sealed heads in order: what `ledger verify` joins to the events.
+    sa.UniqueConstraint("run_id", "seq"),
 )
 
 approvals = sa.Table(
@@ -221,6 +252,11 @@ approvals = sa.Table(
     _timestamp("created_at"),
     # What the agent asked for, when the admin approved different arguments (`args`).
     sa.Column("original_args", JSONDocument(), nullable=True),
+    # HMAC under the secret key (signing.py) of the id, tool and `args`: what the admin saw
+    # is what runs. Null only on approvals requested before bindings (bound when decided).
+    sa.Column("binding", sa.String(64), nullable=True),
+    # HMAC of the decision (who, when, what, why), written when it is made.
+    sa.Column("decision_signature", sa.String(64), nullable=True),
     sa.Index(None, "status", "expires_at"),
     sa.Index(None, "run_id"),
     sa.Index(None, "step_id"),

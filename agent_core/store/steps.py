@@ -49,6 +49,7 @@ from agent_core.store.schema import (
     steps,
     tool_calls,
 )
+from agent_core.store.signing import LedgerKey
 
 
 @dataclass(frozen=True)
@@ -120,11 +121,15 @@ class StepStore(StoreBase):
         tool_call: NewToolCall | None = None,
         outcome: StepOutcome | None = None,
         approval: NewApproval | None = None,
+        signing_key: LedgerKey | None = None,
         run: RunChanges | None = None,
         new_events: Sequence[NewEvent] = (),
     ) -> StepStarted:
         """Record a step, its tool call, its approval request, its events, the run's counters
         and any change to the run, all in one transaction.
+
+        An approval request is bound under `signing_key` (required with it) to its id, tool and
+        arguments: what the admin is shown is what may run once approved.
 
         Without `outcome` the step is `executing` and its tool call `started`: the side effect
         is about to happen and `finish_step` records how it went. With `outcome` the step is
@@ -186,6 +191,8 @@ class StepStore(StoreBase):
             if approval is not None:
                 if call_values is None:
                     raise ValueError("an approval needs the tool call it approves")
+                if signing_key is None:
+                    raise ValueError("an approval is bound under the ledger key: pass it")
                 approval_values = {
                     "id": approval.id,
                     "run_id": key,
@@ -201,6 +208,9 @@ class StepStore(StoreBase):
                     "decided_at": None,
                     "decision_reason": None,
                     "created_at": now,
+                    "binding": signing_key.approval_binding(
+                        approval_id=approval.id, tool=approval.tool_name, args=call_values["args"]
+                    ),
                 }
                 self._hot.insert(cursor, approvals, [approval_values])
         return StepStarted(

@@ -17,8 +17,10 @@ Where to look:
     notifications.py  approval notifications and their attempts
     workers.py        worker heartbeats
     event_log.py      appending, listing, verifying and pruning ledger events
+    seals.py          the ledger's signed seals: writing them, checking them
     reads.py          views for pages: filtered, joined and paged in SQL
     hotpath.py        the per-step SQL on the driver connection (used by `_write_run`)
+    ledger.py         the hash chain (pure); signing.py: signatures under the secret key
 
 The Store is assembled from the aggregates as mixins over `StoreBase` rather than composed
 of objects it delegates to. Every aggregate needs the same engine, clock, writer lock and
@@ -40,6 +42,7 @@ from agent_core.store.notifications import NotificationStore
 from agent_core.store.objectives import ObjectiveStore
 from agent_core.store.reads import PageReads
 from agent_core.store.runs import RunStore
+from agent_core.store.seals import SealStore
 from agent_core.store.steps import StepStarted, StepStore
 from agent_core.store.workers import WorkerStore
 
@@ -55,6 +58,7 @@ class Store(
     NotificationStore,
     WorkerStore,
     EventLogStore,
+    SealStore,
     PageReads,
 ):
     """Queries the runtime and the dashboard need, on SQLite or PostgreSQL."""
