@@ -12,7 +12,7 @@ from agent_core.approvals import decide
 from agent_core.errors import ConfigError
 from agent_core.models import ApprovalStatus, RunStatus, StopReason, ToolCallStatus
 from agent_core.store.ledger import tool_args_hash
-from agent_core.store.schema import approvals, runs, tool_calls
+from agent_core.store.schema import approvals, runs, steps, tool_calls
 from tests.support import KEY, agent_settings, make_objective, make_orchestrator, tamper
 
 EMAIL = {"to": "lead@example.com", "subject": "Following up", "body": "Hello Ada, any news?"}
@@ -276,3 +276,36 @@ def test_a_worker_without_the_key_does_not_run_an_approved_call(
     assert (ended.status, ended.stop_reason) == (RunStatus.FAILED, StopReason.CONFIG_ERROR)
     assert "AGENT_SECRET_KEY" in ended.error
     assert mail_server.received == []
+
+
+def test_an_executed_call_reset_to_run_again_is_not_run_a_second_time(
+    store, database_url, llm_server, mail_server, settings
+):
+    """The owner puts an approved call that already ran back to "awaiting approval" (and its
+    run back in the queue), hoping the worker sends it twice: the ledger's record that it
+    started is the witness, and the call is refused."""
+    run, approval, orchestrator = _paused(store, llm_server, settings)
+    decide(store, settings, approval.id, approve=True, by="alice")
+    llm_server.step("Check the reply.", "send_email", **EMAIL)  # pauses again: a new approval
+    _resume(orchestrator, run.id)
+    assert len(mail_server.received) == 1
+
+    def run_it_again(conn):
+        conn.execute(
+            tool_calls.update()
+            .where(tool_calls.c.id == approval.tool_call_id)
+            .values(status="awaiting_approval", completed_at=None)
+        )
+        conn.execute(
+            steps.update().where(steps.c.id == approval.step_id).values(status="awaiting_approval")
+        )
+        conn.execute(
+            approvals.delete().where(approvals.c.run_id == run.id, approvals.c.id != approval.id)
+        )
+        conn.execute(runs.update().where(runs.c.id == run.id).values(status="queued"))
+
+    tamper(database_url, run_it_again)
+    ended = _resume(orchestrator, run.id)
+    assert (ended.status, ended.stop_reason) == (RunStatus.FAILED, StopReason.APPROVAL_INVALID)
+    assert "already started once" in ended.error
+    assert len(mail_server.received) == 1  # never sent twice

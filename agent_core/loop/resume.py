@@ -122,6 +122,14 @@ def apply_decision(session: Session, run: Run) -> Run:
             ],
         )
         session.end(run, RunStatus.FAILED, StopReason.APPROVAL_EXPIRED, error)
+    if store.approved_call_started(run.id, approval.id):
+        _refuse_if(
+            session,
+            run,
+            approval,
+            "the ledger shows this approved call was already started once, yet it was found "
+            "waiting to run again",
+        )
     return _run_approved_call(session, run, step, call, approval)
 
 

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from agent_core.errors import NotFound
+from agent_core.events import EventType
 from agent_core.models import (
     Event,
     LedgerBreak,
@@ -66,6 +67,18 @@ class EventLogStore(StoreBase):
                 events.select().where(events.c.run_id == key).order_by(events.c.seq)
             )
             return [as_event(row) for row in rows]
+
+    def approved_call_started(self, run_id: str, approval_id: str) -> bool:
+        """Whether the run's ledger says this approval's call was already started: the
+        witness that keeps a call from being run twice by someone who resets its rows."""
+        key = parse_id(run_id, "run")
+        query = sa.select(events.c.data).where(
+            events.c.run_id == key, events.c.event_type == EventType.APPROVED_CALL_STARTED.value
+        )
+        with self._transaction(write=False) as conn:
+            return any(
+                data.get("approval_id") == approval_id for data in conn.execute(query).scalars()
+            )
 
     def verify_ledger(
         self,
