@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 from streamlit import config
+from streamlit.runtime.secrets import secrets_singleton
 from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
@@ -33,9 +34,11 @@ class Dashboard:
 
 
 def reset_streamlit() -> None:
-    """AppTest shares Streamlit's caches across instances in one process."""
+    """AppTest shares Streamlit's caches, and the secrets it has read (an `[auth]` section,
+    say), across instances in one process."""
     st.cache_resource.clear()
     st.cache_data.clear()
+    secrets_singleton._reset()
 
 
 def serve_on(address: str | None) -> None:

@@ -105,7 +105,7 @@ def visit_analytics(page: Page) -> None:
     expect(main(page)).to_contain_text("Success rate")
     shot(page, "desktop-09-analytics")
     buttons = main(page).locator('[data-testid="stDownloadButton"] button')
-    assert buttons.count() >= 1
+    until_shown(page, buttons, "the Analytics page's CSV downloads")
     downloaded = [download_csv(page, button) for button in buttons.all()]
     assert any("run" in path.name for path in downloaded), [path.name for path in downloaded]
 

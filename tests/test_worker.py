@@ -122,7 +122,9 @@ def test_two_workers_run_hundreds_of_runs_each_exactly_once(live_store, database
     llm_server.responder = _done_after(1)
     objective = make_objective(store, tools_allowed=["count_database"])
     runs = [store.create_run(objective.id) for _ in range(300)]
-    env = _worker_env(database_url, llm_server, AGENT_WORKER_CONCURRENCY=8)
+    # A lease of a few seconds: this test is about exactly-once, not about lapsed leases,
+    # and a loaded machine can delay a heartbeat past a 1 s lease.
+    env = _worker_env(database_url, llm_server, AGENT_WORKER_CONCURRENCY=8, AGENT_RUN_LEASE_S=5)
     workers = [_start_worker(env), _start_worker(env)]
     try:
         _wait_until(
