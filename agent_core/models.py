@@ -36,7 +36,7 @@ TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Budget(BaseModel):
@@ -46,7 +46,11 @@ class Budget(BaseModel):
     """
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        defer_build=True,
     )
 
     max_steps: int | None = Field(default=None, ge=1)
@@ -61,7 +65,7 @@ class Budget(BaseModel):
 class ObjectiveSpec(BaseModel):
     """What an admin writes to create or edit an objective; validated before it is stored."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1, max_length=20_000)
@@ -411,7 +415,7 @@ class RunChanges(_Record):
 class StepDecision(BaseModel):
     """One step as the LLM must propose it: the seed's JSON format."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     thought: str = Field(description="your reasoning about what to do next")
     tool: str | None = Field(
