@@ -85,7 +85,7 @@ def link_secret(settings: Settings) -> str:
     if settings.agent_secret_key is None:
         raise ConfigError(
             "approval links need AGENT_SECRET_KEY: start the dashboard with "
-            "`python -m agent_core up`, which generates it, or set it yourself"
+            "`.venv/bin/python -m agent_core up`, which generates it, or set it yourself"
         )
     return settings.agent_secret_key.get_secret_value()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -22,12 +23,11 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
-from sqlalchemy.engine import make_url
 
 from agent_core.errors import ConfigError
 from agent_core.models import NotifyChannel, RiskLevel, SmtpSecurity
 from agent_core.prices import TokenPrice, parse_model_prices
-from agent_core.render import describe_validation_error
+from agent_core.render import describe_validation_error, redact_url
 from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
 from agent_core.store.signing import LedgerKey
 
@@ -58,6 +58,13 @@ SECRET_SETTINGS = (
 RUNTIME_TABLE_PREFIX = "app_agent_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
+# Upper bounds keep every duration computable as a date (no overflow) and every limit sane.
+DAY_S = 24 * 3600
+WEEK_MS = 7 * DAY_S * 1000
+# Names the agent may never be given as business tables: the database's own catalogues.
+SYSTEM_TABLE_PREFIXES = ("sqlite_", "pg_")
+SECRET_KEY_MIN_CHARS = 32
+
 CommaList = Annotated[list[str], NoDecode]
 
 
@@ -70,31 +77,32 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        allow_inf_nan=False,  # "inf" hours or seconds would overflow every date computed from them
     )
 
     # The seed's variables, with the seed's defaults.
     agent_enabled: bool = False
-    agent_max_steps: int = Field(default=20, ge=1)
-    agent_max_tool_calls: int = Field(default=50, ge=0)
-    agent_max_duration_ms: int = Field(default=300_000, ge=1)
+    agent_max_steps: int = Field(default=20, ge=1, le=10_000)
+    agent_max_tool_calls: int = Field(default=50, ge=0, le=100_000)
+    agent_max_duration_ms: int = Field(default=300_000, ge=1, le=WEEK_MS)
     agent_ai_model: str | None = None
     hf_model_heavy: str = "Qwen/Qwen2.5-72B-Instruct"
     hf_model_fast: str | None = None
     agent_ai_temperature: float = Field(default=0.2, ge=0, le=2)
-    agent_ai_max_tokens: int = Field(default=2048, ge=1)
+    agent_ai_max_tokens: int = Field(default=2048, ge=1, le=1_000_000)
     agent_allowed_risk_levels: Annotated[list[RiskLevel], NoDecode] = [
         RiskLevel.LOW,
         RiskLevel.MEDIUM,
     ]
     agent_approval_flow: bool = False
-    agent_approval_ttl_hours: float = Field(default=24, gt=0)
+    agent_approval_ttl_hours: float = Field(default=24, gt=0, le=24 * 366)
     agent_approval_notify_channels: Annotated[list[NotifyChannel], NoDecode] = [
         NotifyChannel.EMAIL,
         NotifyChannel.WHATSAPP,
     ]
     admin_email: str | None = None
     admin_phone: str | None = None
-    agent_events_retention_days: int = Field(default=30, ge=1)
+    agent_events_retention_days: int = Field(default=30, ge=1, le=36_600)
 
     # Added by this runtime.
     database_url: str = "sqlite:///agent_runtime.db"
@@ -104,22 +112,22 @@ class Settings(BaseSettings):
     # USD per 1,000 tokens, `model=input/output` or `model=price`: overrides genai-prices.
     agent_model_prices: Annotated[dict[str, TokenPrice], NoDecode] = {}
     agent_data_tables: CommaList = []
-    agent_observation_max_chars: int = Field(default=4000, ge=200)
-    agent_result_max_chars: int = Field(default=100_000, ge=1000)
-    agent_max_repairs: int = Field(default=2, ge=0)
-    agent_max_tokens_per_run: int = Field(default=200_000, ge=1)
-    agent_llm_timeout_s: float = Field(default=60, gt=0)
+    agent_observation_max_chars: int = Field(default=4000, ge=200, le=1_000_000)
+    agent_result_max_chars: int = Field(default=100_000, ge=1000, le=10_000_000)
+    agent_max_repairs: int = Field(default=2, ge=0, le=20)
+    agent_max_tokens_per_run: int = Field(default=200_000, ge=1, le=1_000_000_000)
+    agent_llm_timeout_s: float = Field(default=60, gt=0, le=3600)
     agent_data_database_url: str | None = None
-    agent_run_lease_s: float = Field(default=60, ge=1)
-    agent_run_max_attempts: int = Field(default=3, ge=1)
+    agent_run_lease_s: float = Field(default=60, ge=1, le=DAY_S)
+    agent_run_max_attempts: int = Field(default=3, ge=1, le=100)
 
     # The worker process (scheduler.py).
     agent_worker_concurrency: int = Field(default=4, ge=1, le=256)
     agent_worker_processes: int = Field(default=1, ge=1, le=64)
-    agent_worker_poll_s: float = Field(default=0.25, gt=0)
-    agent_worker_heartbeat_s: float = Field(default=10, gt=0)
-    agent_worker_shutdown_s: float = Field(default=30, ge=0)
-    agent_maintenance_interval_s: float = Field(default=300, gt=0)
+    agent_worker_poll_s: float = Field(default=0.25, gt=0, le=3600)
+    agent_worker_heartbeat_s: float = Field(default=10, gt=0, le=3600)
+    agent_worker_shutdown_s: float = Field(default=30, ge=0, le=3600)
+    agent_maintenance_interval_s: float = Field(default=300, gt=0, le=DAY_S)
 
     # Approvals and notifications.
     agent_dashboard_url: str = "http://localhost:8501"
@@ -131,7 +139,7 @@ class Settings(BaseSettings):
     # `up --demo`: a scripted demo model on example data, labelled as such on every page.
     agent_demo: bool = False
     agent_approvers: CommaList = []
-    agent_approval_remind_before_minutes: float = Field(default=60, ge=0)
+    agent_approval_remind_before_minutes: float = Field(default=60, ge=0, le=60 * 24 * 366)
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str | None = None
@@ -186,9 +194,21 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{name} is one of the runtime's own tables, which the agent may never reach"
                 )
+            if name.lower().startswith(SYSTEM_TABLE_PREFIXES):
+                raise ValueError(f"{name} is one of the database's own catalogue tables")
             if not TABLE_NAME_PATTERN.match(name):
                 raise ValueError(f"{name!r} is not a table name")
         return list(dict.fromkeys(names))
+
+    @field_validator("agent_secret_key")
+    @classmethod
+    def _long_enough_key(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < SECRET_KEY_MIN_CHARS:
+            raise ValueError(
+                f"must be at least {SECRET_KEY_MIN_CHARS} random characters long "
+                "(remove it from .env and `up` writes a new one)"
+            )
+        return key
 
     @field_validator(
         "agent_ai_model",
@@ -277,16 +297,31 @@ class _StreamlitSecretsSource(TomlConfigSettingsSource):
     """Top-level keys of `.streamlit/secrets.toml`, matched without regard to case."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        super().__init__(settings_cls, toml_file=SECRETS_TOML)
+        try:
+            super().__init__(settings_cls, toml_file=SECRETS_TOML)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{SECRETS_TOML} is not valid TOML ({exc}): fix or remove it"
+            ) from None
         self.toml_data = {key.lower(): value for key, value in self.toml_data.items()}
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning a validation failure into one readable sentence."""
+    """Read the settings, turning a validation failure or an unreadable settings file into one
+    readable sentence (a ConfigError: a running worker keeps its settings on one)."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_settings_error(exc)) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"a settings file (.env or {SECRETS_TOML}) is not UTF-8 text (byte {exc.start}): "
+            "save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the settings file {exc.filename or '.env'}: {exc.strerror or exc}"
+        ) from None
 
 
 def describe_settings_error(exc: ValidationError) -> str:
@@ -300,8 +335,9 @@ def settings_summary(settings: Settings) -> Mapping[str, Any]:
     for secret in SECRET_SETTINGS:
         summary[secret] = "set" if getattr(settings, secret) else None
     summary["database_url"] = redact_url(settings.database_url)
-    if settings.agent_data_database_url:
-        summary["agent_data_database_url"] = redact_url(settings.agent_data_database_url)
+    for name in ("agent_data_database_url", "agent_llm_base_url"):
+        if getattr(settings, name):
+            summary[name] = redact_url(getattr(settings, name))
     return summary
 
 
@@ -359,11 +395,6 @@ def ledger_key(settings: Settings) -> LedgerKey:
     if settings.agent_secret_key is None:
         raise ConfigError(
             "AGENT_SECRET_KEY is not set: it signs approvals and the ledger's seals; set it in "
-            ".env to a long random value (`python -m agent_core up` generates one)"
+            ".env to a long random value (`.venv/bin/python -m agent_core up` generates one)"
         )
     return LedgerKey(settings.agent_secret_key.get_secret_value())
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    return make_url(url).render_as_string(hide_password=True)

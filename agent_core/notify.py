@@ -235,8 +235,8 @@ def approval_message(
             "",
             f"Expires: {approval.expires_at:%Y-%m-%d %H:%M UTC} (then the run fails)",
             f"Decide: {link}",
-            f"Or: python -m agent_core approval approve {approval.id}",
-            f"    python -m agent_core approval reject {approval.id} --reason '...'",
+            f"Or: .venv/bin/python -m agent_core approval approve {approval.id}",
+            f"    .venv/bin/python -m agent_core approval reject {approval.id} --reason '...'",
         ]
     )
     return subject, body

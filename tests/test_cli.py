@@ -400,7 +400,7 @@ def test_a_database_never_upgraded_is_a_failure_saying_what_to_run(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "sqlite:///fresh.db")
     result = run_cli(["run", "list"])
     assert result.exit_code == 1
-    assert "run `python -m agent_core db upgrade` first" in result.stderr
+    assert "run `.venv/bin/python -m agent_core db upgrade` first" in result.stderr
 
 
 def _module(args, env, cwd):

@@ -197,3 +197,23 @@ def test_store_is_closed_after_each_command(agent_env, database_url):
     other = Store.open(database_url)
     assert other.list_objectives() == []
     other.close()
+
+
+def test_run_show_prints_the_models_escape_sequences_inert(agent_env, llm_server, store):
+    """A thought or summary with terminal escapes (clear screen, retitle the window) is shown
+    as text: the admin's terminal never obeys what the model wrote."""
+    create_leads(store, [])
+    objective = make_objective(store)
+    llm_server.step("\x1b[2J\x1b]0;pwned\x07Counting.", "count_database", table="app_leads")
+    llm_server.done("Done \u202eevil")
+    started = run_cli(["run", "start", objective.id, "--wait", "--json"])
+    assert started.exit_code == 0, started.stderr
+    run_id = json.loads(started.stdout)["id"]
+
+    shown = run_cli(["run", "show", run_id])
+
+    assert shown.exit_code == 0, shown.stderr
+    assert "\x1b" not in shown.stdout
+    assert "\x07" not in shown.stdout
+    assert "\u202e" not in shown.stdout
+    assert "\\x1b[2J\\x1b]0;pwned\\x07Counting." in shown.stdout

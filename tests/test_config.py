@@ -81,6 +81,16 @@ def test_env_beats_dotenv_beats_streamlit_secrets(monkeypatch, isolated_environm
         ("DATABASE_URL", "postgresql+asyncpg://u@h/db", "DATABASE_URL: PostgreSQL driver"),
         ("DATABASE_URL", "sqlite://", "DATABASE_URL: a SQLite URL needs a file path"),
         ("WIX_API_BASE_URL", "www.wixapis.com", "WIX_API_BASE_URL: must be an http:// or"),
+        ("DATABASE_URL", "postgresql://u@h:notaport/db", "DATABASE_URL: the port is not a number"),
+        # Durations that no date can hold, which once overflowed deep inside a run.
+        ("AGENT_APPROVAL_TTL_HOURS", "inf", "AGENT_APPROVAL_TTL_HOURS: Input should be a finite"),
+        ("AGENT_RUN_LEASE_S", "inf", "AGENT_RUN_LEASE_S: Input should be a finite number"),
+        ("AGENT_APPROVAL_REMIND_BEFORE_MINUTES", "nan", "AGENT_APPROVAL_REMIND_BEFORE_MINUTES:"),
+        ("AGENT_EVENTS_RETENTION_DAYS", "99999999999", "AGENT_EVENTS_RETENTION_DAYS: Input should"),
+        ("AGENT_MAINTENANCE_INTERVAL_S", "1e12", "AGENT_MAINTENANCE_INTERVAL_S: Input should be"),
+        ("AGENT_DATA_TABLES", "sqlite_master", "AGENT_DATA_TABLES: sqlite_master is one of the"),
+        ("AGENT_DATA_TABLES", "pg_authid", "AGENT_DATA_TABLES: pg_authid is one of the database"),
+        ("AGENT_SECRET_KEY", "short", "AGENT_SECRET_KEY: must be at least 32 random characters"),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_variable(monkeypatch, variable, value, sentence):
@@ -109,3 +119,31 @@ def test_the_printable_summary_hides_secrets(monkeypatch):
     assert "hunter2" not in str(summary)
     assert "hf_verysecret" not in str(summary)
     assert "wix-verysecret" not in str(summary)
+
+
+def test_secrets_in_a_url_query_or_the_llm_address_are_hidden(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db.example.com/prod?user=u&password=qsPW")
+    monkeypatch.setenv("AGENT_LLM_BASE_URL", "http://bot:llmPW@127.0.0.1:8000/v1?api_key=kPW")
+    summary = settings_summary(load_settings())
+    assert "qsPW" not in str(summary)
+    assert "llmPW" not in str(summary)
+    assert "kPW" not in str(summary)
+    assert "password=***" in summary["database_url"]
+    assert summary["agent_llm_base_url"] == "http://bot:***@127.0.0.1:8000/v1?api_key=***"
+
+
+def test_a_broken_secrets_file_is_one_sentence_naming_it(isolated_environment: Path):
+    (isolated_environment / ".streamlit").mkdir()
+    (isolated_environment / ".streamlit" / "secrets.toml").write_text("AGENT_MAX_STEPS = \n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith(".streamlit/secrets.toml is not valid TOML")
+    assert "\n" not in message
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_sentence(isolated_environment: Path):
+    (isolated_environment / ".env").write_bytes(b"ADMIN_EMAIL=caf\xe9@example.com\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert "is not UTF-8 text" in str(raised.value)

@@ -601,6 +601,53 @@ def test_malformed_arguments_are_refused_by_validation(
     assert leads_in_db(leads) == before
 
 
+@pytest.mark.parametrize(
+    ("tool", "args", "words"),
+    [
+        (
+            "update_data",
+            {"table": "app_leads", "id": 1, "data": {"score": 10**30}},
+            ("score", "64 bits"),
+        ),
+        ("read_database", {"table": "app_leads", "filters": {"score": 1e400}}, ("finite",)),
+        (
+            "read_database",
+            {"table": "app_leads", "filters": {"name": "\ud800"}},
+            ("name", "invalid character"),
+        ),
+        (
+            "read_database",
+            {"table": "app_leads", "columns": ["name"] * 100_000},
+            ("columns", "at most 200"),
+        ),
+        (
+            "create_data",
+            {"table": "app_leads", "data": {"id": 9, "name": "x" * 5_000_000}},
+            ("name", "at most 10000 characters"),
+        ),
+    ],
+    ids=["huge-int", "infinite-float", "lone-surrogate", "100k-columns", "5MB-value"],
+)
+def test_hostile_values_are_refused_with_a_sentence(
+    leads: Store, tool: str, args: dict[str, Any], words: tuple[str, ...]
+) -> None:
+    before = leads_in_db(leads)
+
+    refused(call(leads, tool, args), *words)
+
+    assert leads_in_db(leads) == before
+
+
+def test_a_date_beyond_the_calendar_is_a_sentence_not_an_overflow(leads: Store) -> None:
+    found = call(
+        leads,
+        "read_database",
+        {"table": "app_leads", "filters": {"created_at": {"lt": "0001-01-01T00:00:00+05:00"}}},
+    )
+
+    refused(found, "created_at", "date-time")
+
+
 # --- configuration ---------------------------------------------------------------------------
 
 

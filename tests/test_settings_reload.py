@@ -70,6 +70,23 @@ def test_a_bad_new_value_keeps_the_old_settings_and_says_why(
     )
 
 
+def test_a_settings_file_broken_while_running_keeps_the_worker_and_its_leases(
+    store, database_url, monkeypatch, caplog, isolated_environment: Path
+):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    worker = Worker(open_runtime(load_settings(), store), load_settings=load_settings)
+    (isolated_environment / ".streamlit").mkdir()
+    (isolated_environment / ".streamlit" / "secrets.toml").write_text("AGENT_MAX_STEPS = \n")
+    with caplog.at_level(logging.INFO, logger="agent_core.worker"):
+        worker.heartbeat()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage().split(" (")[0] for r in errors] == [
+        "settings not reloaded: .streamlit/secrets.toml is not valid TOML"
+    ]
+    assert all(r.exc_info is None for r in errors)  # one line, no traceback
+    assert worker.settings.agent_max_steps == 20
+
+
 def test_sighup_makes_the_worker_process_reread_dot_env_at_once(
     database_url, llm_server, isolated_environment
 ):

@@ -70,12 +70,16 @@ def main(
     if as_json:
         out.write(json.dumps(output.document, indent=2, ensure_ascii=False, default=str) + "\n")
     elif output.text:
-        out.write(output.text.rstrip("\n") + "\n")
+        from agent_core.render import printable
+
+        out.write(printable(output.text.rstrip("\n")) + "\n")
     return output.exit_code
 
 
 def _fail(message: str, code: int, as_json: bool, out: TextIO, err: TextIO) -> int:
-    err.write(f"error: {message}\n")
+    from agent_core.render import printable  # after the work: `--help` stays light
+
+    err.write(f"error: {printable(message)}\n")
     if as_json:
         out.write(json.dumps({"error": message, "exit_code": code}) + "\n")
     return code

@@ -102,6 +102,6 @@ def _decided(
     text = (
         f"approval {approval.id} {approval.status} by {approval.decided_by}; "
         f"run {approval.run_id} is queued again (a worker, or "
-        f"`python -m agent_core run resume {approval.run_id} --wait`, carries it on)"
+        f"`.venv/bin/python -m agent_core run resume {approval.run_id} --wait`, carries it on)"
     )
     return Output(document(approval), text)

@@ -115,7 +115,9 @@ def _objective_list(_: argparse.Namespace, context: Context) -> Output:
             ]
             for item in found
         ],
-        empty="no objectives yet: create one with `python -m agent_core objective create`",
+        empty=(
+            "no objectives yet: create one with `.venv/bin/python -m agent_core objective create`"
+        ),
     )
     return Output(document(found), table)
 

@@ -8,6 +8,8 @@ from agent_core.render.text import (
     format_duration,
     format_table,
     format_time,
+    printable,
+    redact_url,
 )
 from agent_core.render.wording import (
     APPROVAL_STATUS_LABELS,
@@ -49,6 +51,8 @@ __all__ = [
     "format_table",
     "format_time",
     "ledger_report_lines",
+    "printable",
+    "redact_url",
     "refusal_sentence",
     "run_counters",
     "run_headline",

@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
 MAX_CELL = 80
+
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def printable(text: str) -> str:
+    """The text safe for a terminal: control characters (escape sequences that could clear
+    the screen, retitle the window or hide what follows) and bidi overrides are shown as
+    escapes instead of acting. Text from the LLM, tools and the database passes here."""
+    return "".join(
+        (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        if (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in _BIDI_CONTROLS
+        else char
+        for char in text
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL with its secrets hidden, for messages, logs and pages: the password of its
+    user part, and the value of any query parameter named like a secret (PostgreSQL's
+    `?password=`, an API `?token=` or `?key=`). Works for database and HTTP URLs alike."""
+    text = url.strip()
+    user, at, _host = urlsplit(text).netloc.rpartition("@")
+    if at and ":" in user:
+        text = text.replace(f"{user}@", f"{user.split(':', 1)[0]}:{HIDDEN}@", 1)
+    base, question_mark, query = text.partition("?")
+    if not question_mark:
+        return text
+    hidden = "&".join(
+        f"{name}={HIDDEN}" if sep and _SECRET_QUERY_KEYS.search(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in query.split("&"))
+    )
+    return f"{base}?{hidden}"
 
 
 def format_time(moment: datetime | None) -> str:

@@ -34,6 +34,7 @@ from agent_core.models import (
     Step,
     ToolCall,
 )
+from agent_core.render import redact_url
 from agent_core.store import migrations
 from agent_core.store.engine import WRITE, create_engine, normalize_database_url
 from agent_core.store.hotpath import HotPath
@@ -74,7 +75,7 @@ class StoreBase:
         if check_schema and url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url):
             raise StoreUnavailable(
                 f"there is no database file at {url.database}: "
-                "run `python -m agent_core db upgrade` first"
+                "run `.venv/bin/python -m agent_core db upgrade` first"
             )
         store = cls(create_engine(database_url), clock=clock)
         if check_schema:
@@ -114,12 +115,12 @@ class StoreBase:
         if current is None:
             raise StoreUnavailable(
                 "the database has no agent runtime schema yet: "
-                "run `python -m agent_core db upgrade` first"
+                "run `.venv/bin/python -m agent_core db upgrade` first"
             )
         if migrations.is_known_revision(current):
             raise StoreUnavailable(
                 f"the database schema is at revision {current}, older than this version "
-                f"({head}): run `python -m agent_core db upgrade`"
+                f"({head}): run `.venv/bin/python -m agent_core db upgrade`"
             )
         raise StoreUnavailable(
             f"the database schema is at revision {current}, which this version of agent "
@@ -333,9 +334,9 @@ def _unavailable(exc: Exception, engine: Engine) -> StoreUnavailable:
     if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
         return StoreUnavailable(
             "the database has no agent runtime schema yet: "
-            "run `python -m agent_core db upgrade` first"
+            "run `.venv/bin/python -m agent_core db upgrade` first"
         )
-    where = engine.url.render_as_string(hide_password=True)
+    where = redact_url(engine.url.render_as_string(hide_password=False))
     return StoreUnavailable(f"cannot use the database at {where}: {reason}")
 
 

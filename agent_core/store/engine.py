@@ -30,6 +30,8 @@ def normalize_database_url(raw: str) -> str:
         url = make_url(text)
     except ArgumentError:
         raise InvalidDatabaseURL(f"not a database URL; {_URL_HELP}") from None
+    except ValueError:  # make_url reads the port as a number
+        raise InvalidDatabaseURL(f"the port is not a number; {_URL_HELP}") from None
     backend, _, driver = url.drivername.partition("+")
     if backend == "sqlite":
         if driver not in ("", "pysqlite"):

@@ -9,6 +9,7 @@ identifiers from it; every value is a bound parameter; reads return at most 100 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+)
 from sqlalchemy.engine import Engine
 
 from agent_core.models import RiskLevel
@@ -30,7 +39,45 @@ MAX_READ_LIMIT = 100
 RUNTIME_PREFIX = "app_agent_"
 LEADS_TABLE = "app_leads"
 
+MAX_VALUE_CHARS = 10_000  # one value of a filter or a row: a long note, not a document dump
+MAX_COLUMNS = 200
+INT64 = 2**63
+
+
 Scalar = str | int | float | bool | None
+
+
+def _scalar(value: Any) -> Scalar:
+    """A value as the databases can hold it: bounded text, a 64-bit whole number, a finite
+    number, true, false or null; anything else is refused with one sentence for the model."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -INT64 <= value < INT64:
+            raise ValueError("is a whole number too large for a database (64 bits at most)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            raise ValueError(f"must be at most {MAX_VALUE_CHARS} characters of text")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains an invalid character (a lone surrogate)") from None
+        return value
+    raise ValueError("must be text, a number, true, false or null")
+
+
+ScalarValue = Annotated[
+    Scalar,
+    PlainValidator(_scalar),
+    WithJsonSchema({"type": ["string", "number", "boolean", "null"]}),
+]
+Text = Annotated[str, Field(max_length=MAX_VALUE_CHARS)]
+Integer = Annotated[int, Field(ge=-INT64, lt=INT64)]
 Identifier = Annotated[str, Field(min_length=1, max_length=63)]
 
 
@@ -39,15 +86,15 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    eq: Scalar = None
-    ne: Scalar = None
-    gt: Scalar = None
-    gte: Scalar = None
-    lt: Scalar = None
-    lte: Scalar = None
-    in_: list[Scalar] | None = Field(default=None, alias="in", max_length=500)
+    eq: ScalarValue = None
+    ne: ScalarValue = None
+    gt: ScalarValue = None
+    gte: ScalarValue = None
+    lt: ScalarValue = None
+    lte: ScalarValue = None
+    in_: list[ScalarValue] | None = Field(default=None, alias="in", max_length=500)
     is_null: bool | None = None
-    contains: str | None = None
+    contains: Text | None = None
 
 
 def _filter_kind(value: Any) -> str:
@@ -56,10 +103,10 @@ def _filter_kind(value: Any) -> str:
 
 # A dict is always read as a Condition, so that a wrong operator is named in the error.
 FilterValue = Annotated[
-    Annotated[Scalar, Tag("value")] | Annotated[Condition, Tag("condition")],
+    Annotated[ScalarValue, Tag("value")] | Annotated[Condition, Tag("condition")],
     Discriminator(_filter_kind),
 ]
-Filters = dict[Identifier, FilterValue]
+Filters = Annotated[dict[Identifier, FilterValue], Field(max_length=MAX_COLUMNS)]
 
 
 class ReadArgs(BaseModel):
@@ -71,7 +118,9 @@ class ReadArgs(BaseModel):
         description='column -> value (equality), or column -> {"gte": v, "lt": v, "in": [..], '
         '"ne": v, "is_null": true, "contains": "text"}',
     )
-    columns: list[Identifier] | None = Field(default=None, description="columns to return")
+    columns: list[Identifier] | None = Field(
+        default=None, max_length=MAX_COLUMNS, description="columns to return"
+    )
     order_by: Identifier | None = Field(
         default=None, description="column to sort by; prefix with - for descending"
     )
@@ -89,22 +138,26 @@ class CreateArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     table: Identifier
-    data: dict[Identifier, Scalar] = Field(min_length=1, description="column -> value")
+    data: dict[Identifier, ScalarValue] = Field(
+        min_length=1, max_length=MAX_COLUMNS, description="column -> value"
+    )
 
 
 class UpdateArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     table: Identifier
-    id: str | int = Field(description="the row's primary key")
-    data: dict[Identifier, Scalar] = Field(min_length=1, description="column -> new value")
+    id: Text | Integer = Field(description="the row's primary key")
+    data: dict[Identifier, ScalarValue] = Field(
+        min_length=1, max_length=MAX_COLUMNS, description="column -> new value"
+    )
 
 
 class DeleteArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     table: Identifier
-    id: str | int = Field(description="the row's primary key")
+    id: Text | Integer = Field(description="the row's primary key")
 
 
 class NoArgs(BaseModel):
@@ -292,14 +345,17 @@ def _coerce(column: sa.Column[Any], value: Scalar) -> Any:
         if expected is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
                 raise ValueError
-            return int(value)
+            number = int(value)
+            if not -INT64 <= number < INT64:
+                raise ValueError
+            return number
         if expected is float:
             return float(value)
         if expected is Decimal:
             return Decimal(str(value))
         if expected is str:
             return str(value)
-    except (ValueError, TypeError, InvalidOperation):
+    except (ValueError, TypeError, OverflowError, InvalidOperation):
         raise ToolInputError(
             f"column {column.name!r} expects {_type_name(expected)}, got {value!r}"
         ) from None

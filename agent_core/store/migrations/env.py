@@ -8,7 +8,7 @@ from agent_core.store.schema import metadata
 connection = context.config.attributes.get("connection")
 if connection is None:
     raise SystemExit(
-        "run migrations with `python -m agent_core db upgrade`, which uses DATABASE_URL"
+        "run migrations with `.venv/bin/python -m agent_core db upgrade`, which uses DATABASE_URL"
     )
 context.configure(
     connection=connection,
