@@ -434,6 +434,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=ReadArgs,
             handler=read_database,
+            interruptible=True,  # its query is interrupted at the deadline
             readiness=access.problem,
         ),
         Tool(
@@ -443,6 +444,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=CountArgs,
             handler=count_database,
+            interruptible=True,  # its query is interrupted at the deadline
             readiness=access.problem,
         ),
         Tool(
@@ -482,6 +484,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=NoArgs,
             handler=analyze_leads,
+            interruptible=True,  # its query is interrupted at the deadline
             readiness=lambda: access.problem(LEADS_TABLE),
         ),
     ]

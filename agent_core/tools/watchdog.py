@@ -1,0 +1,86 @@
+"""A watchdog for tools run on the caller's thread: it cancels their context at the deadline.
+
+Handing a call to another thread and waiting for it costs two thread switches, more than a
+whole step's bookkeeping. A read-only tool that stops when told (its cancel callbacks
+interrupt its query) runs instead on the thread that asks for it, and this one daemon
+thread calls `ToolContext.cancel` if the deadline comes first. Watching a call costs a lock
+and a heap push; the thread wakes only when the earliest watched deadline passes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+
+from agent_core.tools.registry import ToolContext
+
+
+class Watch:
+    """One watched call; `fired` once its deadline passed while it was still running."""
+
+    __slots__ = ("context", "deadline", "fired", "running")
+
+    def __init__(self, context: ToolContext) -> None:
+        self.context = context
+        self.deadline = context.deadline
+        self.running = True
+        self.fired = False
+
+
+class Watchdog:
+    """Cancels the context of every watched call still running at its deadline."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()
+        self._wake_at = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def watch(self, context: ToolContext) -> Watch:
+        """Start watching a call about to run on the caller's thread."""
+        entry = Watch(context)
+        with self._condition:
+            heapq.heappush(self._heap, (entry.deadline, next(self._order), entry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="watchdog", daemon=True)
+                self._thread.start()
+            elif entry.deadline < self._wake_at:
+                self._condition.notify()
+        return entry
+
+    def release(self, entry: Watch) -> bool:
+        """The call returned: stop watching it. False when its deadline had already fired."""
+        with self._condition:
+            entry.running = False
+            return not entry.fired
+
+    def _serve(self) -> None:
+        condition = self._condition
+        with condition:
+            while True:
+                due = self._take_due(time.monotonic())
+                if due:
+                    condition.release()
+                    try:
+                        for entry in due:
+                            entry.context.cancel()
+                    finally:
+                        condition.acquire()
+                    continue
+                self._wake_at = self._heap[0][0] if self._heap else float("inf")
+                timeout = None if not self._heap else max(0.0, self._wake_at - time.monotonic())
+                condition.wait(timeout)
+
+    def _take_due(self, now: float) -> list[Watch]:
+        """Pop finished calls off the heap, and the running ones whose deadline passed."""
+        due: list[Watch] = []
+        heap = self._heap
+        while heap and (not heap[0][2].running or heap[0][0] <= now):
+            entry = heapq.heappop(heap)[2]
+            if entry.running:
+                entry.fired = True
+                due.append(entry)
+        return due
