@@ -4,7 +4,8 @@ Handing a call to another thread and waiting for it costs two thread switches, m
 whole step's bookkeeping. A read-only tool that stops when told (its cancel callbacks
 interrupt its query) runs instead on the thread that asks for it, and this one daemon
 thread calls `ToolContext.cancel` if the deadline comes first. Watching a call costs a lock
-and a heap push; the thread wakes only when the earliest watched deadline passes.
+and a heap push; the thread wakes when the earliest watched deadline passes, no more often
+than every COALESCE_S.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import threading
 import time
 
 from agent_core.tools.registry import ToolContext
+
+# A call still running at its deadline is cancelled at most this much later.
+COALESCE_S = 0.02
 
 
 class Watch:
@@ -61,7 +65,8 @@ class Watchdog:
         condition = self._condition
         with condition:
             while True:
-                due = self._take_due(time.monotonic())
+                now = time.monotonic()
+                due = self._take_due(now)
                 if due:
                     condition.release()
                     try:
@@ -70,15 +75,21 @@ class Watchdog:
                     finally:
                         condition.acquire()
                     continue
-                self._wake_at = self._heap[0][0] if self._heap else float("inf")
-                timeout = None if not self._heap else max(0.0, self._wake_at - time.monotonic())
-                condition.wait(timeout)
+                if not self._heap:
+                    self._wake_at = float("inf")
+                    condition.wait()
+                    continue
+                # Finished calls stay in the heap until their deadline (popping them at once
+                # would empty it between steps, and every next call would wake this thread):
+                # wake-ups are at least COALESCE_S apart, so a busy loop costs a few per second.
+                self._wake_at = max(self._heap[0][0], now + COALESCE_S)
+                condition.wait(self._wake_at - now)
 
     def _take_due(self, now: float) -> list[Watch]:
-        """Pop finished calls off the heap, and the running ones whose deadline passed."""
+        """Pop the calls whose deadline passed; the ones still running are due for cancel."""
         due: list[Watch] = []
         heap = self._heap
-        while heap and (not heap[0][2].running or heap[0][0] <= now):
+        while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)[2]
             if entry.running:
                 entry.fired = True
