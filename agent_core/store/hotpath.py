@@ -43,7 +43,9 @@ def _enum_value(value: Any) -> Any:
 
 
 def _json_param(value: Any) -> Any:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    return "{}" if value == {} else json.dumps(value)  # no arguments: the common case
 
 
 def _json_result(value: Any) -> Any:

@@ -143,6 +143,7 @@ class StepStore(StoreBase):
             "prompt_tokens": step.prompt_tokens,
             "completion_tokens": step.completion_tokens,
         }
+        stored_result = to_json_value(outcome.result) if outcome else None
         with self._hot_transaction() as cursor:
             run_row, _ = self._write_run(
                 cursor, key, changes=run, add=counters, new_events=new_events
@@ -157,7 +158,7 @@ class StepStore(StoreBase):
                 "args": to_json_value(step.args),
                 "raw_output": step.raw_output,
                 "status": outcome.step_status if outcome else StepStatus.EXECUTING,
-                "result": to_json_value(outcome.result) if outcome else None,
+                "result": stored_result,
                 "model": step.model,
                 "prompt_tokens": step.prompt_tokens,
                 "completion_tokens": step.completion_tokens,
@@ -179,7 +180,7 @@ class StepStore(StoreBase):
                     "args_hash": tool_args_hash(tool_call.tool_name, args),
                     "risk_level": tool_call.risk_level,
                     "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
-                    "result": to_json_value(outcome.result) if outcome else None,
+                    "result": stored_result,
                     "error": outcome.tool_error if outcome else None,
                     "duration_ms": outcome.duration_ms if outcome else None,
                     "attempts": outcome.attempts if outcome else 0,
