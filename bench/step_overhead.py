@@ -399,7 +399,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres-url", default=DEFAULT_PG, help="an admin connection")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
     args = parser.parse_args()
     print(f"step overhead, {datetime.now(UTC):%Y-%m-%d}, SQLite {sqlite3.sqlite_version}")
     contenders: dict[str, Measure] = {}

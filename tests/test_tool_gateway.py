@@ -27,6 +27,7 @@ from agent_core.tools import (
 )
 from agent_core.tools.data import DataAccess, NoArgs, data_tools
 from agent_core.tools.gateway import ToolGateway, validate_args
+from agent_core.tools.watchdog import Watchdog
 from tests.support import create_leads, make_objective
 
 
@@ -121,6 +122,20 @@ def test_an_interruptible_read_only_tool_runs_on_the_callers_thread_and_is_stopp
     assert result.error == "slow_report timed out after 0.5 s and was stopped"
     assert 0.5 <= elapsed < 1.5
     assert (fast.status, fast.result) == (ToolCallStatus.SUCCEEDED, {"ok": True})
+
+
+def test_the_watchdog_cancels_only_calls_still_running_at_their_deadline():
+    watchdog = Watchdog()
+    finished = ToolContext(run_id="run-1", deadline=time.monotonic() + 0.05)
+    running = ToolContext(run_id="run-1", deadline=time.monotonic() + 0.1)
+    done, late = watchdog.watch(finished), watchdog.watch(running)
+
+    assert watchdog.release(done) is True
+    time.sleep(0.4)
+
+    assert finished.cancelled is False
+    assert running.cancelled is True
+    assert watchdog.release(late) is False
 
 
 def test_a_tool_with_side_effects_never_runs_inline_even_if_interruptible():

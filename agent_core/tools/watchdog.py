@@ -19,6 +19,8 @@ from agent_core.tools.registry import ToolContext
 
 # A call still running at its deadline is cancelled at most this much later.
 COALESCE_S = 0.02
+# The thread ends after this long with nothing to watch (a gateway per Orchestrator).
+IDLE_EXIT_S = 30.0
 
 
 class Watch:
@@ -27,7 +29,7 @@ class Watch:
     __slots__ = ("context", "deadline", "fired", "running")
 
     def __init__(self, context: ToolContext) -> None:
-        self.context = context
+        self.context: ToolContext | None = context
         self.deadline = context.deadline
         self.running = True
         self.fired = False
@@ -59,6 +61,7 @@ class Watchdog:
         """The call returned: stop watching it. False when its deadline had already fired."""
         with self._condition:
             entry.running = False
+            entry.context = None  # the heap keeps the entry until its deadline, not the call
             return not entry.fired
 
     def _serve(self) -> None:
@@ -70,14 +73,16 @@ class Watchdog:
                 if due:
                     condition.release()
                     try:
-                        for entry in due:
-                            entry.context.cancel()
+                        for context in due:
+                            context.cancel()
                     finally:
                         condition.acquire()
                     continue
                 if not self._heap:
                     self._wake_at = float("inf")
-                    condition.wait()
+                    if not condition.wait(IDLE_EXIT_S) and not self._heap:
+                        self._thread = None  # idle: the next call starts another
+                        return
                     continue
                 # Finished calls stay in the heap until their deadline (popping them at once
                 # would empty it between steps, and every next call would wake this thread):
@@ -85,13 +90,13 @@ class Watchdog:
                 self._wake_at = max(self._heap[0][0], now + COALESCE_S)
                 condition.wait(self._wake_at - now)
 
-    def _take_due(self, now: float) -> list[Watch]:
+    def _take_due(self, now: float) -> list[ToolContext]:
         """Pop the calls whose deadline passed; the ones still running are due for cancel."""
-        due: list[Watch] = []
+        due: list[ToolContext] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)[2]
-            if entry.running:
+            if entry.running and entry.context is not None:
                 entry.fired = True
-                due.append(entry)
+                due.append(entry.context)
         return due
