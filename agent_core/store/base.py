@@ -239,6 +239,7 @@ class StoreBase:
         first_values: Mapping[str, Any] | None = None,
         new_events: Sequence[NewEvent] = (),
         only_if_claimable: bool = False,
+        events_written_by_caller: bool = False,
     ) -> tuple[Run | None, list[Event]]:
         """Change the run and append `new_events` to its ledger, chained to the event before
         them (found by the same statement). Returns the updated run and the events.
@@ -246,8 +247,10 @@ class StoreBase:
         The run changes come from `changes` (whose `owner` fences the write: LeaseLost when
         that worker no longer holds the run) and from `set_values` / `add` (columns set, and
         counters increased). With `only_if_claimable` the write happens only if the run is
-        queued or its lease lapsed, and the run is None otherwise. This is the hot path of
-        every step: see hotpath.py.
+        queued or its lease lapsed, and the run is None otherwise. With
+        `events_written_by_caller` the chained events are returned, not inserted: the caller
+        inserts them in the same transaction, with its own rows (`HotPath.insert_rows`). This
+        is the hot path of every step: see hotpath.py.
         """
         values: dict[str, Any] = dict(set_values or {})
         added: dict[str, int] = dict(add or {})
@@ -305,7 +308,8 @@ class StoreBase:
                 )
             )
             prev_hash = digest
-        self._hot.insert(cursor, events, [event.__dict__ for event in written])
+        if not events_written_by_caller:
+            self._hot.insert(cursor, events, [event.__dict__ for event in written])
         return run, written
 
 

@@ -46,6 +46,7 @@ from agent_core.store.ledger import (
 )
 from agent_core.store.schema import (
     approvals,
+    events,
     steps,
     tool_calls,
 )
@@ -145,8 +146,13 @@ class StepStore(StoreBase):
         }
         stored_result = to_json_value(outcome.result) if outcome else None
         with self._hot_transaction() as cursor:
-            run_row, _ = self._write_run(
-                cursor, key, changes=run, add=counters, new_events=new_events
+            run_row, written = self._write_run(
+                cursor,
+                key,
+                changes=run,
+                add=counters,
+                new_events=new_events,
+                events_written_by_caller=True,
             )
             step_id = new_id()
             step_values = {
@@ -167,7 +173,6 @@ class StepStore(StoreBase):
                 "created_at": now,
                 "completed_at": now if outcome else None,
             }
-            self._hot.insert(cursor, steps, [step_values])
             call_values: dict[str, Any] | None = None
             if tool_call is not None:
                 args = to_json_value(tool_call.args)
@@ -187,7 +192,6 @@ class StepStore(StoreBase):
                     "created_at": now,
                     "completed_at": now if outcome and outcome.tool_call_status else None,
                 }
-                self._hot.insert(cursor, tool_calls, [call_values])
             approval_values: dict[str, Any] | None = None
             if approval is not None:
                 if call_values is None:
@@ -213,7 +217,15 @@ class StepStore(StoreBase):
                         approval_id=approval.id, tool=approval.tool_name, args=call_values["args"]
                     ),
                 }
-                self._hot.insert(cursor, approvals, [approval_values])
+            self._hot.insert_rows(  # PostgreSQL: one statement for the step's rows
+                cursor,
+                [
+                    (events, [event.__dict__ for event in written]),
+                    (steps, [step_values]),
+                    (tool_calls, [call_values] if call_values else []),
+                    (approvals, [approval_values] if approval_values else []),
+                ],
+            )
         return StepStarted(
             step=Step.model_construct(**step_values),
             tool_call=ToolCall.model_construct(**call_values) if call_values else None,
