@@ -1,16 +1,24 @@
-"""The runtime's own cost per agent step, beside floors and a peer measured in the same run.
+"""The runtime's own cost per agent step, beside floors and peers measured in the same run.
 
     PYTHONPATH=. .venv/bin/python bench/step_overhead.py [--postgres-url URL] [--no-postgres]
+        [--rounds N]
 
 Each step: an LLM answering instantly in-process (ScriptedLLM), the policy check, a trivial
-read-only tool run through the gateway (its own thread, with its timeout), and the full
-ledger writes (step row, tool call row, event with its hash chain, run counters), in one
-transaction. Runs of 10 and of 200 steps show whether a step costs more as a run grows.
+read-only, interruptible tool run through the gateway (on the calling thread, under the
+gateway's watchdog, with its timeout), and the full ledger writes (step row, tool call row,
+event with its hash chain, run counters), in one transaction. Runs of 10 and of 200 steps
+show whether a step costs more as a run grows.
 
 Floor: the same rows written by raw sqlite3 (WAL, synchronous=NORMAL, as the runtime) or raw
-psycopg in one transaction per step, with values prepared in advance: the database's own
-cost, which no runtime can beat. Peer: when LangGraph and langgraph-checkpoint-sqlite are
-installed (requirements-bench.txt), the same loop as a LangGraph graph with SqliteSaver.
+psycopg in one transaction per step, one statement at a time, with values prepared in
+advance: what the database itself costs for those rows. Peers, each optional
+(requirements-bench.txt; skipped with a printed line when not installed): the same loop as a
+LangGraph graph with its SqliteSaver, and as a DBOS workflow whose steps (one `@DBOS.step`
+per agent step) are checkpointed in a fresh database of the same PostgreSQL server.
+
+Measurements are interleaved: every round runs ours, the floors and the peers one after the
+other, so the noise of a shared machine hits all of them alike; the figures are medians
+over the rounds. The table ends with each target of the issue beside its figure.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ DONE = json.dumps(
     {"thought": "Finished.", "tool": None, "args": None, "done": True, "summary": "ok"}
 )
 LENGTHS = (10, 200)
+SHORT_RUNS_PER_ROUND = 3  # a 10-step run is short: three of them per round
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -60,12 +69,8 @@ NOOP = Tool(
     side_effects=False,
     args_model=NoArgs,
     handler=lambda _args, _context: {"ok": True},
+    interruptible=True,
 )
-
-
-def _median_per_step(measure: Callable[[int], float], steps: int, repeats: int) -> float:
-    measure(steps)  # warm caches, connections and compiled statements
-    return statistics.median(measure(steps) for _ in range(repeats))
 
 
 # --- ours ----------------------------------------------------------------------------------------
@@ -283,53 +288,203 @@ def langgraph_peer(path: Path) -> tuple[str, Callable[[int], float]] | None:
     return f"LangGraph {version('langgraph')} + SqliteSaver", measure
 
 
-# --- report --------------------------------------------------------------------------------------
+# --- peer: DBOS ---------------------------------------------------------------------------------
+
+
+def dbos_peer(url: str) -> tuple[str, Callable[[int], float], Callable[[], None]] | None:
+    """The loop as a DBOS workflow, one checkpointed step per agent step, its system database
+    a fresh PostgreSQL database of the same server; None when DBOS is not installed."""
+    try:
+        from importlib.metadata import version
+
+        from dbos import DBOS
+    except ImportError:
+        return None
+    current: dict[str, ScriptedLLM] = {}
+
+    @DBOS.step()
+    def agent_step(turn: int) -> dict[str, Any]:
+        messages = [{"role": "user", "content": f"objective, turn {turn}"}]
+        reply = current["llm"].complete(messages, timeout_s=60)
+        decision = json.loads(reply.content)
+        if decision["done"]:
+            return {"done": True, "summary": decision["summary"]}
+        result = NOOP.handler(NoArgs(), None)  # type: ignore[arg-type]
+        return {"done": False, "observation": f"<observation>{json.dumps(result)}"}
+
+    @DBOS.workflow()
+    def agent_loop() -> int:
+        turn = 0
+        while not agent_step(turn)["done"]:
+            turn += 1
+        return turn
+
+    DBOS(config={"name": "step_overhead", "system_database_url": url, "log_level": "WARNING"})
+    DBOS.launch()
+
+    def measure(steps: int) -> float:
+        current["llm"] = ScriptedLLM([STEP] * steps + [DONE], record=False)
+        started = time.perf_counter()
+        turns = agent_loop()
+        elapsed = time.perf_counter() - started
+        assert turns == steps, turns
+        return elapsed / (steps + 1)
+
+    return f"DBOS {version('dbos')}", measure, DBOS.destroy
+
+
+# --- interleaved rounds --------------------------------------------------------------------------
+
+
+Measure = Callable[[int], float]
+
+
+def interleaved(contenders: dict[str, Measure], rounds: int) -> dict[tuple[str, int], float]:
+    """Median seconds per step of every contender at every run length: each round runs every
+    contender once (a short run SHORT_RUNS_PER_ROUND times) before the next round starts."""
+    for measure in contenders.values():
+        for steps in LENGTHS:
+            measure(steps)  # warm caches, connections and compiled statements
+    samples: dict[tuple[str, int], list[float]] = {
+        (name, steps): [] for name in contenders for steps in LENGTHS
+    }
+    for _ in range(rounds):
+        for steps in LENGTHS:
+            runs = SHORT_RUNS_PER_ROUND if steps <= 10 else 1
+            for name, measure in contenders.items():
+                samples[name, steps] += [measure(steps) for _ in range(runs)]
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3f} ms"
+
+
+def targets(
+    medians: dict[tuple[str, int], float], labels: dict[str, str]
+) -> list[tuple[str, str, str, str, str, bool]]:
+    """The issue's targets beside their figures: (what, ours, floor or peer, figure, target,
+    met), for the contenders that were measured."""
+    rows = []
+    for backend, name, limit in (("SQLite", "sqlite", 2.0), ("PostgreSQL", "postgresql", 1.5)):
+        if (f"{name} ours", 200) in medians:
+            ours, floor = medians[f"{name} ours", 200], medians[f"{name} floor", 200]
+            rows.append(
+                (
+                    f"step, {backend}, 200 steps",
+                    _ms(ours),
+                    f"raw floor {_ms(floor)}",
+                    f"{ours / floor:.2f}x the floor",
+                    f"within {limit:g}x of the floor",
+                    ours / floor <= limit,
+                )
+            )
+    for peer, backend, factor in (("langgraph", "sqlite", 5.0), ("dbos", "postgresql", 2.0)):
+        if (peer, 200) in medians and (f"{backend} ours", 200) in medians:
+            ours, theirs = medians[f"{backend} ours", 200], medians[peer, 200]
+            rows.append(
+                (
+                    f"step vs {labels[peer]}, 200 steps",
+                    _ms(ours),
+                    f"{_ms(theirs)} per step",
+                    f"{theirs / ours:.1f}x cheaper",
+                    f"{factor:g}x cheaper",
+                    theirs / ours >= factor,
+                )
+            )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres-url", default=DEFAULT_PG, help="an admin connection")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
     args = parser.parse_args()
     print(f"step overhead, {datetime.now(UTC):%Y-%m-%d}, SQLite {sqlite3.sqlite_version}")
-    print(f"{'backend':<12}{'steps':>6}{'ours/step':>12}{'floor/step':>12}{'ratio':>8}")
-    results: dict[str, dict[int, float]] = {}
+    contenders: dict[str, Measure] = {}
+    labels: dict[str, str] = {}
+    databases: list[str] = []
+    cleanups: list[Callable[[], None]] = []
     with tempfile.TemporaryDirectory() as folder:
-        backends: list[tuple[str, Callable[[int], float], Callable[[int], float]]] = [
-            ("sqlite", ours(f"sqlite:///{folder}/ours.db"), sqlite_floor(Path(folder) / "f.db"))
-        ]
-        pg_database = None if args.no_postgres else _create_pg_database(args.postgres_url)
-        if pg_database:
-            backends.append(("postgresql", ours(pg_database), postgres_floor(pg_database)))
-        for name, measure_ours, measure_floor in backends:
-            results[name] = {}
-            for steps in LENGTHS:
-                repeats = 15 if steps <= 10 else 3
-                mine = _median_per_step(measure_ours, steps, repeats)
-                floor = _median_per_step(measure_floor, steps, repeats)
-                results[name][steps] = mine
-                print(
-                    f"{name:<12}{steps:>6}{mine * 1e3:>10.3f}ms{floor * 1e3:>10.3f}ms"
-                    f"{mine / floor:>7.2f}x"
-                )
-        if pg_database:
-            _drop_pg_database(args.postgres_url, pg_database)
-        elif not args.no_postgres:
-            print("postgresql: not measured (server not reachable at --postgres-url)")
-        growth = results["sqlite"][200] / results["sqlite"][10]
-        print(f"sqlite growth from 10 to 200 steps: {growth:.2f}x per step (1.00 = none)")
-        peer = langgraph_peer(Path(folder) / "langgraph.db")
-        if peer is None:
+        contenders["sqlite ours"] = ours(f"sqlite:///{folder}/ours.db")
+        contenders["sqlite floor"] = sqlite_floor(Path(folder) / "f.db")
+        langgraph = langgraph_peer(Path(folder) / "langgraph.db")
+        if langgraph is None:
             print("peer: LangGraph not installed (pip install -r requirements-bench.txt)")
-            return
-        label, measure_peer = peer
+        else:
+            labels["langgraph"], contenders["langgraph"] = langgraph
+        if not args.no_postgres:
+            pg_ours, pg_floor = (_create_pg_database(args.postgres_url) for _ in range(2))
+            if pg_ours and pg_floor:
+                databases += [pg_ours, pg_floor]
+                contenders["postgresql ours"] = ours(pg_ours)
+                contenders["postgresql floor"] = postgres_floor(pg_floor)
+                _add_dbos(args.postgres_url, contenders, labels, databases, cleanups)
+            else:
+                print("postgresql: not measured (server not reachable at --postgres-url)")
+        try:
+            medians = interleaved(contenders, args.rounds)
+        finally:
+            for cleanup in cleanups:
+                cleanup()
+            for url in databases:
+                _drop_pg_database(args.postgres_url, url)
+    _print_report(medians, labels, args.rounds)
+
+
+def _add_dbos(
+    admin_url: str,
+    contenders: dict[str, Measure],
+    labels: dict[str, str],
+    databases: list[str],
+    cleanups: list[Callable[[], None]],
+) -> None:
+    """DBOS on a fresh database of the same server, when it is installed."""
+    try:
+        import dbos  # noqa: F401
+    except ImportError:
+        print("peer: DBOS not installed (pip install -r requirements-bench.txt)")
+        return
+    url = _create_pg_database(admin_url)
+    if url is None:
+        return
+    databases.append(url)
+    peer = dbos_peer(url.replace("+psycopg", ""))
+    if peer is not None:
+        labels["dbos"], contenders["dbos"], destroy = peer
+        cleanups.append(destroy)
+
+
+def _print_report(
+    medians: dict[tuple[str, int], float], labels: dict[str, str], rounds: int
+) -> None:
+    print(f"medians over {rounds} interleaved rounds, per step")
+    print(f"{'backend':<12}{'steps':>6}{'ours':>12}{'floor':>12}{'ratio':>8}")
+    for backend in ("sqlite", "postgresql"):
         for steps in LENGTHS:
-            theirs = _median_per_step(measure_peer, steps, 3)
-            mine = results["sqlite"][steps]
+            if (f"{backend} ours", steps) not in medians:
+                continue
+            mine, floor = medians[f"{backend} ours", steps], medians[f"{backend} floor", steps]
             print(
-                f"{label}, {steps} steps: {theirs * 1e3:.3f} ms/step; "
-                f"ours is {theirs / mine:.1f}x cheaper"
+                f"{backend:<12}{steps:>6}{mine * 1e3:>10.3f}ms{floor * 1e3:>10.3f}ms"
+                f"{mine / floor:>7.2f}x"
             )
+    growth = medians["sqlite ours", 200] / medians["sqlite ours", 10]
+    print(f"sqlite growth from 10 to 200 steps: {growth:.2f}x per step (1.00 = none)")
+    for peer, backend in (("langgraph", "sqlite"), ("dbos", "postgresql")):
+        for steps in LENGTHS:
+            if (peer, steps) in medians and (f"{backend} ours", steps) in medians:
+                theirs, mine = medians[peer, steps], medians[f"{backend} ours", steps]
+                print(
+                    f"{labels[peer]} ({backend}), {steps} steps: {theirs * 1e3:.3f} ms/step; "
+                    f"ours is {theirs / mine:.1f}x cheaper"
+                )
+    print()
+    print("| what | ours | floor / peer | figure | target | met |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for what, mine, other, figure, target, met in targets(medians, labels):
+        print(f"| {what} | {mine} | {other} | {figure} | {target} | {'yes' if met else 'no'} |")
 
 
 def _create_pg_database(admin_url: str) -> str | None:

@@ -111,3 +111,19 @@ def test_a_server_lost_during_a_step_is_logged_once_and_the_run_recovers(
         worker.shutdown()
         store.close()
         relay.stop()
+
+
+def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_unseen(pg_store, pg_admin):
+    """The pool pings a connection idle for longer than PING_AFTER_IDLE_S (not one used a
+    moment ago, to spare each step a round trip): one the server dropped is replaced."""
+    from agent_core.store.engine import PING_AFTER_IDLE_S
+
+    objective = make_objective(pg_store)
+    with pg_store.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    pg_admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    time.sleep(PING_AFTER_IDLE_S + 0.2)
+
+    run = pg_store.create_run(objective.id)
+
+    assert pg_store.get_run(run.id).status is RunStatus.QUEUED

@@ -185,7 +185,7 @@ def _paused_mid_transaction(store, marker):
         return bool(
             conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'active' AND query LIKE 'INSERT INTO app_agent_tool_calls%%'"
+                "AND state = 'active' AND query LIKE '%%INSERT INTO app_agent_tool_calls%%'"
             ).scalar()
         )
 

@@ -27,6 +27,7 @@ from agent_core.tools import (
 )
 from agent_core.tools.data import DataAccess, NoArgs, data_tools
 from agent_core.tools.gateway import ToolGateway, validate_args
+from agent_core.tools.watchdog import Watchdog
 from tests.support import create_leads, make_objective
 
 
@@ -92,6 +93,64 @@ def test_a_tool_that_hangs_is_stopped_at_its_timeout_and_told_to_stop():
     assert 0.5 <= elapsed < 1.5
     assert cancelled.is_set()
     assert ended.wait(1), "the handler kept running after its cancel callback"
+
+
+def test_an_interruptible_read_only_tool_runs_on_the_callers_thread_and_is_stopped_in_time():
+    threads: list[threading.Thread] = []
+    cancelled = threading.Event()
+
+    def hang(args, context: ToolContext):
+        threads.append(threading.current_thread())
+        context.on_cancel(cancelled.set)
+        cancelled.wait(10)  # the work a cancel callback interrupts
+        return {"too": "late"}
+
+    tool = replace(make_tool(hang, name="slow_report"), interruptible=True)
+    gateway = ToolGateway()
+    started = time.monotonic()
+    result = gateway.execute(tool, NoArgs(), run_id="run-1", timeout_s=0.5)
+    elapsed = time.monotonic() - started
+    fast = gateway.execute(
+        replace(make_tool(lambda args, context: {"ok": True}), interruptible=True),
+        NoArgs(),
+        run_id="run-1",
+        timeout_s=0.5,
+    )
+
+    assert threads == [threading.current_thread()]
+    assert (result.status, result.timed_out) == (ToolCallStatus.FAILED, True)
+    assert result.error == "slow_report timed out after 0.5 s and was stopped"
+    assert 0.5 <= elapsed < 1.5
+    assert (fast.status, fast.result) == (ToolCallStatus.SUCCEEDED, {"ok": True})
+
+
+def test_the_watchdog_cancels_only_calls_still_running_at_their_deadline():
+    watchdog = Watchdog()
+    finished = ToolContext(run_id="run-1", deadline=time.monotonic() + 0.05)
+    running = ToolContext(run_id="run-1", deadline=time.monotonic() + 0.1)
+    done, late = watchdog.watch(finished), watchdog.watch(running)
+
+    assert watchdog.release(done) is True
+    time.sleep(0.4)
+
+    assert finished.cancelled is False
+    assert running.cancelled is True
+    assert watchdog.release(late) is False
+
+
+def test_a_tool_with_side_effects_never_runs_inline_even_if_interruptible():
+    threads: list[threading.Thread] = []
+
+    def record(args, context):
+        threads.append(threading.current_thread())
+        return {"sent": True}
+
+    tool = replace(make_tool(record, side_effects=True), interruptible=True)
+    result = run(tool)
+
+    assert result.status is ToolCallStatus.SUCCEEDED
+    assert len(threads) == 1
+    assert threads[0] is not threading.current_thread()
 
 
 def test_a_cancel_callback_registered_after_the_deadline_runs_at_once():

@@ -281,7 +281,7 @@ def outcome_of(result: gateway.ToolResult, status: ToolCallStatus | None = None)
         step_status=StepStatus.COMPLETED
         if result.status is ToolCallStatus.SUCCEEDED
         else StepStatus.FAILED,
-        result=to_json_value(result.result),
+        result=result.result,  # JSON already (run_tool); the store converts what it writes
         tool_call_status=status or result.status,
         tool_error=result.error,
         duration_ms=result.duration_ms,

@@ -67,6 +67,9 @@ class StoreBase:
         self._clock = clock
         self._hot = HotPath(engine.dialect.name)
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite: the connection every step write uses, kept (under _write_lock, one writer at
+        # a time) rather than checked out of the pool and returned at each step.
+        self._sqlite_writer: Any = None
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Self:
@@ -87,6 +90,10 @@ class StoreBase:
         return store
 
     def close(self) -> None:
+        with self._writer(True):
+            writer, self._sqlite_writer = self._sqlite_writer, None
+            if writer is not None:
+                writer.close()
         self.engine.dispose()
 
     @property
@@ -156,30 +163,33 @@ class StoreBase:
 
     @contextmanager
     def _hot_transaction(self) -> Iterator[Any]:
-        """A write transaction on a pooled DBAPI connection, for the per-step writes: the
-        same transaction semantics as `_transaction`, without its per-statement cost."""
+        """A write transaction on a DBAPI connection, for the per-step writes: the same
+        transaction semantics as `_transaction`, without its per-statement cost. On SQLite
+        it is the one kept writer connection (writes take turns on the write lock anyway).
+        On PostgreSQL the statements go in pipeline mode: only a statement whose result is
+        read (the run update's RETURNING) waits for the server; the rest travel with the
+        COMMIT, so a step costs two round trips instead of one per statement."""
         dbapi = self.engine.dialect.loaded_dbapi
         with self._writer(True):
+            sqlite = self._write_lock is not None
             try:
-                raw = self.engine.raw_connection()
+                raw = self._sqlite_writer
+                if raw is None:
+                    raw = self.engine.raw_connection()
             except (DBAPIError, dbapi.Error) as exc:
                 raise _unavailable(exc, self.engine) from exc
+            keep = sqlite
             try:
-                cursor = raw.cursor()
-                if self.dialect == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
-                try:
-                    yield cursor
-                except BaseException:
-                    raw.rollback()
-                    raise
-                raw.commit()
+                yield from _hot_statements(raw.driver_connection, sqlite=sqlite)
             except dbapi.IntegrityError:
                 raise
             except dbapi.Error as exc:
+                keep = False  # a connection that failed is not kept
                 raise _unavailable(exc, self.engine) from exc
             finally:
-                raw.close()
+                self._sqlite_writer = raw if keep else None
+                if not keep:
+                    raw.close()
 
     def _writer(self, write: bool) -> AbstractContextManager[object]:
         """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
@@ -230,6 +240,7 @@ class StoreBase:
         first_values: Mapping[str, Any] | None = None,
         new_events: Sequence[NewEvent] = (),
         only_if_claimable: bool = False,
+        events_written_by_caller: bool = False,
     ) -> tuple[Run | None, list[Event]]:
         """Change the run and append `new_events` to its ledger, chained to the event before
         them (found by the same statement). Returns the updated run and the events.
@@ -237,8 +248,10 @@ class StoreBase:
         The run changes come from `changes` (whose `owner` fences the write: LeaseLost when
         that worker no longer holds the run) and from `set_values` / `add` (columns set, and
         counters increased). With `only_if_claimable` the write happens only if the run is
-        queued or its lease lapsed, and the run is None otherwise. This is the hot path of
-        every step: see hotpath.py.
+        queued or its lease lapsed, and the run is None otherwise. With
+        `events_written_by_caller` the chained events are returned, not inserted: the caller
+        inserts them in the same transaction, with its own rows (`HotPath.insert_rows`). This
+        is the hot path of every step: see hotpath.py.
         """
         values: dict[str, Any] = dict(set_values or {})
         added: dict[str, int] = dict(add or {})
@@ -296,8 +309,27 @@ class StoreBase:
                 )
             )
             prev_hash = digest
-        self._hot.insert(cursor, events, [event.__dict__ for event in written])
+        if not events_written_by_caller:
+            self._hot.insert(cursor, events, [event.__dict__ for event in written])
         return run, written
+
+
+def _hot_statements(driver: Any, *, sqlite: bool) -> Iterator[Any]:
+    """The cursor of one transaction on `driver`: committed when the caller's block ends,
+    rolled back when it raises."""
+    try:
+        if sqlite:
+            cursor = driver.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            yield cursor
+            driver.commit()
+        else:
+            with driver.pipeline():
+                yield driver.cursor()
+                driver.commit()
+    except BaseException:
+        driver.rollback()
+        raise
 
 
 def driver_cursor(conn: sa.Connection) -> Any:

@@ -3,6 +3,7 @@ connection (pragmas, BEGIN IMMEDIATE, prepared statements) lives here."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,10 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# A pooled PostgreSQL connection idle for longer than this is pinged before use; one used
+# moments ago (the previous step of a run) is not, which saves a round trip per step.
+PING_AFTER_IDLE_S = 1.0
+_IDLE_SINCE = "agent_idle_since"
 WRITE = "agent_write"  # execution option: this transaction will write (SQLite: BEGIN IMMEDIATE)
 
 
@@ -60,12 +65,34 @@ def create_engine(database_url: str, **kwargs: Any) -> Engine:
 def _postgresql_engine(url: URL, **kwargs: Any) -> Engine:
     # prepare_threshold=None: never prepare statements, which Supabase's transaction pooler
     # (PgBouncer/Supavisor in transaction mode) cannot route between server connections.
-    return sa.create_engine(
+    # LIFO: the connection just returned (warm, recently proven alive) is the next one used.
+    engine = sa.create_engine(
         url,
         connect_args={"prepare_threshold": None, "connect_timeout": 10},
-        pool_pre_ping=True,
+        pool_use_lifo=True,
         **kwargs,
     )
+
+    @sa.event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        # SQLAlchemy's pool_pre_ping, but only for a connection idle long enough to have been
+        # dropped (server restart, idle timeout): DisconnectionError makes the pool replace it.
+        if dbapi_connection.closed or dbapi_connection.broken:
+            raise sa.exc.DisconnectionError("the pooled connection is closed")
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DisconnectionError(str(exc)) from exc
+
+    return engine
 
 
 def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:

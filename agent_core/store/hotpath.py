@@ -43,7 +43,9 @@ def _enum_value(value: Any) -> Any:
 
 
 def _json_param(value: Any) -> Any:
-    return None if value is None else json.dumps(value)
+    if value is None:
+        return None
+    return "{}" if value == {} else json.dumps(value)  # no arguments: the common case
 
 
 def _json_result(value: Any) -> Any:
@@ -187,6 +189,29 @@ class HotPath:
         else:
             cursor.executemany(sql, params)
 
+    def insert_rows(
+        self, cursor: Any, batches: Sequence[tuple[sa.Table, Sequence[Mapping[str, Any]]]]
+    ) -> None:
+        """Insert the rows of several tables (each table's rows with the same columns): on
+        PostgreSQL in one statement (data-modifying CTEs; foreign keys are checked at its
+        end), on SQLite, which has no such statement, one statement per table."""
+        batches = [(table, rows) for table, rows in batches if rows]
+        if self.codec.sqlite or len(batches) == 1:
+            for table, rows in batches:
+                self.insert(cursor, table, rows)
+            return
+        shape = tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in batches)
+        sql, converters = self._combined_insert_sql(shape)
+        params: dict[str, Any] = {}
+        for index, ((_, rows), table_converters) in enumerate(
+            zip(batches, converters, strict=True)
+        ):
+            for number, row in enumerate(rows):
+                prefix = f"t{index}r{number}_"
+                for name, convert in table_converters:
+                    params[prefix + name] = convert(row[name])
+        cursor.execute(sql, params)
+
     def update_by_id(
         self, cursor: Any, table: sa.Table, key: str, values: Mapping[str, Any]
     ) -> None:
@@ -224,6 +249,23 @@ class HotPath:
         placeholders = ", ".join(self.codec.placeholder(name) for name in names)
         sql = f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({placeholders})"
         return sql, converters
+
+    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
+    def _combined_insert_sql(
+        self, shape: tuple[tuple[str, tuple[str, ...], int], ...]
+    ) -> tuple[str, tuple[tuple[tuple[str, Callable[[Any], Any]], ...], ...]]:
+        """WITH t0 AS (INSERT ...), t1 AS (INSERT ...) INSERT ...: one statement."""
+        inserts = []
+        converters = []
+        for index, (table_name, names, count) in enumerate(shape):
+            converters.append(self._converters(table_name, names))
+            values = ", ".join(
+                "(" + ", ".join(f"%(t{index}r{number}_{name})s" for name in names) + ")"
+                for number in range(count)
+            )
+            inserts.append(f"INSERT INTO {table_name} ({', '.join(names)}) VALUES {values}")
+        ctes = ", ".join(f"t{index} AS ({sql})" for index, sql in enumerate(inserts[:-1]))
+        return f"WITH {ctes} {inserts[-1]}", tuple(converters)
 
     @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
     def _run_update_sql(

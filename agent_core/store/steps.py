@@ -46,6 +46,7 @@ from agent_core.store.ledger import (
 )
 from agent_core.store.schema import (
     approvals,
+    events,
     steps,
     tool_calls,
 )
@@ -143,9 +144,15 @@ class StepStore(StoreBase):
             "prompt_tokens": step.prompt_tokens,
             "completion_tokens": step.completion_tokens,
         }
+        stored_result = to_json_value(outcome.result) if outcome else None
         with self._hot_transaction() as cursor:
-            run_row, _ = self._write_run(
-                cursor, key, changes=run, add=counters, new_events=new_events
+            run_row, written = self._write_run(
+                cursor,
+                key,
+                changes=run,
+                add=counters,
+                new_events=new_events,
+                events_written_by_caller=True,
             )
             step_id = new_id()
             step_values = {
@@ -157,7 +164,7 @@ class StepStore(StoreBase):
                 "args": to_json_value(step.args),
                 "raw_output": step.raw_output,
                 "status": outcome.step_status if outcome else StepStatus.EXECUTING,
-                "result": to_json_value(outcome.result) if outcome else None,
+                "result": stored_result,
                 "model": step.model,
                 "prompt_tokens": step.prompt_tokens,
                 "completion_tokens": step.completion_tokens,
@@ -166,7 +173,6 @@ class StepStore(StoreBase):
                 "created_at": now,
                 "completed_at": now if outcome else None,
             }
-            self._hot.insert(cursor, steps, [step_values])
             call_values: dict[str, Any] | None = None
             if tool_call is not None:
                 args = to_json_value(tool_call.args)
@@ -179,14 +185,13 @@ class StepStore(StoreBase):
                     "args_hash": tool_args_hash(tool_call.tool_name, args),
                     "risk_level": tool_call.risk_level,
                     "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
-                    "result": to_json_value(outcome.result) if outcome else None,
+                    "result": stored_result,
                     "error": outcome.tool_error if outcome else None,
                     "duration_ms": outcome.duration_ms if outcome else None,
                     "attempts": outcome.attempts if outcome else 0,
                     "created_at": now,
                     "completed_at": now if outcome and outcome.tool_call_status else None,
                 }
-                self._hot.insert(cursor, tool_calls, [call_values])
             approval_values: dict[str, Any] | None = None
             if approval is not None:
                 if call_values is None:
@@ -212,7 +217,15 @@ class StepStore(StoreBase):
                         approval_id=approval.id, tool=approval.tool_name, args=call_values["args"]
                     ),
                 }
-                self._hot.insert(cursor, approvals, [approval_values])
+            self._hot.insert_rows(  # PostgreSQL: one statement for the step's rows
+                cursor,
+                [
+                    (events, [event.__dict__ for event in written]),
+                    (steps, [step_values]),
+                    (tool_calls, [call_values] if call_values else []),
+                    (approvals, [approval_values] if approval_values else []),
+                ],
+            )
         return StepStarted(
             step=Step.model_construct(**step_values),
             tool_call=ToolCall.model_construct(**call_values) if call_values else None,

@@ -490,6 +490,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=ReadArgs,
             handler=read_database,
+            interruptible=True,  # its query is interrupted at the deadline
             readiness=access.problem,
         ),
         Tool(
@@ -499,6 +500,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=CountArgs,
             handler=count_database,
+            interruptible=True,  # its query is interrupted at the deadline
             readiness=access.problem,
         ),
         Tool(
@@ -538,6 +540,7 @@ def data_tools(access: DataAccess, *, now: Any = None) -> list[Tool]:
             side_effects=False,
             args_model=NoArgs,
             handler=analyze_leads,
+            interruptible=True,  # its query is interrupted at the deadline
             readiness=lambda: access.problem(LEADS_TABLE),
         ),
     ]

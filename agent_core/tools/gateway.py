@@ -24,6 +24,7 @@ from agent_core.tools.registry import (
     ToolOutcomeUnknown,
     ToolTransientError,
 )
+from agent_core.tools.watchdog import Watchdog
 
 RETRY_DELAYS_S = (0.2, 0.6)  # two retries, for tools without side effects only
 _TRANSIENT = (ToolTransientError, ConnectionError, TimeoutError)
@@ -58,7 +59,9 @@ def failed(error: str, *, duration_ms: int = 0, attempts: int = 0) -> ToolResult
 
 
 class ToolGateway:
-    """Runs tool handlers on a pool of daemon threads and stops waiting at the deadline.
+    """Runs tool handlers on a pool of daemon threads and stops waiting at the deadline; a
+    read-only tool that declares itself `interruptible` runs on the caller's thread instead,
+    and a watchdog cancels it at the deadline (no thread hand-off: the cheaper way).
 
     Threads are reused (starting one per call would cost more than a whole step's
     bookkeeping) and created when none is idle, so a handler that ignores its cancellation
@@ -72,6 +75,7 @@ class ToolGateway:
         )
         self._idle = 0
         self._lock = threading.Lock()
+        self._watchdog = Watchdog()
 
     def execute(self, tool: Tool, args: BaseModel, *, run_id: str, timeout_s: float) -> ToolResult:
         """Run the tool, retrying transient failures of tools without side effects.
@@ -128,6 +132,8 @@ class ToolGateway:
         self, tool: Tool, args: BaseModel, *, run_id: str, deadline: float
     ) -> tuple[str, Any]:
         context = ToolContext(run_id=run_id, deadline=deadline)
+        if tool.interruptible and not tool.side_effects:
+            return self._attempt_inline(tool, args, context)
         box: dict[str, Any] = {}
         finished = threading.Lock()  # held until the handler is done: the cheapest signal
         finished.acquire()
@@ -138,6 +144,18 @@ class ToolGateway:
         if "error" in box:
             return "error", box["error"]
         return "ok", box.get("value")
+
+    def _attempt_inline(self, tool: Tool, args: BaseModel, context: ToolContext) -> tuple[str, Any]:
+        """Run the handler here; past the deadline the watchdog cancels it, which an
+        interruptible handler obeys, and the call counts as timed out whatever it returned."""
+        watch = self._watchdog.watch(context)
+        try:
+            outcome: tuple[str, Any] = ("ok", tool.handler(args, context))
+        except Exception as exc:  # noqa: BLE001 - reported as the tool's failure
+            outcome = ("error", exc)
+        finally:
+            in_time = self._watchdog.release(watch)
+        return outcome if in_time else ("timeout", None)
 
     def _submit(
         self, work: Callable[[], Any], box: dict[str, Any], finished: threading.Lock

@@ -120,6 +120,10 @@ class Tool:
     args_model: type[BaseModel]
     handler: Handler = field(repr=False)
     timeout_s: float | None = None
+    # The handler stops promptly once its ToolContext is cancelled (its cancel callbacks
+    # interrupt its work): a read-only tool that says so runs on the caller's thread under a
+    # watchdog instead of being handed to a thread of its own (see gateway.py).
+    interruptible: bool = False
     # Read from the settings only (no network, no database): see problem().
     readiness: Readiness | None = field(default=None, repr=False, compare=False)
 
@@ -140,6 +144,8 @@ class Tool:
             ) from None
         if not isinstance(self.side_effects, bool):
             raise ValueError(f"tool {self.name!r}: side_effects must be True or False")
+        if not isinstance(self.interruptible, bool):
+            raise ValueError(f"tool {self.name!r}: interruptible must be True or False")
         if not (isinstance(self.args_model, type) and issubclass(self.args_model, BaseModel)):
             raise ValueError(f"tool {self.name!r}: args_model must be a pydantic model class")
         if not callable(self.handler):
