@@ -7,14 +7,17 @@ dies is started again; Ctrl-C or SIGTERM stops both (the worker gives its runs b
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +29,9 @@ log = logging.getLogger("agent_core.up")
 PROJECT = Path(__file__).resolve().parent.parent  # where app.py and dashboard/ are
 HEALTH_TIMEOUT_S = 90.0
 RESTART_PAUSE_S = 2.0
+# A child that stops this many times within the window is broken, not unlucky: give up.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 120.0
 
 
 def dashboard_command(host: str, port: int) -> list[str]:
@@ -60,6 +66,30 @@ def dashboard_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the dashboard could not listen on host:port, or None. Checked before anything
+    starts, so that another program already answering there is never taken for ours."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        return f"cannot listen on {host!r}: it is not an address of this machine ({reason})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the dashboard does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"port {port} on {host} is already in use (is agent runtime already "
+                    "running?): stop that program or choose another port with --port"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
+
+
 def wait_healthy(url: str, *, timeout_s: float, alive: Callable[[], bool]) -> bool:
     """Whether the dashboard answers its health check within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
@@ -86,6 +116,7 @@ class Supervisor:
     say: Callable[[str], None] = print
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _restarts: dict[str, deque[float]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -104,6 +135,10 @@ class Supervisor:
             sig: signal.signal(sig, lambda *_: self._stopping.set())
             for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        problem = listen_problem(self.host, self.port)
+        if problem:
+            self.say(f"error: {problem}")
+            return 2
         try:
             if self.with_worker:
                 self._start("worker")
@@ -125,7 +160,8 @@ class Supervisor:
                 f"agent runtime is up: open {self.url}  (Ctrl-C stops the dashboard and the worker)"
             )
             while not self._stopping.wait(1.0):
-                self._restart_dead()
+                if not self._restart_dead():
+                    return 1
             return 0
         finally:
             self._stop_all()
@@ -135,16 +171,30 @@ class Supervisor:
     def _probe_host(self) -> str:
         return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
-    def _restart_dead(self) -> None:
+    def _restart_dead(self) -> bool:
+        """Start again what stopped; False when a child keeps stopping (it is broken: its
+        own lines above say why), after saying so."""
         for name, child in list(self._children.items()):
             code = child.poll()
             if code is None:
                 continue
+            now = time.monotonic()
+            recent = self._restarts.setdefault(name, deque())
+            while recent and now - recent[0] > RESTART_WINDOW_S:
+                recent.popleft()
+            if len(recent) >= MAX_RESTARTS:
+                self.say(
+                    f"error: the {name} stopped {len(recent) + 1} times within "
+                    f"{RESTART_WINDOW_S:.0f} s (last exit code {code}): see its lines above"
+                )
+                return False
+            recent.append(now)
             log.warning("the %s stopped (exit code %s); starting it again", name, code)
             self.say(f"the {name} stopped (exit code {code}); starting it again")
-            time.sleep(RESTART_PAUSE_S)
+            time.sleep(RESTART_PAUSE_S * len(recent))  # a little longer each time
             if not self._stopping.is_set():
                 self._start(name)
+        return True
 
     def _stop_all(self) -> None:
         for child in self._children.values():

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -127,3 +128,31 @@ def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cl
     )
     assert json.loads(status.stdout) == []
     assert re.search(r"worker \S+ stopped", rest)
+
+
+def test_up_on_a_port_already_taken_says_so_and_starts_nothing(isolated_environment, clean_env):
+    """Another program on the port is never taken for the dashboard: one sentence, exit 2."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli(["up", "--port", str(port)], isolated_environment, clean_env)
+    assert result.returncode == 2
+    assert result.stdout.strip().splitlines()[-1] == (
+        f"error: port {port} on 127.0.0.1 is already in use (is agent runtime already "
+        "running?): stop that program or choose another port with --port"
+    )
+    assert "agent runtime is up" not in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_up_on_a_host_that_is_not_here_is_one_sentence(isolated_environment, clean_env):
+    result = cli(["up", "--host", "999.1.1.1"], isolated_environment, clean_env)
+    assert result.returncode == 2
+    assert (
+        result.stdout.strip()
+        .splitlines()[-1]
+        .startswith("error: cannot listen on '999.1.1.1': it is not an address")
+    )
+    assert "Traceback" not in result.stdout + result.stderr
