@@ -481,9 +481,11 @@ def ledger_report_lines(report: LedgerReport) -> list[str]:
             if report.seal_breaks
             else ""
         )
+        # A deleted run still breaks (its seal names it) though it is no longer counted.
+        broken = len({item.run_id for item in report.breaks})
         head = (
-            f"ledger BROKEN: {len(report.breaks)} of {report.runs_checked} runs{seals} fail "
-            f"verification; {seal_summary(report)}"
+            f"ledger BROKEN: verification fails for {broken} run{'s' if broken != 1 else ''}"
+            f"{seals} ({report.runs_checked} runs checked); {seal_summary(report)}"
         )
     return [
         head,
