@@ -81,6 +81,7 @@ NO_MODEL = "(no model answered)"
 NO_PRICE = "no price"
 TOP_RUNS = 10
 MAX_FILLED_DAYS = 400
+CLOCK_SLACK = timedelta(hours=1)
 
 
 # --- scope: which runs count -------------------------------------------------------------
@@ -107,6 +108,13 @@ class Scope:
         return cls(
             since=since.astimezone(UTC), until=until and until.astimezone(UTC), objective_id=key
         )
+
+    def after_start(self, created_at: sa.ColumnElement[datetime]) -> sa.ColumnElement[bool]:
+        """A bound on the creation time of a run's own rows (steps, tool calls, approvals,
+        events), which come after the run: redundant with the run's range, it lets an index
+        on the child table's created_at find the range's rows without reading the whole
+        table. CLOCK_SLACK keeps a row written by a worker whose clock lags a little."""
+        return created_at >= self.since - CLOCK_SLACK
 
     def conditions(self) -> list[sa.ColumnElement[bool]]:
         found = [runs.c.created_at >= self.since]
@@ -202,17 +210,19 @@ def _quantiles(
     *,
     by: Sequence[str] = (),
     extra: Callable[[Any], Sequence[sa.ColumnElement[Any]]] = lambda columns: (),
+    carry: Sequence[str] = (),
     portable: bool = False,
 ) -> sa.Select[Any]:
     """Per group of `by`: for each column of `values`, `{v}_n` (values that are not NULL),
     `{v}_mean`, `{v}_p50` and `{v}_p90`; then the `extra` aggregates (given the columns of
-    the relation aggregated, which are those of `source`).
+    the relation aggregated: `by`, `values` and the columns named in `carry`).
 
     PostgreSQL: percentile_cont(f) WITHIN GROUP (ORDER BY v). Elsewhere (SQLite, or with
     `portable`): each value's rank among its group's values, ROW_NUMBER() ordered with NULLs
     last, and COUNT() of the group's values, are computed by window functions; then, with
     pos = f * (n - 1), the percentile is the value at rank floor(pos) + 1 plus the fraction
     pos - floor(pos) of the step to the value at the next rank: percentile_cont's definition.
+    Only the columns used are ranked: SQLite copies each ranked row whole into its window.
     """
     if dialect == "postgresql" and not portable:
         columns = source.c
@@ -241,7 +251,8 @@ def _quantiles(
             .label(f"{name}__rank")
         )
         ranks.append(sa.func.count(value).over(partition_by=keys).label(f"{name}__n"))
-    ranked = sa.select(source, *ranks).subquery("ranked")
+    used = dict.fromkeys([*by, *values, *carry])
+    ranked = sa.select(*(source.c[name] for name in used), *ranks).subquery("ranked")
     columns = ranked.c
     parts = [columns[name] for name in by]
     for name in values:
@@ -415,50 +426,53 @@ def _run_distributions(
 # --- LLM answers: per model, and their cost ------------------------------------------------
 
 
-def _answers(scope: Scope) -> sa.Subquery:
+def _answers(scope: Scope, *names: str) -> sa.Subquery:
     """Every LLM answer of the runs in scope: the steps, and the invalid replies (step_error
-    events), each with its run's objective and day, model, tokens, latency and `invalid`."""
+    events), each with its run's objective and day, model, tokens, latency and `invalid`;
+    only the columns `names` when given (fewer columns for the database to carry)."""
     data = events.c.data
     in_scope = scope.conditions()
-    valid = (
-        sa.select(
-            steps.c.run_id,
-            runs.c.objective_id,
-            _Day(runs.c.created_at).label("day"),
-            steps.c.model,
-            steps.c.prompt_tokens,
-            steps.c.completion_tokens,
-            steps.c.latency_ms,
-            sa.literal(0).label("invalid"),
-        )
+    valid = {
+        "run_id": steps.c.run_id,
+        "objective_id": runs.c.objective_id,
+        "day": _Day(runs.c.created_at),
+        "model": steps.c.model,
+        "prompt_tokens": steps.c.prompt_tokens,
+        "completion_tokens": steps.c.completion_tokens,
+        "latency_ms": steps.c.latency_ms,
+        "invalid": sa.literal(0),
+    }
+    invalid = {
+        "run_id": events.c.run_id,
+        "objective_id": runs.c.objective_id,
+        "day": _Day(runs.c.created_at),
+        "model": data["model"].as_string(),
+        "prompt_tokens": sa.func.coalesce(data["prompt_tokens"].as_integer(), 0),
+        "completion_tokens": sa.func.coalesce(data["completion_tokens"].as_integer(), 0),
+        "latency_ms": data["latency_ms"].as_integer(),
+        "invalid": sa.literal(1),
+    }
+    chosen = names or tuple(valid)
+    steps_part = (
+        sa.select(*(valid[name].label(name) for name in chosen))
         .join_from(steps, runs, runs.c.id == steps.c.run_id)
-        .where(*in_scope)
+        .where(scope.after_start(steps.c.created_at), *in_scope)
     )
-    invalid = (
-        sa.select(
-            events.c.run_id,
-            runs.c.objective_id,
-            _Day(runs.c.created_at).label("day"),
-            data["model"].as_string().label("model"),
-            sa.func.coalesce(data["prompt_tokens"].as_integer(), 0).label("prompt_tokens"),
-            sa.func.coalesce(data["completion_tokens"].as_integer(), 0).label("completion_tokens"),
-            data["latency_ms"].as_integer().label("latency_ms"),
-            sa.literal(1).label("invalid"),
-        )
+    events_part = (
+        sa.select(*(invalid[name].label(name) for name in chosen))
         .join_from(events, runs, runs.c.id == events.c.run_id)
-        # A run's events come after it: this bound lets an index on events find them.
         .where(
             events.c.event_type == EventType.STEP_ERROR.value,
-            events.c.created_at >= scope.since,
+            scope.after_start(events.c.created_at),
             *in_scope,
         )
     )
-    return sa.union_all(valid, invalid).subquery("answers")
+    return sa.union_all(steps_part, events_part).subquery("answers")
 
 
 def _token_sums(conn: sa.Connection, scope: Scope, by: Sequence[str] = ()) -> pd.DataFrame:
     """Prompt and completion tokens per model (and per `by`: objective_id, day), in SQL."""
-    answers = _answers(scope)
+    answers = _answers(scope, *by, "model", "prompt_tokens", "completion_tokens")
     keys = [answers.c[name] for name in by]
     query = sa.select(
         *keys,
@@ -512,7 +526,9 @@ def _cost_by(priced: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 
 def _models(conn: sa.Connection, scope: Scope, pricing: Pricing) -> pd.DataFrame:
-    answers = _answers(scope)
+    answers = _answers(
+        scope, "model", "latency_ms", "invalid", "prompt_tokens", "completion_tokens"
+    )
     stats = _frame(
         conn,
         _quantiles(
@@ -526,6 +542,7 @@ def _models(conn: sa.Connection, scope: Scope, pricing: Pricing) -> pd.DataFrame
                 sa.func.sum(c.prompt_tokens).label("prompt_tokens"),
                 sa.func.sum(c.completion_tokens).label("completion_tokens"),
             ),
+            carry=["invalid", "prompt_tokens", "completion_tokens"],
         ),
     )
     stats = stats.rename(
@@ -594,7 +611,7 @@ def _fallbacks_query(scope: Scope) -> sa.Select[Any]:
         .join_from(events, runs, runs.c.id == events.c.run_id)
         .where(
             events.c.event_type.in_([kind.value for kind in ANSWER_EVENTS]),
-            events.c.created_at >= scope.since,
+            scope.after_start(events.c.created_at),
             data["fallback_from"].as_string().is_not(None),
             *scope.conditions(),
         )
@@ -603,10 +620,10 @@ def _fallbacks_query(scope: Scope) -> sa.Select[Any]:
     return sa.select(inner.c.model, sa.func.count().label("fallbacks")).group_by(inner.c.model)
 
 
-def _run_costs(scope: Scope, prices: Mapping[str, ModelPrice]) -> sa.Subquery:
+def _run_costs(scope: Scope, prices: Mapping[str, ModelPrice]) -> sa.Select[Any]:
     """Per run with LLM answers: tokens, cost_usd (of its priced tokens; NULL when none is
     priced) and unpriced_tokens, computed in SQL from the per-model prices."""
-    answers = _answers(scope)
+    answers = _answers(scope, "run_id", "model", "prompt_tokens", "completion_tokens")
     model = answers.c.model
 
     def per_token(index: int) -> sa.ColumnElement[Any]:
@@ -621,43 +638,33 @@ def _run_costs(scope: Scope, prices: Mapping[str, ModelPrice]) -> sa.Subquery:
         )
 
     tokens = answers.c.prompt_tokens + answers.c.completion_tokens
-    return (
-        sa.select(
-            answers.c.run_id,
-            sa.func.sum(tokens).label("tokens"),
-            sa.func.sum(
-                answers.c.prompt_tokens * per_token(0) + answers.c.completion_tokens * per_token(1)
-            ).label("cost_usd"),
-            sa.func.sum(sa.case((model.in_(list(prices)), 0), else_=tokens)).label(
-                "unpriced_tokens"
-            ),
-        )
-        .group_by(answers.c.run_id)
-        .subquery("run_costs")
-    )
+    return sa.select(
+        answers.c.run_id,
+        sa.func.sum(tokens).label("tokens"),
+        sa.func.sum(
+            answers.c.prompt_tokens * per_token(0) + answers.c.completion_tokens * per_token(1)
+        ).label("cost_usd"),
+        sa.func.sum(sa.case((model.in_(list(prices)), 0), else_=tokens)).label("unpriced_tokens"),
+    ).group_by(answers.c.run_id)
 
 
 def _known_prices(conn: sa.Connection, scope: Scope, pricing: Pricing) -> dict[str, ModelPrice]:
-    answers = _answers(scope)
+    answers = _answers(scope, "model")
     models = conn.execute(sa.select(answers.c.model).distinct()).scalars().all()
     return {model: price for model in models if model and (price := pricing.price(model))}
 
 
-def _cost_per_run(
-    conn: sa.Connection,
-    scope: Scope,
-    prices: Mapping[str, ModelPrice],
-    *,
-    portable: bool = False,
-) -> pd.DataFrame:
-    costs = _run_costs(scope, prices)
+def _cost_quantiles(dialect: str, costs: Any, *, portable: bool = False) -> sa.Select[Any]:
+    """The cost per run over the runs whose every token is priced."""
     priced = (
         sa.select(costs.c.cost_usd)
         .where(costs.c.unpriced_tokens == 0, costs.c.cost_usd.is_not(None))
         .subquery("priced_runs")
     )
-    row = conn.execute(_quantiles(conn.dialect.name, priced, ["cost_usd"], portable=portable)).one()
-    values = row._mapping
+    return _quantiles(dialect, priced, ["cost_usd"], portable=portable)
+
+
+def _cost_distribution(values: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -673,11 +680,21 @@ def _cost_per_run(
     ).astype({"mean": "float64", "median": "float64", "p90": "float64"})
 
 
-def _most_expensive_runs(
-    conn: sa.Connection, scope: Scope, prices: Mapping[str, ModelPrice], limit: int
-) -> pd.DataFrame:
-    costs = _run_costs(scope, prices)
-    query = (
+DEAREST_COLUMNS = (
+    "run_id",
+    "run_number",
+    "objective_id",
+    "objective",
+    "status",
+    "created_at",
+    "tokens",
+    "cost_usd",
+    "unpriced_tokens",
+)
+
+
+def _dearest(costs: Any, limit: int) -> sa.Select[Any]:
+    return (
         sa.select(
             runs.c.id.label("run_id"),
             runs.c.run_number,
@@ -691,10 +708,55 @@ def _most_expensive_runs(
         )
         .join_from(costs, runs, runs.c.id == costs.c.run_id)
         .join(objectives, objectives.c.id == runs.c.objective_id)
-        .order_by(sa.func.coalesce(costs.c.cost_usd, -1.0).desc(), costs.c.tokens.desc(), runs.c.id)
+        .order_by(*_dearest_order(costs.c))
         .limit(limit)
     )
-    return _floats(_ints(_frame(conn, query), ["tokens", "unpriced_tokens"]), ["cost_usd"])
+
+
+def _dearest_order(columns: Any) -> tuple[sa.ColumnElement[Any], ...]:
+    return (sa.func.coalesce(columns.cost_usd, -1.0).desc(), columns.tokens.desc(), columns.run_id)
+
+
+def _dearest_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return _floats(_ints(frame, ["tokens", "unpriced_tokens"]), ["cost_usd"])
+
+
+def _cost_per_run(
+    conn: sa.Connection,
+    scope: Scope,
+    prices: Mapping[str, ModelPrice],
+    *,
+    portable: bool = False,
+) -> pd.DataFrame:
+    costs = _run_costs(scope, prices).subquery("run_costs")
+    query = _cost_quantiles(conn.dialect.name, costs, portable=portable)
+    return _cost_distribution(conn.execute(query).one()._mapping)
+
+
+def _most_expensive_runs(
+    conn: sa.Connection, scope: Scope, prices: Mapping[str, ModelPrice], limit: int
+) -> pd.DataFrame:
+    costs = _run_costs(scope, prices).subquery("run_costs")
+    return _dearest_frame(_frame(conn, _dearest(costs, limit)))
+
+
+def _run_cost_figures(
+    conn: sa.Connection, scope: Scope, prices: Mapping[str, ModelPrice], limit: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """_cost_per_run and _most_expensive_runs in one statement: each run's cost is computed
+    once (a CTE both parts read) instead of twice, the dearest runs joined to the one row
+    of the distribution."""
+    costs = _run_costs(scope, prices).cte("run_costs")
+    stats = _cost_quantiles(conn.dialect.name, costs).subquery("stats")
+    top = _dearest(costs, limit).subquery("dearest")
+    query = (
+        sa.select(stats, top)
+        .select_from(stats.outerjoin(top, sa.true()))
+        .order_by(*_dearest_order(top.c))
+    )
+    frame = _frame(conn, query)
+    dearest = frame.loc[frame["run_id"].notna(), list(DEAREST_COLUMNS)].reset_index(drop=True)
+    return _cost_distribution(frame.iloc[0]), _dearest_frame(dearest)
 
 
 # --- tools, refusals, approvals, budgets, slow runs ----------------------------------------
@@ -703,21 +765,29 @@ CALL_COLUMNS = ("succeeded", "failed", "unknown", "denied", "rejected", "expired
 
 
 def _tools(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
+    """Per tool: its calls in each status and their durations, from one statement."""
     calls = (
         sa.select(
             tool_calls.c.tool_name.label("tool"), tool_calls.c.status, tool_calls.c.duration_ms
         )
         .join_from(tool_calls, runs, runs.c.id == tool_calls.c.run_id)
-        .where(*scope.conditions())
+        .where(scope.after_start(tool_calls.c.created_at), *scope.conditions())
         .subquery("calls")
     )
-    by_status = _frame(
+    found = _frame(
         conn,
-        sa.select(calls.c.tool, calls.c.status, sa.func.count().label("calls")).group_by(
-            calls.c.tool, calls.c.status
+        _quantiles(
+            conn.dialect.name,
+            calls,
+            ["duration_ms"],
+            by=["tool"],
+            extra=lambda c: tuple(
+                sa.func.sum(sa.case((c.status == status.value, 1), else_=0)).label(status.value)
+                for status in ToolCallStatus
+            ),
+            carry=["status"],
         ),
     )
-    durations = _frame(conn, _quantiles(conn.dialect.name, calls, ["duration_ms"], by=["tool"]))
     columns = [
         "tool",
         "calls",
@@ -728,47 +798,55 @@ def _tools(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
         "duration_p50_ms",
         "duration_p90_ms",
     ]
-    if by_status.empty:
+    if found.empty:
         return pd.DataFrame(columns=columns)
-    table = by_status.pivot_table(
-        index="tool", columns="status", values="calls", aggfunc="sum", fill_value=0
-    )
-    frame = pd.DataFrame(index=table.index)
-    for status in ToolCallStatus:
-        frame[status.value] = table.get(status.value, 0)
-    frame["calls"] = frame.sum(axis=1)
+    frame = found[["tool", *(status.value for status in ToolCallStatus)]].copy()
+    frame["calls"] = frame[[status.value for status in ToolCallStatus]].sum(axis=1)
     frame["in_flight"] = (
         frame[ToolCallStatus.STARTED.value] + frame[ToolCallStatus.AWAITING_APPROVAL.value]
     )
     frame["not_succeeded"] = frame[[status.value for status in FAILED_CALL_STATUSES]].sum(axis=1)
-    frame = frame.reset_index().rename(columns={"index": "tool"})
     frame = _ints(frame, ["calls", *CALL_COLUMNS, "in_flight", "not_succeeded"])
     frame["failure_rate"] = _rate(frame["not_succeeded"], frame["calls"] - frame["in_flight"])
-    durations = durations.rename(
-        columns={"duration_ms_p50": "duration_p50_ms", "duration_ms_p90": "duration_p90_ms"}
-    )
-    frame = frame.merge(
-        durations[["tool", "duration_p50_ms", "duration_p90_ms"]], on="tool", how="left"
-    )
+    frame["duration_p50_ms"] = found["duration_ms_p50"]
+    frame["duration_p90_ms"] = found["duration_ms_p90"]
     frame = _floats(frame, ["duration_p50_ms", "duration_p90_ms"])
     frame = frame.sort_values(["calls", "tool"], ascending=[False, True], ignore_index=True)
     return frame[columns]
 
 
-def _refusals(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
-    denied_calls = _frame(
+def _denied_calls(tools: pd.DataFrame) -> pd.DataFrame:
+    """The denied calls per tool, from _tools' table (the tools that had any)."""
+    denied = tools.loc[tools["denied"] > 0, ["tool", "denied"]]
+    return denied.rename(columns={"denied": "denied_calls"}).reset_index(drop=True)
+
+
+def _tool_denials(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
+    return _frame(
         conn,
         sa.select(tool_calls.c.tool_name.label("tool"), sa.func.count().label("denied_calls"))
         .join_from(tool_calls, runs, runs.c.id == tool_calls.c.run_id)
-        .where(*scope.conditions(), tool_calls.c.status == ToolCallStatus.DENIED.value)
+        .where(
+            scope.after_start(tool_calls.c.created_at),
+            *scope.conditions(),
+            tool_calls.c.status == ToolCallStatus.DENIED.value,
+        )
         .group_by(tool_calls.c.tool_name),
     )
+
+
+def _refusals(
+    conn: sa.Connection, scope: Scope, denied_calls: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Refusals per tool; `denied_calls` (tool, denied_calls) when already counted."""
+    if denied_calls is None:
+        denied_calls = _tool_denials(conn, scope)
     refused = (
         sa.select(events.c.data["tool"].as_string().label("tool"))
         .join_from(events, runs, runs.c.id == events.c.run_id)
         .where(
             events.c.event_type == EventType.TOOL_DENIED.value,
-            events.c.created_at >= scope.since,
+            scope.after_start(events.c.created_at),
             *scope.conditions(),
         )
         .subquery()
@@ -822,7 +900,7 @@ def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: boo
             ).label("wait_ms"),
         )
         .join_from(approvals, runs, runs.c.id == approvals.c.run_id)
-        .where(*scope.conditions())
+        .where(scope.after_start(approvals.c.created_at), *scope.conditions())
         .subquery("asked")
     )
     frame = _frame(
@@ -839,6 +917,7 @@ def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: boo
                     for name in APPROVAL_COLUMNS[1:]
                 ),
             ),
+            carry=[f"is_{name}" for name in APPROVAL_COLUMNS[1:]],
         ),
     )
     frame = frame.rename(
@@ -942,6 +1021,7 @@ def _headline(
 
     failed_call = sa.exists().where(
         tool_calls.c.run_id == runs.c.id,
+        scope.after_start(tool_calls.c.created_at),
         tool_calls.c.status.in_(sorted(s.value for s in FAILED_CALL_STATUSES)),
     )
     completed_with_failures = conn.execute(
@@ -959,6 +1039,7 @@ def _headline(
         .select_from(approvals)
         .join(runs, runs.c.id == approvals.c.run_id)
         .where(
+            scope.after_start(approvals.c.created_at),
             *scope.conditions(),
             approvals.c.status == ApprovalStatus.PENDING.value,
             approvals.c.expires_at > now,
@@ -1317,21 +1398,21 @@ def analyze(
         sums = _token_sums(conn, scope, by=["objective_id", "day"])
         priced = _priced(sums, pricing)
         objective_runs = _objective_runs(conn, scope)
+        cost_per_run, dearest = _run_cost_figures(conn, scope, known, TOP_RUNS)
+        tools = _tools(conn, scope)
         tables = {
             "runs_by_day": _runs_by_day(conn, scope, now),
             "stop_reasons": _stop_reasons(counts),
-            "run_distributions": pd.concat(
-                [distributions, _cost_per_run(conn, scope, known)], ignore_index=True
-            ),
+            "run_distributions": pd.concat([distributions, cost_per_run], ignore_index=True),
             "models": by_model,
             "cost_by_day": _days_of_cost(priced, scope, now),
-            "tools": _tools(conn, scope),
-            "refusals": _refusals(conn, scope),
+            "tools": tools,
+            "refusals": _refusals(conn, scope, _denied_calls(tools)),
             "approvals": _approvals(conn, scope, now, by_tool=False),
             "approvals_by_tool": _approvals(conn, scope, now, by_tool=True),
             "budgets_exhausted": _budgets_exhausted(conn, scope),
             "slowest_runs": _slowest_runs(conn, scope, TOP_RUNS),
-            "most_expensive_runs": _most_expensive_runs(conn, scope, known, TOP_RUNS),
+            "most_expensive_runs": dearest,
         }
         headline = _headline(conn, scope, now, counts, distributions, by_model)
     tables["cost_by_objective"] = _cost_by_objective(priced, objective_runs)

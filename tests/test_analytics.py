@@ -359,6 +359,24 @@ def test_a_model_without_any_price_makes_the_cost_no_price(store, week):
     assert found.tables["most_expensive_runs"]["cost_usd"].isna().all()
 
 
+def test_figures_computed_together_equal_each_computed_alone(store, week):
+    """analyze shares work between tables (the runs' costs, the tools' counts): each table
+    is still exactly what its own function gives, with a range and for an empty one."""
+    for since, until in ((SINCE, UNTIL), (UNTIL + timedelta(days=30), UNTIL + timedelta(days=31))):
+        found = analytics.analyze(store, since=since, until=until, prices=PRICES)
+        scope = {"since": since, "until": until}
+        alone = {
+            "most_expensive_runs": analytics.most_expensive_runs(store, **scope, prices=PRICES),
+            "tools": analytics.tool_stats(store, **scope),
+            "refusals": analytics.refusals(store, **scope),
+        }
+        for name, frame in alone.items():
+            pd.testing.assert_frame_equal(found.tables[name], frame)
+        cost = analytics.cost_per_run(store, **scope, prices=PRICES)
+        shared = found.tables["run_distributions"].tail(1).reset_index(drop=True)
+        pd.testing.assert_frame_equal(shared, cost)
+
+
 def test_the_engine_works_as_well_as_the_store(store, week):
     by_engine = analytics.runs_by_day(store.engine, since=SINCE, until=UNTIL)
     pd.testing.assert_frame_equal(by_engine, analytics.runs_by_day(store, since=SINCE, until=UNTIL))
