@@ -694,6 +694,9 @@ DEAREST_COLUMNS = (
 
 
 def _dearest(costs: Any, limit: int) -> sa.Select[Any]:
+    """The `limit` dearest runs of `costs`, chosen before they are joined to their run and
+    objective (a join per run in range otherwise)."""
+    top = sa.select(costs).order_by(*_dearest_order(costs.c)).limit(limit).subquery("top")
     return (
         sa.select(
             runs.c.id.label("run_id"),
@@ -702,14 +705,13 @@ def _dearest(costs: Any, limit: int) -> sa.Select[Any]:
             objectives.c.title.label("objective"),
             runs.c.status,
             runs.c.created_at,
-            costs.c.tokens,
-            costs.c.cost_usd,
-            costs.c.unpriced_tokens,
+            top.c.tokens,
+            top.c.cost_usd,
+            top.c.unpriced_tokens,
         )
-        .join_from(costs, runs, runs.c.id == costs.c.run_id)
+        .join_from(top, runs, runs.c.id == top.c.run_id)
         .join(objectives, objectives.c.id == runs.c.objective_id)
-        .order_by(*_dearest_order(costs.c))
-        .limit(limit)
+        .order_by(*_dearest_order(top.c))
     )
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from agent_core import analytics
 from agent_core.errors import InvalidInput, NotFound
@@ -375,6 +376,30 @@ def test_figures_computed_together_equal_each_computed_alone(store, week):
         cost = analytics.cost_per_run(store, **scope, prices=PRICES)
         shared = found.tables["run_distributions"].tail(1).reset_index(drop=True)
         pd.testing.assert_frame_equal(shared, cost)
+
+
+def test_analyze_runs_the_same_few_statements_whatever_the_number_of_runs(store, week, clock):
+    """Every figure is one aggregate over the range: no statement per run, step or model."""
+
+    def statements() -> int:
+        seen: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:
+            seen.append(statement)
+
+        sa.event.listen(store.engine, "before_cursor_execute", count)
+        try:
+            figures(store)
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", count)
+        return sum(statement.lstrip().upper().startswith(("SELECT", "WITH")) for statement in seen)
+
+    few = statements()
+    record = Recorder(store, clock)
+    record.at(DAY_2)
+    for model in ("model-a", "model-b", "model-c", "model-d"):
+        record.run(week["leads"].id, answers=(Answer(model, 100, 10, 200, "read_database"),))
+    assert statements() == few <= 18
 
 
 def test_the_engine_works_as_well_as_the_store(store, week):
