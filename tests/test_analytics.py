@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from agent_core import analytics
+from agent_core.analytics.runs import _run_distributions
 from agent_core.errors import InvalidInput, NotFound
 from agent_core.models import RunStatus, StopReason, ToolCallStatus
 from tests.analytics_support import SINCE, UNTIL, Answer, Invalid, Recorder
@@ -184,8 +185,8 @@ def test_percentiles_are_percentile_cont_on_both_backends(store, clock):
     assert duration["p90"] == pytest.approx(910)  # 9.1th value: 900 + 0.1 x 100
     scope = analytics.Scope.of(SINCE, None, None)
     with store.reading() as conn:  # the window-function form, on this backend too
-        ranked = analytics._run_distributions(conn, scope, portable=True)
-        native = analytics._run_distributions(conn, scope)
+        ranked = _run_distributions(conn, scope, portable=True)
+        native = _run_distributions(conn, scope)
     pd.testing.assert_frame_equal(ranked, native)
 
 
