@@ -62,7 +62,7 @@ TABLE_ORDER = (runs, steps, tool_calls, approvals, notifications, events)
 @dataclass
 class Picks:
     """The rows the benchmark opens: an objective, a typical run, the long run, a pending
-    approval."""
+    approval; and each objective's last run number."""
 
     objective_id: str = ""
     run_id: str = ""
@@ -82,13 +82,11 @@ class Batch:
     def add(self, table: sa.Table, row: dict[str, Any]) -> None:
         self.rows[table.name].append(row)
 
-    @property
-    def count(self) -> int:
-        return sum(len(rows) for rows in self.rows.values())
-
 
 @dataclass
 class Counts:
+    """Rows written per table, for the benchmark's heading."""
+
     rows: dict[str, int] = field(default_factory=dict)
 
     def add(self, batch: Batch) -> None:
