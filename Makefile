@@ -47,3 +47,4 @@ bench: install-dev
 	PYTHONPATH=. $(BIN)/python bench/worker_throughput.py
 	PYTHONPATH=. $(BIN)/python bench/ledger.py
 	PYTHONPATH=. $(BIN)/python bench/cli_startup.py
+	PYTHONPATH=. $(BIN)/python bench/dashboard_scale.py

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from agent_core import analytics
 from agent_core.analytics.runs import _run_distributions
-from agent_core.analytics.scope import Scope
 from agent_core.errors import InvalidInput, NotFound
 from agent_core.models import RunStatus, StopReason, ToolCallStatus
 from tests.analytics_support import SINCE, UNTIL, Answer, Invalid, Recorder
@@ -183,7 +183,7 @@ def test_percentiles_are_percentile_cont_on_both_backends(store, clock):
     duration = rows(analytics.run_distributions(store, since=SINCE), "measure")["duration_ms"]
     assert duration["median"] == pytest.approx(550)  # between the 5th and 6th values
     assert duration["p90"] == pytest.approx(910)  # 9.1th value: 900 + 0.1 x 100
-    scope = Scope.of(SINCE, None, None)
+    scope = analytics.Scope.of(SINCE, None, None)
     with store.reading() as conn:  # the window-function form, on this backend too
         ranked = _run_distributions(conn, scope, portable=True)
         native = _run_distributions(conn, scope)
@@ -359,6 +359,48 @@ def test_a_model_without_any_price_makes_the_cost_no_price(store, week):
     assert found.headline["unpriced_tokens"] == 785 + 1600 + 440
     assert analytics.format_cost(found.headline["cost_usd"]) == "no price"
     assert found.tables["most_expensive_runs"]["cost_usd"].isna().all()
+
+
+def test_figures_computed_together_equal_each_computed_alone(store, week):
+    """analyze shares work between tables (the runs' costs, the tools' counts): each table
+    is still exactly what its own function gives, with a range and for an empty one."""
+    for since, until in ((SINCE, UNTIL), (UNTIL + timedelta(days=30), UNTIL + timedelta(days=31))):
+        found = analytics.analyze(store, since=since, until=until, prices=PRICES)
+        scope = {"since": since, "until": until}
+        alone = {
+            "most_expensive_runs": analytics.most_expensive_runs(store, **scope, prices=PRICES),
+            "tools": analytics.tool_stats(store, **scope),
+            "refusals": analytics.refusals(store, **scope),
+        }
+        for name, frame in alone.items():
+            pd.testing.assert_frame_equal(found.tables[name], frame)
+        cost = analytics.cost_per_run(store, **scope, prices=PRICES)
+        shared = found.tables["run_distributions"].tail(1).reset_index(drop=True)
+        pd.testing.assert_frame_equal(shared, cost)
+
+
+def test_analyze_runs_the_same_few_statements_whatever_the_number_of_runs(store, week, clock):
+    """Every figure is one aggregate over the range: no statement per run, step or model."""
+
+    def statements() -> int:
+        seen: list[str] = []
+
+        def count(conn, cursor, statement, *args) -> None:
+            seen.append(statement)
+
+        sa.event.listen(store.engine, "before_cursor_execute", count)
+        try:
+            figures(store)
+        finally:
+            sa.event.remove(store.engine, "before_cursor_execute", count)
+        return sum(statement.lstrip().upper().startswith(("SELECT", "WITH")) for statement in seen)
+
+    few = statements()
+    record = Recorder(store, clock)
+    record.at(DAY_2)
+    for model in ("model-a", "model-b", "model-c", "model-d"):
+        record.run(week["leads"].id, answers=(Answer(model, 100, 10, 200, "read_database"),))
+    assert statements() == few <= 18
 
 
 def test_the_engine_works_as_well_as_the_store(store, week):

@@ -22,10 +22,15 @@ distribution per run, is computed in SQL from the same per-model prices.
 
 Figures read from ledger events (invalid replies, fallbacks, tool_denied) cover what the
 ledger still holds: maintenance prunes events older than AGENT_EVENTS_RETENTION_DAYS.
+
+The package: filters (the scope), sql (dialect pieces, percentiles), runs, llm, cost, tools,
+approvals (each group of figures), figures (the public functions and analyze), reporting.
 """
 
 from __future__ import annotations
 
+from agent_core.analytics.approvals import APPROVAL_COLUMNS
+from agent_core.analytics.cost import DEAREST_COLUMNS
 from agent_core.analytics.figures import (
     TABLES,
     Analytics,
@@ -45,20 +50,9 @@ from agent_core.analytics.figures import (
     stop_reasons,
     tool_stats,
 )
-from agent_core.analytics.reporting import (
-    format_cost,
-    format_share,
-    parse_since,
-    records,
-    report,
-    report_text,
-)
-from agent_core.analytics.runs import (
-    DISTRIBUTIONS,
-)
-from agent_core.analytics.scope import (
-    ANSWER_EVENTS,
+from agent_core.analytics.filters import (
     BUDGET_REASONS,
+    CLOCK_SLACK,
     ENDED,
     IN_PROGRESS,
     MAX_FILLED_DAYS,
@@ -70,16 +64,25 @@ from agent_core.analytics.scope import (
     Scope,
     Source,
 )
-from agent_core.analytics.usage import (
-    APPROVAL_COLUMNS,
-    CALL_COLUMNS,
+from agent_core.analytics.llm import ANSWER_EVENTS
+from agent_core.analytics.reporting import (
+    format_cost,
+    format_share,
+    parse_since,
+    records,
+    report,
+    report_text,
 )
+from agent_core.analytics.runs import DISTRIBUTIONS
+from agent_core.analytics.tools import CALL_COLUMNS
 
 __all__ = [
     "ANSWER_EVENTS",
     "APPROVAL_COLUMNS",
     "BUDGET_REASONS",
     "CALL_COLUMNS",
+    "CLOCK_SLACK",
+    "DEAREST_COLUMNS",
     "DISTRIBUTIONS",
     "ENDED",
     "IN_PROGRESS",

@@ -1,55 +1,110 @@
-"""Each figure alone, or all of them at once: what the Analytics page and the report call."""
+"""Each figure alone (a public function per table), or all of them at once (analyze)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import sqlalchemy as sa
 
-from agent_core.analytics.llm import (
-    _cost_by,
+from agent_core.analytics.approvals import _approvals
+from agent_core.analytics.cost import (
+    _cost_by_objective,
     _cost_per_run,
+    _days_of_cost,
     _known_prices,
-    _models,
     _most_expensive_runs,
-    _priced,
-    _token_sums,
+    _run_cost_figures,
+    _total_cost,
 )
-from agent_core.analytics.runs import (
-    _fill_days,
-    _run_distributions,
-    _runs_by_day,
-    _status_counts,
-    _stop_reasons,
-)
-from agent_core.analytics.scope import (
+from agent_core.analytics.filters import (
+    ENDED,
+    IN_PROGRESS,
     TOP_RUNS,
     Prices,
     Scope,
     Source,
+    _now,
     _pricing,
     _reading,
 )
-from agent_core.analytics.sql import (
-    _ints,
-)
-from agent_core.analytics.usage import (
-    _approvals,
+from agent_core.analytics.llm import _models, _priced, _token_sums
+from agent_core.analytics.runs import (
     _budgets_exhausted,
-    _cost_by_objective,
-    _headline,
     _objective_runs,
-    _refusals,
+    _run_distributions,
+    _runs_by_day,
     _slowest_runs,
-    _tools,
+    _status_counts,
+    _stop_reasons,
 )
-from agent_core.store import Store
+from agent_core.analytics.sql import _number
+from agent_core.analytics.tools import _denied_calls, _refusals, _tools
+from agent_core.models import FAILED_CALL_STATUSES, ApprovalStatus, RunStatus
+from agent_core.store.schema import approvals, runs, tool_calls
 
 
-def _now(source: Source) -> datetime:
-    return source.now() if isinstance(source, Store) else datetime.now(UTC)
+def _headline(
+    conn: sa.Connection,
+    scope: Scope,
+    now: datetime,
+    counts: pd.DataFrame,
+    distributions: pd.DataFrame,
+    by_model: pd.DataFrame,
+) -> dict[str, Any]:
+    status = counts["status"] if not counts.empty else pd.Series(dtype=object)
+    count = counts["runs"] if not counts.empty else pd.Series(dtype="int64")
+
+    def runs_in(*statuses: RunStatus) -> int:
+        return int(count[status.isin([s.value for s in statuses])].sum())
+
+    failed_call = sa.exists().where(
+        tool_calls.c.run_id == runs.c.id,
+        scope.after_start(tool_calls.c.created_at),
+        tool_calls.c.status.in_(sorted(s.value for s in FAILED_CALL_STATUSES)),
+    )
+    completed_with_failures = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(runs)
+        .where(*scope.conditions(), runs.c.status == RunStatus.COMPLETED.value, failed_call)
+    ).scalar_one()
+    tokens = conn.execute(
+        sa.select(
+            sa.func.coalesce(sa.func.sum(runs.c.prompt_tokens + runs.c.completion_tokens), 0)
+        ).where(*scope.conditions())
+    ).scalar_one()
+    waiting = conn.execute(
+        sa.select(sa.func.count())
+        .select_from(approvals)
+        .join(runs, runs.c.id == approvals.c.run_id)
+        .where(
+            scope.after_start(approvals.c.created_at),
+            *scope.conditions(),
+            approvals.c.status == ApprovalStatus.PENDING.value,
+            approvals.c.expires_at > now,
+        )
+    ).scalar_one()
+    ended = runs_in(*ENDED)
+    completed = runs_in(RunStatus.COMPLETED)
+    duration = distributions.set_index("measure").loc["duration_ms"]
+    return {
+        "runs": int(count.sum()),
+        "completed": completed,
+        "failed": runs_in(RunStatus.FAILED),
+        "cancelled": runs_in(RunStatus.CANCELLED),
+        "skipped": runs_in(RunStatus.SKIPPED),
+        "in_progress": runs_in(*IN_PROGRESS),
+        "ended": ended,
+        "success_rate": completed / ended if ended else None,
+        "completed_with_failed_calls": int(completed_with_failures),
+        "tokens": int(tokens),
+        "cost_usd": _total_cost(by_model),
+        "unpriced_tokens": int(by_model["unpriced_tokens"].sum()),
+        "median_duration_ms": _number(duration["median"]),
+        "approvals_waiting": int(waiting),
+    }
 
 
 def runs_by_day(
@@ -176,15 +231,6 @@ def cost_by_day(
     with _reading(source) as conn:
         priced = _priced(_token_sums(conn, scope, by=["day"]), _pricing(prices))
     return _days_of_cost(priced, scope, _now(source))
-
-
-def _days_of_cost(priced: pd.DataFrame, scope: Scope, now: datetime) -> pd.DataFrame:
-    frame = _cost_by(priced, ["day"])
-    frame["day"] = pd.to_datetime(frame["day"])
-    frame = _fill_days(frame, scope, now, ["tokens", "unpriced_tokens"])
-    return _ints(frame, ["tokens", "unpriced_tokens"])[
-        ["day", "tokens", "cost_usd", "unpriced_tokens"]
-    ]
 
 
 def cost_per_run(
@@ -347,21 +393,21 @@ def analyze(
         sums = _token_sums(conn, scope, by=["objective_id", "day"])
         priced = _priced(sums, pricing)
         objective_runs = _objective_runs(conn, scope)
+        cost_per_run, dearest = _run_cost_figures(conn, scope, known, TOP_RUNS)
+        tools = _tools(conn, scope)
         tables = {
             "runs_by_day": _runs_by_day(conn, scope, now),
             "stop_reasons": _stop_reasons(counts),
-            "run_distributions": pd.concat(
-                [distributions, _cost_per_run(conn, scope, known)], ignore_index=True
-            ),
+            "run_distributions": pd.concat([distributions, cost_per_run], ignore_index=True),
             "models": by_model,
             "cost_by_day": _days_of_cost(priced, scope, now),
-            "tools": _tools(conn, scope),
-            "refusals": _refusals(conn, scope),
+            "tools": tools,
+            "refusals": _refusals(conn, scope, _denied_calls(tools)),
             "approvals": _approvals(conn, scope, now, by_tool=False),
             "approvals_by_tool": _approvals(conn, scope, now, by_tool=True),
             "budgets_exhausted": _budgets_exhausted(conn, scope),
             "slowest_runs": _slowest_runs(conn, scope, TOP_RUNS),
-            "most_expensive_runs": _most_expensive_runs(conn, scope, known, TOP_RUNS),
+            "most_expensive_runs": dearest,
         }
         headline = _headline(conn, scope, now, counts, distributions, by_model)
     tables["cost_by_objective"] = _cost_by_objective(priced, objective_runs)

@@ -1,79 +1,77 @@
-"""LLM answers per model: calls, tokens, latency, fallbacks, and what they cost."""
+"""LLM answers: per model (calls, invalid replies, fallbacks, latency) and their tokens."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
-from agent_core.analytics.scope import (
-    ANSWER_EVENTS,
-    NO_MODEL,
-    NO_PRICE,
-    Scope,
-)
-from agent_core.analytics.sql import (
-    _Day,
-    _floats,
-    _frame,
-    _ints,
-    _number,
-    _quantiles,
-)
+from agent_core.analytics.filters import NO_MODEL, NO_PRICE, Scope
+from agent_core.analytics.sql import _Day, _floats, _frame, _ints, _quantiles
 from agent_core.events import EventType
-from agent_core.models import (
-    StopReason,
-)
+from agent_core.models import StopReason
 from agent_core.prices import ModelPrice, Pricing
-from agent_core.store.schema import events, objectives, runs, steps
+from agent_core.store.schema import events, runs, steps
+
+# The events that carry the LLM facts of an answer (model, tokens, latency, fallback_from):
+# each answer is in exactly one of them.
+ANSWER_EVENTS = (
+    EventType.STEP_COMPLETED,
+    EventType.STEP_STARTED,
+    EventType.APPROVAL_REQUESTED,
+    EventType.STEP_ERROR,
+)
 
 
-def _answers(scope: Scope) -> sa.Subquery:
+def _answers(scope: Scope, *names: str) -> sa.Subquery:
     """Every LLM answer of the runs in scope: the steps, and the invalid replies (step_error
-    events), each with its run's objective and day, model, tokens, latency and `invalid`."""
+    events), each with its run's objective and day, model, tokens, latency and `invalid`;
+    only the columns `names` when given (fewer columns for the database to carry)."""
     data = events.c.data
     in_scope = scope.conditions()
-    valid = (
-        sa.select(
-            steps.c.run_id,
-            runs.c.objective_id,
-            _Day(runs.c.created_at).label("day"),
-            steps.c.model,
-            steps.c.prompt_tokens,
-            steps.c.completion_tokens,
-            steps.c.latency_ms,
-            sa.literal(0).label("invalid"),
-        )
+    valid = {
+        "run_id": steps.c.run_id,
+        "objective_id": runs.c.objective_id,
+        "day": _Day(runs.c.created_at),
+        "model": steps.c.model,
+        "prompt_tokens": steps.c.prompt_tokens,
+        "completion_tokens": steps.c.completion_tokens,
+        "latency_ms": steps.c.latency_ms,
+        "invalid": sa.literal(0),
+    }
+    invalid = {
+        "run_id": events.c.run_id,
+        "objective_id": runs.c.objective_id,
+        "day": _Day(runs.c.created_at),
+        "model": data["model"].as_string(),
+        "prompt_tokens": sa.func.coalesce(data["prompt_tokens"].as_integer(), 0),
+        "completion_tokens": sa.func.coalesce(data["completion_tokens"].as_integer(), 0),
+        "latency_ms": data["latency_ms"].as_integer(),
+        "invalid": sa.literal(1),
+    }
+    chosen = names or tuple(valid)
+    steps_part = (
+        sa.select(*(valid[name].label(name) for name in chosen))
         .join_from(steps, runs, runs.c.id == steps.c.run_id)
-        .where(*in_scope)
+        .where(scope.after_start(steps.c.created_at), *in_scope)
     )
-    invalid = (
-        sa.select(
-            events.c.run_id,
-            runs.c.objective_id,
-            _Day(runs.c.created_at).label("day"),
-            data["model"].as_string().label("model"),
-            sa.func.coalesce(data["prompt_tokens"].as_integer(), 0).label("prompt_tokens"),
-            sa.func.coalesce(data["completion_tokens"].as_integer(), 0).label("completion_tokens"),
-            data["latency_ms"].as_integer().label("latency_ms"),
-            sa.literal(1).label("invalid"),
-        )
+    events_part = (
+        sa.select(*(invalid[name].label(name) for name in chosen))
         .join_from(events, runs, runs.c.id == events.c.run_id)
-        # A run's events come after it: this bound lets an index on events find them.
         .where(
             events.c.event_type == EventType.STEP_ERROR.value,
-            events.c.created_at >= scope.since,
+            scope.after_start(events.c.created_at),
             *in_scope,
         )
     )
-    return sa.union_all(valid, invalid).subquery("answers")
+    return sa.union_all(steps_part, events_part).subquery("answers")
 
 
 def _token_sums(conn: sa.Connection, scope: Scope, by: Sequence[str] = ()) -> pd.DataFrame:
     """Prompt and completion tokens per model (and per `by`: objective_id, day), in SQL."""
-    answers = _answers(scope)
+    answers = _answers(scope, *by, "model", "prompt_tokens", "completion_tokens")
     keys = [answers.c[name] for name in by]
     query = sa.select(
         *keys,
@@ -127,7 +125,9 @@ def _cost_by(priced: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 
 def _models(conn: sa.Connection, scope: Scope, pricing: Pricing) -> pd.DataFrame:
-    answers = _answers(scope)
+    answers = _answers(
+        scope, "model", "latency_ms", "invalid", "prompt_tokens", "completion_tokens"
+    )
     stats = _frame(
         conn,
         _quantiles(
@@ -141,6 +141,7 @@ def _models(conn: sa.Connection, scope: Scope, pricing: Pricing) -> pd.DataFrame
                 sa.func.sum(c.prompt_tokens).label("prompt_tokens"),
                 sa.func.sum(c.completion_tokens).label("completion_tokens"),
             ),
+            carry=["invalid", "prompt_tokens", "completion_tokens"],
         ),
     )
     stats = stats.rename(
@@ -209,104 +210,10 @@ def _fallbacks_query(scope: Scope) -> sa.Select[Any]:
         .join_from(events, runs, runs.c.id == events.c.run_id)
         .where(
             events.c.event_type.in_([kind.value for kind in ANSWER_EVENTS]),
-            events.c.created_at >= scope.since,
+            scope.after_start(events.c.created_at),
             data["fallback_from"].as_string().is_not(None),
             *scope.conditions(),
         )
         .subquery()
     )
     return sa.select(inner.c.model, sa.func.count().label("fallbacks")).group_by(inner.c.model)
-
-
-def _run_costs(scope: Scope, prices: Mapping[str, ModelPrice]) -> sa.Subquery:
-    """Per run with LLM answers: tokens, cost_usd (of its priced tokens; NULL when none is
-    priced) and unpriced_tokens, computed in SQL from the per-model prices."""
-    answers = _answers(scope)
-    model = answers.c.model
-
-    def per_token(index: int) -> sa.ColumnElement[Any]:
-        if not prices:
-            return sa.null()
-        return sa.case(
-            *(
-                (model == name, sa.literal(price[index] / 1000, sa.Float))
-                for name, price in prices.items()
-            ),
-            else_=sa.null(),
-        )
-
-    tokens = answers.c.prompt_tokens + answers.c.completion_tokens
-    return (
-        sa.select(
-            answers.c.run_id,
-            sa.func.sum(tokens).label("tokens"),
-            sa.func.sum(
-                answers.c.prompt_tokens * per_token(0) + answers.c.completion_tokens * per_token(1)
-            ).label("cost_usd"),
-            sa.func.sum(sa.case((model.in_(list(prices)), 0), else_=tokens)).label(
-                "unpriced_tokens"
-            ),
-        )
-        .group_by(answers.c.run_id)
-        .subquery("run_costs")
-    )
-
-
-def _known_prices(conn: sa.Connection, scope: Scope, pricing: Pricing) -> dict[str, ModelPrice]:
-    answers = _answers(scope)
-    models = conn.execute(sa.select(answers.c.model).distinct()).scalars().all()
-    return {model: price for model in models if model and (price := pricing.price(model))}
-
-
-def _cost_per_run(
-    conn: sa.Connection,
-    scope: Scope,
-    prices: Mapping[str, ModelPrice],
-    *,
-    portable: bool = False,
-) -> pd.DataFrame:
-    costs = _run_costs(scope, prices)
-    priced = (
-        sa.select(costs.c.cost_usd)
-        .where(costs.c.unpriced_tokens == 0, costs.c.cost_usd.is_not(None))
-        .subquery("priced_runs")
-    )
-    row = conn.execute(_quantiles(conn.dialect.name, priced, ["cost_usd"], portable=portable)).one()
-    values = row._mapping
-    return pd.DataFrame(
-        [
-            {
-                "measure": "cost_usd",
-                "label": "Cost per run",
-                "unit": "USD",
-                "runs": int(values["cost_usd_n"] or 0),
-                "mean": _number(values["cost_usd_mean"]),
-                "median": _number(values["cost_usd_p50"]),
-                "p90": _number(values["cost_usd_p90"]),
-            }
-        ]
-    ).astype({"mean": "float64", "median": "float64", "p90": "float64"})
-
-
-def _most_expensive_runs(
-    conn: sa.Connection, scope: Scope, prices: Mapping[str, ModelPrice], limit: int
-) -> pd.DataFrame:
-    costs = _run_costs(scope, prices)
-    query = (
-        sa.select(
-            runs.c.id.label("run_id"),
-            runs.c.run_number,
-            runs.c.objective_id,
-            objectives.c.title.label("objective"),
-            runs.c.status,
-            runs.c.created_at,
-            costs.c.tokens,
-            costs.c.cost_usd,
-            costs.c.unpriced_tokens,
-        )
-        .join_from(costs, runs, runs.c.id == costs.c.run_id)
-        .join(objectives, objectives.c.id == runs.c.objective_id)
-        .order_by(sa.func.coalesce(costs.c.cost_usd, -1.0).desc(), costs.c.tokens.desc(), runs.c.id)
-        .limit(limit)
-    )
-    return _floats(_ints(_frame(conn, query), ["tokens", "unpriced_tokens"]), ["cost_usd"])

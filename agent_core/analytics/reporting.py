@@ -1,4 +1,4 @@
-"""A report: JSON-ready values, and the same in words for a terminal."""
+"""A report: JSON-ready values, and the same in words for a terminal; parsing `--since`."""
 
 from __future__ import annotations
 
@@ -10,19 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from agent_core.analytics.figures import (
-    analyze,
-)
-from agent_core.analytics.scope import (
-    BUDGET_REASONS,
-    NO_MODEL,
-    NO_PRICE,
-    Prices,
-    Source,
-)
+from agent_core.analytics.figures import analyze
+from agent_core.analytics.filters import BUDGET_REASONS, NO_MODEL, NO_PRICE, Prices, Source
 from agent_core.render import format_duration
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
+
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 

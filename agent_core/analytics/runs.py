@@ -1,4 +1,4 @@
-"""Runs: outcomes per day, stop reasons, and per-run distributions."""
+"""Runs: outcomes per day, stop reasons, per-run distributions, budgets, the slowest runs."""
 
 from __future__ import annotations
 
@@ -8,26 +8,11 @@ from datetime import datetime, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from agent_core.analytics.scope import (
-    ENDED,
-    IN_PROGRESS,
-    MAX_FILLED_DAYS,
-    Scope,
-)
-from agent_core.analytics.sql import (
-    _Day,
-    _frame,
-    _ints,
-    _number,
-    _quantiles,
-    _rate,
-)
-from agent_core.models import (
-    RunStatus,
-    StopReason,
-)
+from agent_core.analytics.filters import BUDGET_REASONS, ENDED, IN_PROGRESS, MAX_FILLED_DAYS, Scope
+from agent_core.analytics.sql import _Day, _frame, _ints, _number, _quantiles, _rate
+from agent_core.models import RunStatus, StopReason
 from agent_core.render import STOP_REASONS
-from agent_core.store.schema import runs
+from agent_core.store.schema import objectives, runs
 
 
 def _status_counts(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
@@ -146,3 +131,66 @@ def _run_distributions(
         ],
         columns=["measure", "label", "unit", "runs", "mean", "median", "p90"],
     ).astype({"mean": "float64", "median": "float64", "p90": "float64"})
+
+
+def _budgets_exhausted(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
+    reasons = [reason.value for reason in BUDGET_REASONS]
+    query = (
+        sa.select(
+            runs.c.objective_id,
+            objectives.c.title.label("objective"),
+            sa.func.count().label("ended_runs"),
+            *(
+                sa.func.sum(sa.case((runs.c.stop_reason == reason, 1), else_=0)).label(reason)
+                for reason in reasons
+            ),
+        )
+        .join_from(runs, objectives, objectives.c.id == runs.c.objective_id)
+        .where(*scope.conditions(), runs.c.status.in_([status.value for status in ENDED]))
+        .group_by(runs.c.objective_id, objectives.c.title)
+    )
+    frame = _ints(_frame(conn, query), ["ended_runs", *reasons])
+    frame["exhausted"] = frame[reasons].sum(axis=1).astype("int64")
+    frame["share"] = _rate(frame["exhausted"], frame["ended_runs"])
+    frame = frame[frame["exhausted"] > 0]
+    frame = frame.sort_values(
+        ["exhausted", "objective"], ascending=[False, True], ignore_index=True
+    )
+    return frame[["objective_id", "objective", "ended_runs", *reasons, "exhausted", "share"]]
+
+
+def _slowest_runs(conn: sa.Connection, scope: Scope, limit: int) -> pd.DataFrame:
+    query = (
+        sa.select(
+            runs.c.id.label("run_id"),
+            runs.c.run_number,
+            runs.c.objective_id,
+            objectives.c.title.label("objective"),
+            runs.c.status,
+            runs.c.stop_reason,
+            runs.c.created_at,
+            runs.c.active_ms.label("duration_ms"),
+            runs.c.steps_count.label("steps"),
+            runs.c.tool_calls_count.label("tool_calls"),
+            (runs.c.prompt_tokens + runs.c.completion_tokens).label("tokens"),
+        )
+        .join_from(runs, objectives, objectives.c.id == runs.c.objective_id)
+        .where(*scope.conditions(), runs.c.active_ms > 0)
+        .order_by(runs.c.active_ms.desc(), runs.c.id)
+        .limit(limit)
+    )
+    return _ints(_frame(conn, query), ["duration_ms", "steps", "tool_calls", "tokens"])
+
+
+def _objective_runs(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
+    query = (
+        sa.select(
+            runs.c.objective_id,
+            objectives.c.title.label("objective"),
+            sa.func.count().label("runs"),
+        )
+        .join_from(runs, objectives, objectives.c.id == runs.c.objective_id)
+        .where(*scope.conditions())
+        .group_by(runs.c.objective_id, objectives.c.title)
+    )
+    return _ints(_frame(conn, query), ["runs"])

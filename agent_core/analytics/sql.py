@@ -1,4 +1,5 @@
-"""SQL the two dialects write differently, percentiles in SQL, and DataFrame helpers."""
+"""SQL pieces the two dialects write differently (a day, milliseconds, floor), percentiles
+computed in the database on both, and the small helpers turning results into typed frames."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from agent_core.analytics.scope import (
-    QUANTILES,
-)
+from agent_core.analytics.filters import QUANTILES
 
 
 class _Day(FunctionElement[str]):
@@ -80,17 +79,19 @@ def _quantiles(
     *,
     by: Sequence[str] = (),
     extra: Callable[[Any], Sequence[sa.ColumnElement[Any]]] = lambda columns: (),
+    carry: Sequence[str] = (),
     portable: bool = False,
 ) -> sa.Select[Any]:
     """Per group of `by`: for each column of `values`, `{v}_n` (values that are not NULL),
     `{v}_mean`, `{v}_p50` and `{v}_p90`; then the `extra` aggregates (given the columns of
-    the relation aggregated, which are those of `source`).
+    the relation aggregated: `by`, `values` and the columns named in `carry`).
 
     PostgreSQL: percentile_cont(f) WITHIN GROUP (ORDER BY v). Elsewhere (SQLite, or with
     `portable`): each value's rank among its group's values, ROW_NUMBER() ordered with NULLs
     last, and COUNT() of the group's values, are computed by window functions; then, with
     pos = f * (n - 1), the percentile is the value at rank floor(pos) + 1 plus the fraction
     pos - floor(pos) of the step to the value at the next rank: percentile_cont's definition.
+    Only the columns used are ranked: SQLite copies each ranked row whole into its window.
     """
     if dialect == "postgresql" and not portable:
         columns = source.c
@@ -119,7 +120,8 @@ def _quantiles(
             .label(f"{name}__rank")
         )
         ranks.append(sa.func.count(value).over(partition_by=keys).label(f"{name}__n"))
-    ranked = sa.select(source, *ranks).subquery("ranked")
+    used = dict.fromkeys([*by, *values, *carry])
+    ranked = sa.select(*(source.c[name] for name in used), *ranks).subquery("ranked")
     columns = ranked.c
     parts = [columns[name] for name in by]
     for name in values:

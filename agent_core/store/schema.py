@@ -150,6 +150,8 @@ steps = sa.Table(
     # them), so that cost can be recomputed; NULL for steps written before it was kept.
     sa.Column("usage", JSONDocument(), nullable=True),
     sa.UniqueConstraint("run_id", "step_number"),
+    # Analytics: the steps of a date range's runs, which come after them.
+    sa.Index(None, "created_at"),
 )
 
 tool_calls = sa.Table(
@@ -172,6 +174,8 @@ tool_calls = sa.Table(
     # A run's calls, and its failed calls counted from the index alone.
     sa.Index(None, "run_id", "status"),
     sa.Index(None, "step_id"),
+    # Analytics: the calls of a date range's runs, which come after them.
+    sa.Index(None, "created_at"),
 )
 
 events = sa.Table(

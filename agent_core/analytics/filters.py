@@ -1,22 +1,19 @@
-"""Which runs count (the filters), the constants every figure shares, and reading them."""
+"""Which runs count (the Scope: a date range and an objective), the shared constants, and how a
+figure reads the database (a Store or an Engine) and prices tokens."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from agent_core.config import load_settings
 from agent_core.errors import InvalidInput
-from agent_core.events import EventType
-from agent_core.models import (
-    RunStatus,
-    StopReason,
-)
+from agent_core.models import RunStatus, StopReason
 from agent_core.prices import Pricing, TokenPrice, parse_model_prices
 from agent_core.store import Store
 from agent_core.store.base import parse_id
@@ -39,15 +36,6 @@ BUDGET_REASONS = (
     StopReason.BUDGET_TOKENS,
 )
 
-# The events that carry the LLM facts of an answer (model, tokens, latency, fallback_from):
-# each answer is in exactly one of them.
-ANSWER_EVENTS = (
-    EventType.STEP_COMPLETED,
-    EventType.STEP_STARTED,
-    EventType.APPROVAL_REQUESTED,
-    EventType.STEP_ERROR,
-)
-
 NO_MODEL = "(no model answered)"
 
 NO_PRICE = "no price"
@@ -55,6 +43,8 @@ NO_PRICE = "no price"
 TOP_RUNS = 10
 
 MAX_FILLED_DAYS = 400
+
+CLOCK_SLACK = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -78,6 +68,13 @@ class Scope:
         return cls(
             since=since.astimezone(UTC), until=until and until.astimezone(UTC), objective_id=key
         )
+
+    def after_start(self, created_at: sa.ColumnElement[datetime]) -> sa.ColumnElement[bool]:
+        """A bound on the creation time of a run's own rows (steps, tool calls, approvals,
+        events), which come after the run: redundant with the run's range, it lets an index
+        on the child table's created_at find the range's rows without reading the whole
+        table. CLOCK_SLACK keeps a row written by a worker whose clock lags a little."""
+        return created_at >= self.since - CLOCK_SLACK
 
     def conditions(self) -> list[sa.ColumnElement[bool]]:
         found = [runs.c.created_at >= self.since]
@@ -105,3 +102,7 @@ def _pricing(prices: Prices) -> Pricing:
     if prices is None:
         return Pricing(load_settings().agent_model_prices)
     return Pricing(parse_model_prices(prices))
+
+
+def _now(source: Source) -> datetime:
+    return source.now() if isinstance(source, Store) else datetime.now(UTC)

@@ -1,0 +1,86 @@
+"""Approvals asked by the runs in range: decisions, expiries and the time to a decision."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+from agent_core.analytics.filters import Scope
+from agent_core.analytics.sql import _floats, _frame, _ints, _Millis, _quantiles
+from agent_core.models import ApprovalStatus
+from agent_core.store.schema import approvals, runs
+
+APPROVAL_COLUMNS = (
+    "requested",
+    "approved",
+    "rejected",
+    "expired",
+    "cancelled",
+    "changed",
+    "pending",
+)
+
+
+def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: bool) -> pd.DataFrame:
+    status = approvals.c.status
+    waiting = sa.and_(status == ApprovalStatus.PENDING.value, approvals.c.expires_at > now)
+    overdue = sa.and_(status == ApprovalStatus.PENDING.value, approvals.c.expires_at <= now)
+    decided = status.in_([ApprovalStatus.APPROVED.value, ApprovalStatus.REJECTED.value])
+    source = (
+        sa.select(
+            approvals.c.tool_name.label("tool"),
+            sa.case((status == ApprovalStatus.APPROVED.value, 1), else_=0).label("is_approved"),
+            sa.case((status == ApprovalStatus.REJECTED.value, 1), else_=0).label("is_rejected"),
+            sa.case((sa.or_(status == ApprovalStatus.EXPIRED.value, overdue), 1), else_=0).label(
+                "is_expired"
+            ),
+            sa.case((status == ApprovalStatus.CANCELLED.value, 1), else_=0).label("is_cancelled"),
+            sa.case((approvals.c.original_args.is_not(None), 1), else_=0).label("is_changed"),
+            sa.case((waiting, 1), else_=0).label("is_pending"),
+            sa.case(
+                (decided, _Millis(approvals.c.created_at, approvals.c.decided_at)), else_=sa.null()
+            ).label("wait_ms"),
+        )
+        .join_from(approvals, runs, runs.c.id == approvals.c.run_id)
+        .where(scope.after_start(approvals.c.created_at), *scope.conditions())
+        .subquery("asked")
+    )
+    frame = _frame(
+        conn,
+        _quantiles(
+            conn.dialect.name,
+            source,
+            ["wait_ms"],
+            by=["tool"] if by_tool else [],
+            extra=lambda c: (
+                sa.func.count().label("requested"),
+                *(
+                    sa.func.coalesce(sa.func.sum(c[f"is_{name}"]), 0).label(name)
+                    for name in APPROVAL_COLUMNS[1:]
+                ),
+            ),
+            carry=[f"is_{name}" for name in APPROVAL_COLUMNS[1:]],
+        ),
+    )
+    frame = frame.rename(
+        columns={
+            "wait_ms_p50": "wait_p50_ms",
+            "wait_ms_p90": "wait_p90_ms",
+            "wait_ms_mean": "wait_mean_ms",
+        }
+    )
+    frame = _floats(
+        _ints(frame, list(APPROVAL_COLUMNS)), ["wait_p50_ms", "wait_p90_ms", "wait_mean_ms"]
+    )
+    columns = [
+        *(["tool"] if by_tool else []),
+        *APPROVAL_COLUMNS,
+        "wait_p50_ms",
+        "wait_p90_ms",
+        "wait_mean_ms",
+    ]
+    if by_tool:
+        frame = frame.sort_values(["requested", "tool"], ascending=[False, True], ignore_index=True)
+    return frame[columns]
