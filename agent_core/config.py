@@ -7,6 +7,7 @@ program with one sentence naming the variable: see `load_settings`.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -59,6 +60,12 @@ RUNTIME_TABLE_PREFIX = "app_agent_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+def cpu_cores() -> int:
+    """The machine's cores (at most 64): one worker process each by default, since a Python
+    process runs on one core at a time."""
+    return max(1, min(os.cpu_count() or 1, 64))
 
 
 class Settings(BaseSettings):
@@ -115,7 +122,7 @@ class Settings(BaseSettings):
 
     # The worker process (scheduler.py).
     agent_worker_concurrency: int = Field(default=4, ge=1, le=256)
-    agent_worker_processes: int = Field(default=1, ge=1, le=64)
+    agent_worker_processes: int = Field(default_factory=cpu_cores, ge=1, le=64)
     agent_worker_poll_s: float = Field(default=0.25, gt=0)
     agent_worker_heartbeat_s: float = Field(default=10, gt=0)
     agent_worker_shutdown_s: float = Field(default=30, ge=0)
