@@ -61,6 +61,7 @@ class Worker:
         self.concurrency = concurrency or self.settings.agent_worker_concurrency
         self._orchestrator = runtime.orchestrator()
         self._active: set[str] = set()
+        self._claiming = 0  # slots reserved by claims under way
         self._lock = threading.Lock()
         self._ended = threading.Condition(self._lock)  # notified when a run ends
         # A thread that ended a run claims the next: no slot waits for the next poll.
@@ -154,19 +155,28 @@ class Worker:
     # jobs -------------------------------------------------------------------------------------
 
     def fill(self) -> int:
-        """Claim queued runs up to the free capacity and start them; returns how many."""
+        """Claim queued runs up to the free capacity and start them; returns how many.
+
+        The slots are reserved under the lock and claimed outside it: a claim waits on the
+        database, and meanwhile the threads ending their runs must not wait on the claim."""
         if self._stopping.is_set():
             return 0
         with self._lock:
-            free = self.concurrency - len(self._active)
+            free = self.concurrency - len(self._active) - self._claiming
             if free <= 0:
                 return 0
+            self._claiming += free
+        claimed: list[Run] = []
+        try:
             claimed = self.store.claim_next(
                 owner=self.id, limit=free, lease_s=self.settings.agent_run_lease_s
             )
-            for run in claimed:
-                self._active.add(run.id)
-                self._threads.submit(run)
+        finally:
+            with self._lock:
+                self._claiming -= free
+                self._active.update(run.id for run in claimed)
+        for run in claimed:
+            self._threads.submit(run)
         return len(claimed)
 
     def heartbeat(self) -> None:
