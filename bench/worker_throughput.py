@@ -63,8 +63,9 @@ def _wait(predicate, timeout: float, *, every_s: float = 0.05) -> None:
         time.sleep(every_s)
 
 
-def _finished(store: Store) -> int:
-    return sum(n for status, n in store.run_counts().items() if status.is_final)
+def _finished(store: Store, objective_id: str) -> int:
+    counts = store.run_counts(objective_id=objective_id)
+    return sum(n for status, n in counts.items() if status.is_final)
 
 
 class WorkerProcesses:
@@ -136,7 +137,7 @@ def measure(
         worker.wait_started()
         server_before = _server_stats(llm_url)
         # A cheap count, not every run loaded: this process must not take the worker's CPU.
-        _wait(lambda: _finished(store) >= count, 600, every_s=0.2)
+        _wait(lambda: _finished(store, objective.id) >= count, 600, every_s=0.2)
         worker_cpu = worker.cpu_since_started()
         server_after = _server_stats(llm_url)
         ended = store.list_runs(limit=count)
