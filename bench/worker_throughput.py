@@ -33,6 +33,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from agent_core.models import ObjectiveSpec, RunStatus
 from agent_core.store import Store
 from tests.support import create_leads
@@ -127,7 +129,8 @@ def measure(
     url = database_url or f"sqlite:///{folder / f'c{concurrency}p{processes}.db'}"
     store = Store.open(url, check_schema=False)
     store.upgrade()
-    create_leads(store, [])
+    if not sa.inspect(store.engine).has_table("app_leads"):  # setups may share a database
+        create_leads(store, [])
     objective = store.create_objective(ObjectiveSpec(title="bench", description="count"))
     count = max(20, 20 * concurrency)
     for _ in range(count):
