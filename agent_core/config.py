@@ -7,6 +7,7 @@ program with one sentence naming the variable: see `load_settings`.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import tomllib
@@ -68,6 +69,12 @@ SECRET_KEY_MIN_CHARS = 32
 CommaList = Annotated[list[str], NoDecode]
 
 
+def cpu_cores() -> int:
+    """The machine's cores (at most 64): one worker process each by default, since a Python
+    process runs on one core at a time."""
+    return max(1, min(os.cpu_count() or 1, 64))
+
+
 class Settings(BaseSettings):
     """Every knob of the runtime. Attribute names are the variable names in lower case."""
 
@@ -123,7 +130,7 @@ class Settings(BaseSettings):
 
     # The worker process (scheduler.py).
     agent_worker_concurrency: int = Field(default=4, ge=1, le=256)
-    agent_worker_processes: int = Field(default=1, ge=1, le=64)
+    agent_worker_processes: int = Field(default_factory=cpu_cores, ge=1, le=64)
     agent_worker_poll_s: float = Field(default=0.25, gt=0, le=3600)
     agent_worker_heartbeat_s: float = Field(default=10, gt=0, le=3600)
     agent_worker_shutdown_s: float = Field(default=30, ge=0, le=3600)

@@ -6,34 +6,36 @@ token counts and latency come back in the reply so that the step records them.
 
 One call has a wall-clock deadline, however the server sends its bytes. The HTTP client's
 own timeout is per read, so a server trickling its reply a byte at a time would never trip
-it; the call therefore runs as a coroutine on a private event loop under `asyncio.timeout`,
-and at the deadline the request is cancelled: its connection is closed, nothing of it runs
-on afterwards, and no thread is left behind.
+it; the call therefore runs as a coroutine under `asyncio.timeout` (on its thread's event
+loop, with the client it keeps: agent_core/llm_loop.py), and at the deadline the request is
+cancelled: its connection is closed, nothing of it runs on afterwards, and no thread is left
+behind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import math
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from huggingface_hub import AsyncInferenceClient, get_async_session
 from huggingface_hub.errors import HfHubHTTPError
 
 from agent_core.config import Settings, redact_url
 from agent_core.errors import AgentRuntimeError, ConfigError
+from agent_core.llm_loop import ThreadLoops, run_coroutine
 
 Message = dict[str, str]
-T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,13 @@ class InferenceLLM:
     use_served_model: bool = False
     _no_json_mode: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loops: ThreadLoops[AsyncInferenceClient] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Not a bound method: the loops (closed when this client is dropped) must not keep it.
+        self._loops = ThreadLoops(
+            functools.partial(_new_client, self.base_url, self.token), AsyncInferenceClient.close
+        )
 
     def chain(self, *, timeout_s: float = MODELS_TIMEOUT_S) -> list[str]:
         """The models tried in order. ConfigError when the server must say which model it
@@ -147,8 +156,9 @@ class InferenceLLM:
     ) -> LLMReply:
         deadline = time.monotonic() + timeout_s
         models = self.chain(timeout_s=max(0.1, min(MODELS_TIMEOUT_S, timeout_s)))
-        return run_coroutine(
-            self._complete(
+        return self._loops.run(
+            lambda client: self._complete(
+                client,
                 models,
                 list(messages),
                 deadline=deadline,
@@ -159,6 +169,7 @@ class InferenceLLM:
 
     async def _complete(
         self,
+        client: AsyncInferenceClient,
         models: Sequence[str],
         messages: list[Message],
         *,
@@ -168,36 +179,30 @@ class InferenceLLM:
     ) -> LLMReply:
         failures: list[str] = []
         timeouts = 0
-        async with self._client() as client:
-            for model in models:
-                started = time.monotonic()
-                if deadline - started <= _MARGIN_S:
-                    raise LLMTimeout(_out_of_time(failures))
-                model_deadline = min(started + self.timeout_s, deadline)
-                try:
-                    async with asyncio.timeout(model_deadline - started):
-                        return await self._ask(
-                            client,
-                            model,
-                            messages,
-                            deadline=model_deadline,
-                            response_schema=response_schema,
-                            max_tokens=max_tokens,
-                            failures=failures,
-                        )
-                except TimeoutError:  # ours, or the HTTP client's per-read timeout
-                    timeouts += 1
-                    failures.append(f"{model}: timed out after {time.monotonic() - started:.1f} s")
-                except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
-                    failures.append(f"{model}: {_describe(exc)}")
+        for model in models:
+            started = time.monotonic()
+            if deadline - started <= _MARGIN_S:
+                raise LLMTimeout(_out_of_time(failures))
+            model_deadline = min(started + self.timeout_s, deadline)
+            try:
+                async with asyncio.timeout(model_deadline - started):
+                    return await self._ask(
+                        client,
+                        model,
+                        messages,
+                        deadline=model_deadline,
+                        response_schema=response_schema,
+                        max_tokens=max_tokens,
+                        failures=failures,
+                    )
+            except TimeoutError:  # ours, or the HTTP client's per-read timeout
+                timeouts += 1
+                failures.append(f"{model}: timed out after {time.monotonic() - started:.1f} s")
+            except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
+                failures.append(f"{model}: {_describe(exc)}")
         if failures and (timeouts == len(failures) or time.monotonic() >= deadline - _MARGIN_S):
             raise LLMTimeout(_out_of_time(failures))
         raise LLMError("no model answered: " + "; ".join(failures))
-
-    def _client(self) -> AsyncInferenceClient:
-        if self.base_url:
-            return AsyncInferenceClient(base_url=self.base_url, api_key=self.token)
-        return AsyncInferenceClient(provider="auto", api_key=self.token)
 
     async def _ask(
         self,
@@ -262,6 +267,12 @@ class InferenceLLM:
             failures=tuple(failures),
             usage=dict(usage) if isinstance(usage, dict) else None,
         )
+
+
+def _new_client(base_url: str | None, token: str | None) -> AsyncInferenceClient:
+    if base_url:
+        return AsyncInferenceClient(base_url=base_url, api_key=token)
+    return AsyncInferenceClient(provider="auto", api_key=token)
 
 
 def _out_of_time(failures: Sequence[str]) -> str:
@@ -346,51 +357,6 @@ def _json_schema_format(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     if schema is None:
         return None
     return {"type": "json_schema", "json_schema": {"name": "agent_step", "schema": schema}}
-
-
-# --- running a call on its own event loop --------------------------------------------------------
-
-
-def run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run `coroutine` to its end on a private event loop: in this thread, or, when this
-    thread already runs a loop, in a helper thread joined at once. The coroutine bounds its
-    own time; when it returns, nothing it started is still running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _on_new_loop(coroutine)
-    box: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = _on_new_loop(coroutine)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
-            box["error"] = exc
-
-    helper = threading.Thread(target=target, name="llm-call", daemon=True)
-    helper.start()
-    helper.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def _on_new_loop(coroutine: Coroutine[Any, Any, T]) -> T:
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coroutine)
-    finally:
-        try:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            # Unlike asyncio.run, never wait for the loop's executor (a name lookup stuck in
-            # it must not hold the caller past the deadline): close() shuts it down unwaited.
-            loop.close()
 
 
 # --- which model a server serves -----------------------------------------------------------------

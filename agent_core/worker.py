@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -59,8 +60,14 @@ class Worker:
         self.id = runtime.owner
         self.concurrency = concurrency or self.settings.agent_worker_concurrency
         self._orchestrator = runtime.orchestrator()
-        self._active: dict[str, threading.Thread] = {}
+        self._active: set[str] = set()
+        self._claiming = 0  # slots reserved by claims under way
         self._lock = threading.Lock()
+        self._ended = threading.Condition(self._lock)  # notified when a run ends
+        # A thread that ended a run claims the next: no slot waits for the next poll.
+        self._threads = RunThreads(
+            self._execute, then=self._guarded(self.fill, "claim queued runs"), name="run"
+        )
         self._stopping = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
         self._unreadable: set[tuple[str, str | None]] = set()
@@ -120,9 +127,8 @@ class Worker:
         self._stopping.set()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
-        deadline = time.monotonic() + self.settings.agent_worker_shutdown_s
-        for thread in self._threads():
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._wait_for_runs(self.settings.agent_worker_shutdown_s)
+        self._threads.stop()
         for run_id in self._running_ids():  # stuck in a long step: given back all the same
             if self.store.release_run(run_id, owner=self.id, reason="worker shutdown timeout"):
                 log.info("run %s given back to the queue (worker stopping)", run_id)
@@ -140,8 +146,8 @@ class Worker:
             if not claimed and not self._running_ids():
                 break
             executed += claimed
-            for thread in self._threads():
-                thread.join(0.2)
+            self._wait_for_runs(0.2)
+        self._threads.stop()
         self.maintain()
         self._record(stopped=True)
         return executed
@@ -149,22 +155,28 @@ class Worker:
     # jobs -------------------------------------------------------------------------------------
 
     def fill(self) -> int:
-        """Claim queued runs up to the free capacity and start them; returns how many."""
+        """Claim queued runs up to the free capacity and start them; returns how many.
+
+        The slots are reserved under the lock and claimed outside it: a claim waits on the
+        database, and meanwhile the threads ending their runs must not wait on the claim."""
         if self._stopping.is_set():
             return 0
         with self._lock:
-            free = self.concurrency - len(self._active)
+            free = self.concurrency - len(self._active) - self._claiming
             if free <= 0:
                 return 0
+            self._claiming += free
+        claimed: list[Run] = []
+        try:
             claimed = self.store.claim_next(
                 owner=self.id, limit=free, lease_s=self.settings.agent_run_lease_s
             )
-            for run in claimed:
-                thread = threading.Thread(
-                    target=self._execute, args=(run,), name=f"run-{run.id[:8]}", daemon=True
-                )
-                self._active[run.id] = thread
-                thread.start()
+        finally:
+            with self._lock:
+                self._claiming -= free
+                self._active.update(run.id for run in claimed)
+        for run in claimed:
+            self._threads.submit(run)
         return len(claimed)
 
     def heartbeat(self) -> None:
@@ -291,12 +303,13 @@ class Worker:
             log.exception("run %s crashed in the worker", run.id)
         finally:
             with self._lock:
-                self._active.pop(run.id, None)
-        self._guarded(self.fill, "claim queued runs")()
+                self._active.discard(run.id)
+                self._ended.notify_all()
 
-    def _threads(self) -> list[threading.Thread]:
+    def _wait_for_runs(self, timeout_s: float) -> None:
+        """Return when no run is executing, or after `timeout_s`."""
         with self._lock:
-            return list(self._active.values())
+            self._ended.wait_for(lambda: not self._active, timeout=max(0.0, timeout_s))
 
     def _running_ids(self) -> list[str]:
         with self._lock:
@@ -326,6 +339,54 @@ class Worker:
         return run
 
 
+class RunThreads:
+    """Long-lived daemon threads executing the runs handed to them, one thread more each time
+    all are busy (so no more threads than runs at once). A thread keeps what it built from one
+    run to the next (its LLM client's event loop, TLS context and open connections:
+    agent_core/llm_loop.py); being daemons, a run stuck in a long step never holds up the
+    process's exit."""
+
+    def __init__(
+        self, execute: Callable[[Run], object], *, then: Callable[[], object], name: str
+    ) -> None:
+        self._execute = execute
+        self._then = then  # called by a thread each time it is free again
+        self._name = name
+        self._queue: queue.SimpleQueue[Run | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+
+    def submit(self, run: Run) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            else:
+                thread = threading.Thread(
+                    target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put(run)
+
+    def stop(self) -> None:
+        """Let every thread end once it is idle; runs submitted later start new ones."""
+        with self._lock:
+            for _ in self._threads:
+                self._queue.put(None)
+            self._threads.clear()
+            self._idle = 0
+
+    def _serve(self) -> None:
+        while (run := self._queue.get()) is not None:
+            try:
+                self._execute(run)
+            finally:
+                with self._lock:
+                    self._idle += 1
+            self._then()
+
+
 def split_concurrency(total: int, processes: int) -> list[int]:
     """`total` runs at once spread over `processes` processes, as evenly as possible."""
     processes = max(1, min(processes, total))
@@ -336,7 +397,7 @@ def split_concurrency(total: int, processes: int) -> list[int]:
 def supervise(concurrencies: list[int], *, shutdown_s: float) -> int:
     """Run one worker process per entry (a Python process uses one core: several use
     several) and keep them running: a process that dies is started again. SIGTERM or Ctrl-C
-    is passed on, and each process shuts down gracefully."""
+    is passed on, and each process shuts down gracefully; so is SIGHUP (re-read settings)."""
 
     def spawn(concurrency: int) -> subprocess.Popen[bytes]:
         command = [
@@ -360,7 +421,13 @@ def supervise(concurrencies: list[int], *, shutdown_s: float) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    def reload(*_: object) -> None:  # SIGHUP: every process re-reads its settings
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGHUP)
+
+    handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     log.info("supervising %d worker processes", len(children))
     try:
         while not stopping.wait(1.0):

@@ -50,6 +50,8 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Pat
     developer's own `.env` or DATABASE_URL never leaks into a test."""
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
+    # One worker process whatever the machine's cores (the default): tests wanting more say so.
+    monkeypatch.setenv("AGENT_WORKER_PROCESSES", "1")
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -51,6 +51,8 @@ class ScriptedLLMServer:
     models_status: int = 200
     models_delay_s: float = 0.0
     models_requests: int = 0
+    # The client's port of each chat completion request: a port seen again is a kept connection.
+    peer_ports: list[int] = field(default_factory=list)
     # When a client went away in the middle of a reply: time.monotonic() of each.
     disconnects: list[float] = field(default_factory=list)
     _script: dict[str, deque[Action]] = field(default_factory=dict)
@@ -196,6 +198,7 @@ class ScriptedLLMServer:
                     return
                 with scripted._lock:
                     scripted.requests.append(body)
+                    scripted.peer_ports.append(self.client_address[1])
                 if scripted.reject_json_mode and body.get("response_format"):
                     self._send(400, {"error": "response_format is not supported"})
                     return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,11 @@ def test_defaults_are_the_seeds():
     assert settings.agent_events_retention_days == 30
     assert settings.database_url == "sqlite:///agent_runtime.db"
     assert settings.agent_data_tables == []
+
+
+def test_the_worker_runs_one_process_per_core_by_default(monkeypatch):
+    monkeypatch.delenv("AGENT_WORKER_PROCESSES")  # the test fixture pins one
+    assert load_settings().agent_worker_processes == min(os.cpu_count() or 1, 64)
 
 
 def test_environment_values_are_read_as_the_seed_wrote_them(monkeypatch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -294,3 +295,21 @@ def test_scripted_llm_replays_its_script_then_says_it_has_no_more():
     assert llm.calls == [ASK, [{"role": "user", "content": "ping"}]]
     with pytest.raises(LLMError, match="scripted: the script has no more replies"):
         llm.complete(ASK, timeout_s=1)
+
+
+def test_a_thread_keeps_its_client_and_connection_from_one_call_to_the_next(llm_server):
+    """A client (TLS context, event loop, connection) built per call cost a worker most of
+    its CPU: each thread builds one and keeps it; another thread has its own."""
+    for _ in range(3):
+        llm_server.reply("ok")
+    llm = InferenceLLM(models=["m1"], base_url=llm_server.url)
+
+    llm.complete(ASK, timeout_s=5)
+    llm.complete(ASK, timeout_s=5)
+    other = threading.Thread(target=lambda: llm.complete(ASK, timeout_s=5))
+    other.start()
+    other.join()
+
+    first, second, from_other = llm_server.peer_ports
+    assert first == second
+    assert from_other != first

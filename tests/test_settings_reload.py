@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from agent_core.config import load_settings
 from agent_core.models import RunStatus
 from agent_core.runtime import open_runtime
@@ -87,9 +89,11 @@ def test_a_settings_file_broken_while_running_keeps_the_worker_and_its_leases(
     assert worker.settings.agent_max_steps == 20
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_sighup_makes_the_worker_process_reread_dot_env_at_once(
-    database_url, llm_server, isolated_environment
+    database_url, llm_server, isolated_environment, processes
 ):
+    """With several processes, the supervisor passes SIGHUP on to each of them."""
     env_file = isolated_environment / ".env"
     env_file.write_text("AGENT_ENABLED=true\nAGENT_MAX_STEPS=20\n")
     env = {
@@ -99,6 +103,7 @@ def test_sighup_makes_the_worker_process_reread_dot_env_at_once(
         "AGENT_LLM_BASE_URL": llm_server.url,
         "AGENT_WORKER_HEARTBEAT_S": "3600",  # only SIGHUP can make it re-read in time
         "AGENT_RUN_LEASE_S": "10800",
+        "AGENT_WORKER_PROCESSES": str(processes),
     }
     worker = subprocess.Popen(
         [sys.executable, str(REPO / "scheduler.py")],
@@ -109,17 +114,19 @@ def test_sighup_makes_the_worker_process_reread_dot_env_at_once(
     )
     try:
         seen = []
-        while "started" not in (seen[-1] if seen else ""):
+        while sum("started" in line for line in seen) < processes:
             seen.append(worker.stderr.readline())
         env_file.write_text("AGENT_ENABLED=true\nAGENT_MAX_STEPS=3\n")
         worker.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        reloaded = []
+        while time.monotonic() < deadline and len(reloaded) < processes:
             line = worker.stderr.readline()
             seen.append(line)
             if "settings reloaded" in line:
-                break
-        assert "settings reloaded: AGENT_MAX_STEPS" in seen[-1], seen
+                reloaded.append(line)
+        assert len(reloaded) == processes, seen
+        assert all("settings reloaded: AGENT_MAX_STEPS" in line for line in reloaded)
     finally:
         worker.send_signal(signal.SIGTERM)
         rest = worker.communicate(timeout=30)[1]

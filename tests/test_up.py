@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from agent_core.config import cpu_cores
+from agent_core.worker import split_concurrency
 from tests.peers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,14 +81,20 @@ def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cl
 
         env = {**clean_env, "DATABASE_URL": "sqlite:///agent_demo.db"}
         assert "AGENT_SECRET_KEY=" in (isolated_environment / ".env").read_text()
-        workers = wait_for(
-            lambda: json.loads(
-                cli(["worker", "status", "--json"], isolated_environment, env).stdout
+        # The default: the default concurrency spread over one process per core.
+        processes = len(split_concurrency(4, cpu_cores()))
+        wait_for(
+            lambda: (
+                len(
+                    json.loads(
+                        cli(["worker", "status", "--json"], isolated_environment, env).stdout
+                    )
+                )
+                == processes
             ),
             30,
-            "the worker's heartbeat",
+            "the heartbeat of each worker process",
         )
-        assert len(workers) == 1
         objectives = json.loads(
             cli(["objective", "list", "--json"], isolated_environment, env).stdout
         )

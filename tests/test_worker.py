@@ -20,7 +20,7 @@ from agent_core.models import RunStatus, RunTrigger, StopReason, ToolCallStatus
 from agent_core.runtime import Runtime
 from agent_core.store import Store
 from agent_core.tools import ToolRegistry
-from agent_core.worker import Worker
+from agent_core.worker import RunThreads, Worker
 from tests.support import KEY, SECRET_KEY, agent_settings, make_objective, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -410,3 +410,33 @@ def test_one_worker_command_can_run_several_processes(live_store, database_url, 
     assert len(owners) == 2
     assert {r.status for r in live_store.list_runs(limit=50)} == {RunStatus.COMPLETED}
     assert live_store.list_workers(alive_within=timedelta(seconds=5)) == []
+
+
+def test_run_threads_live_on_from_run_to_run_and_grow_only_when_all_are_busy():
+    """A thread keeps its LLM client between runs, so runs one after another share one
+    thread, and runs at once get one thread each."""
+    seen: list[str] = []
+    release = threading.Event()
+    done = threading.Semaphore(0)
+
+    def execute(run):
+        seen.append(threading.current_thread().name)
+        if run == "wait":
+            release.wait(10)
+        done.release()
+
+    threads = RunThreads(execute, then=lambda: None, name="run")
+    for _ in range(3):  # one after another
+        threads.submit("quick")
+        assert done.acquire(timeout=10)
+        time.sleep(0.2)  # the thread is idle again
+    assert len(set(seen)) == 1
+    seen.clear()
+    for _ in range(3):  # all at once
+        threads.submit("wait")
+    time.sleep(0.3)
+    release.set()
+    for _ in range(3):
+        assert done.acquire(timeout=10)
+    assert len(set(seen)) == 3
+    threads.stop()
