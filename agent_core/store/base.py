@@ -9,7 +9,6 @@ into the one `Store`. Nothing here knows an aggregate's queries, except the run 
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -36,7 +35,12 @@ from agent_core.models import (
 )
 from agent_core.render import redact_url
 from agent_core.store import migrations
-from agent_core.store.engine import WRITE, create_engine, normalize_database_url
+from agent_core.store.engine import (
+    WRITE,
+    SqliteWriteTurns,
+    create_engine,
+    normalize_database_url,
+)
 from agent_core.store.hotpath import HotPath
 from agent_core.store.ledger import GENESIS_HASH, event_hash, to_json_value
 from agent_core.store.schema import events, runs
@@ -66,7 +70,9 @@ class StoreBase:
         self.engine = engine
         self._clock = clock
         self._hot = HotPath(engine.dialect.name)
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        self._write_lock = (
+            SqliteWriteTurns(engine.url.database) if engine.dialect.name == "sqlite" else None
+        )
         # SQLite: the connection every step write uses, kept (under _write_lock, one writer at
         # a time) rather than checked out of the pool and returned at each step.
         self._sqlite_writer: Any = None
@@ -94,6 +100,8 @@ class StoreBase:
             writer, self._sqlite_writer = self._sqlite_writer, None
             if writer is not None:
                 writer.close()
+        if self._write_lock is not None:
+            self._write_lock.close()
         self.engine.dispose()
 
     @property
@@ -195,7 +203,7 @@ class StoreBase:
         """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
         in growing steps (milliseconds) before trying again. Threads of this process
         therefore queue for the write lock here, on a Python lock, which is handed over at
-        once; other processes still meet SQLite's busy timeout."""
+        once; processes on a lock file beside the database (SqliteWriteTurns)."""
         return self._write_lock if write and self._write_lock is not None else nullcontext()
 
     def _run_row(self, conn: sa.Connection, key: str, shown_id: str) -> Row[Any]:

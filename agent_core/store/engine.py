@@ -3,10 +3,18 @@ connection (pragmas, BEGIN IMMEDIATE, prepared statements) lives here."""
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: threads take turns, processes meet the busy timeout
+    fcntl = None  # type: ignore[assignment]
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -119,3 +127,57 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+class SqliteWriteTurns:
+    """Writers of one SQLite file take turns here before BEGIN IMMEDIATE: threads of this
+    process on a Python lock, processes on an advisory lock file beside the database
+    (`<file>.write-lock`). Both hand over at once, where SQLite's own busy handler makes a
+    writer that finds the lock taken sleep in growing steps (1, 2, 5 ... 100 ms), which idles
+    a worker of several processes. The kernel drops the file lock of a process that dies."""
+
+    def __init__(self, database: str | None) -> None:
+        self._thread_lock = threading.Lock()
+        self._path = (
+            f"{database}.write-lock"
+            if database and database != ":memory:" and not database.startswith("file:")
+            else None
+        )
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+    def _file(self) -> int | None:
+        """The lock file, opened once; None (threads only, SQLite's busy timeout between
+        processes) where there is no file lock: no fcntl, or a folder we cannot write to."""
+        if self._fd is None and self._path is not None and fcntl is not None:
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError:
+                self._path = None
+        return self._fd
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
