@@ -236,7 +236,7 @@ with shown_errors():
             )
             st.page_link(page_path("objectives"), label="Objectives", icon=":material/flag:")
         else:
-            which = f" for {objectives[objective_id]}" if objective_id else ""
+            which = f" for {ui.plain(objectives[objective_id])}" if objective_id else ""
             ui.empty(
                 f"No run was created between {since:%Y-%m-%d} and "
                 f"{until - timedelta(days=1):%Y-%m-%d}{which}. Widen the dates above, or "
