@@ -12,8 +12,9 @@ import re
 
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones Markdown,
 # GitHub's extensions (tables, autolinks, strikethrough) or Streamlit (`:red[...]`,
-# `:material/x:`, `$...$`) give a meaning to.
-_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=^])")
+# `:material/x:`, `$...$`) give a meaning to. Streamlit rewrites ":material/" in the raw
+# source before parsing, so the slash is escaped too.
+_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=^/])")
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 
 
