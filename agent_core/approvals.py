@@ -17,6 +17,8 @@ from agent_core.models import Approval, ApprovalStatus, ApprovalView
 from agent_core.store import Store
 from agent_core.tools import ToolRegistry, gateway
 
+MAX_ARGS_DEPTH = 32  # what an admin may type as changed arguments; tools need far less
+
 
 def decide(
     store: Store,
@@ -38,7 +40,12 @@ def decide(
     The decision is signed, and the call bound, under AGENT_SECRET_KEY (ConfigError without
     it): the worker checks both before making the call.
     """
-    key = ledger_key(settings)  # the decision is signed, and the approval bound
+    by = allowed_approver(settings, by)
+    return _record(store, settings, approval_id, approve, by, reason, args, tools)
+
+
+def allowed_approver(settings: Settings, by: str) -> str:
+    """`by`, stripped, if it may decide: anyone named, or one of AGENT_APPROVERS if set."""
     by = by.strip()
     if not by:
         raise InvalidInput("say who decides (--by NAME)")
@@ -47,6 +54,21 @@ def decide(
             f"{by!r} may not decide approvals; AGENT_APPROVERS allows: "
             + ", ".join(settings.agent_approvers)
         )
+    return by
+
+
+def _record(
+    store: Store,
+    settings: Settings,
+    approval_id: str,
+    approve: bool,
+    by: str,
+    reason: str | None,
+    args: Mapping[str, Any] | None,
+    tools: ToolRegistry | None,
+) -> Approval:
+    """The decision of `by` (already checked), signed and written to the ledger."""
+    key = ledger_key(settings)  # the decision is signed, and the approval bound
     cleaned = reason.strip() if reason else None
     changed = None
     if args is not None:
@@ -75,10 +97,28 @@ def checked_arguments(
         raise InvalidFields({"args": f"the tool {approval.tool_name} is not available here"})
     if not isinstance(args, Mapping):
         raise InvalidFields({"args": "the arguments must be a JSON object"})
+    if _depth(args) > MAX_ARGS_DEPTH:
+        raise InvalidFields(
+            {"args": f"the arguments are nested more than {MAX_ARGS_DEPTH} levels deep"}
+        )
     parsed = gateway.validate_args(tool, dict(args))
     if isinstance(parsed, str):
         raise InvalidFields({"args": parsed})
     return dict(args)
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (without recursion: any depth is safe)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            deepest = max(deepest, level)
+            if level > MAX_ARGS_DEPTH:
+                break
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def link_secret(settings: Settings) -> str:
@@ -122,8 +162,16 @@ def decide_by_link(
     by: str | None = None,
     reason: str | None = None,
 ) -> Approval:
-    """Decide the one approval a signed link was sent for, once. The decision is recorded
-    under `by` (one of AGENT_APPROVERS when that is set), else the link's recipient."""
+    """Decide the one approval a signed link was sent for, once.
+
+    A token proves only that its holder reads the recipient's inbox or phone, so the ledger
+    always says so: "<recipient> (via <channel> link)", or, when the holder names themself
+    (one of AGENT_APPROVERS when that is set), "<name> (via <channel> link to <recipient>)".
+    A bare approver's name is never recorded for a link."""
     claim, view = open_link(store, settings, token)
-    who = by or f"{claim.recipient or 'admin'} (via {claim.channel} link)"
-    return decide(store, settings, view.approval.id, approve=approve, by=who, reason=reason)
+    recipient = claim.recipient or "admin"
+    if by and by.strip():
+        who = f"{allowed_approver(settings, by)} (via {claim.channel} link to {recipient})"
+    else:
+        who = f"{recipient} (via {claim.channel} link)"
+    return _record(store, settings, view.approval.id, approve, who, reason, None, None)

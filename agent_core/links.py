@@ -76,7 +76,7 @@ def sign_link(
 def read_link(secret: str, token: str, *, now: datetime) -> LinkClaim:
     """The claim of a genuine, unexpired token; InvalidLink (one sentence, no data) else."""
     payload, dot, signature = token.strip().partition(".")
-    if not (dot and payload and signature):
+    if not (dot and payload and signature) or not token.isascii():  # a token is base64url
         raise InvalidLink(NOT_VALID)
     if not hmac.compare_digest(_signature(secret, payload), signature):
         raise InvalidLink(NOT_VALID)

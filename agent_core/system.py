@@ -8,11 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent_core.config import Settings, redact_url
+from agent_core.demo import DEMO_MODEL, DEMO_OUTBOX
 from agent_core.errors import AgentRuntimeError, ConfigError
 from agent_core.llm import LLMError, asks_server_for_model, planning_model
-from agent_core.notify import EmailTransport, NotificationError, WhatsAppTransport
+from agent_core.notify import NotificationError
 from agent_core.runs import live_workers
-from agent_core.runtime import Runtime
+from agent_core.runtime import Runtime, transports
+
+DEMO_EMAIL = "admin@example.com"  # the demo's recipients when none is set
+DEMO_PHONE = "whatsapp:+10000000000"
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,12 @@ def checks(runtime: Runtime) -> list[Check]:
 
 def _llm(runtime: Runtime) -> Check:
     settings = runtime.settings
+    if settings.agent_demo:
+        return Check(
+            "Language model",
+            True,
+            f"{DEMO_MODEL}: demo mode, the agent's steps are scripted and no LLM is called.",
+        )
     if runtime.llm is None:
         return Check("Language model", False, f"Not configured: {runtime.llm_problem}.")
     where = (
@@ -84,7 +94,17 @@ def _llm(runtime: Runtime) -> Check:
     return Check("Language model", True, f"{model} through {where}{more}.")
 
 
+def _demo_outbox(area: str) -> Check:
+    return Check(
+        area,
+        True,
+        f"Demo mode: messages are written to the local outbox {DEMO_OUTBOX}, never delivered.",
+    )
+
+
 def _email(settings: Settings) -> Check:
+    if settings.agent_demo:
+        return _demo_outbox("Email")
     if not settings.smtp_host:
         return Check("Email", False, "Not configured: set SMTP_HOST, SMTP_FROM and ADMIN_EMAIL.")
     if not settings.admin_email:
@@ -98,6 +118,8 @@ def _email(settings: Settings) -> Check:
 
 
 def _whatsapp(settings: Settings) -> Check:
+    if settings.agent_demo:
+        return _demo_outbox("WhatsApp")
     if not (settings.twilio_account_sid and settings.twilio_auth_token):
         return Check(
             "WhatsApp",
@@ -130,27 +152,34 @@ def test_llm(runtime: Runtime) -> Check:
 
 
 def test_email(settings: Settings) -> Check:
-    if not settings.admin_email:
+    """One test email: to the mail server, or to the demo's outbox in demo mode."""
+    to = settings.admin_email or (DEMO_EMAIL if settings.agent_demo else None)
+    if not to:
         return Check("Email", False, "No recipient: set ADMIN_EMAIL.")
+    mail, _ = transports(settings)
     try:
-        EmailTransport.from_settings(settings).send(
-            settings.admin_email,
+        mail.send(
+            to,
             "[Agent Runtime] Test message",
             "This is a test from the agent runtime's System page: approval emails reach you.",
         )
-    except NotificationError as exc:
+    except (NotificationError, OSError) as exc:  # OSError: the demo outbox's file
         return Check("Email", False, f"The test email was not sent: {exc}.")
-    return Check("Email", True, f"A test email was sent to {settings.admin_email}.")
+    if settings.agent_demo:
+        return Check("Email", True, f"Demo mode: a test email to {to} went to {DEMO_OUTBOX}.")
+    return Check("Email", True, f"A test email was sent to {to}.")
 
 
 def test_whatsapp(settings: Settings) -> Check:
-    if not settings.admin_phone:
+    """One test message: through Twilio, or to the demo's outbox in demo mode."""
+    to = settings.admin_phone or (DEMO_PHONE if settings.agent_demo else None)
+    if not to:
         return Check("WhatsApp", False, "No recipient: set ADMIN_PHONE.")
+    _, phone = transports(settings)
     try:
-        WhatsAppTransport.from_settings(settings).send(
-            settings.admin_phone,
-            "[Agent Runtime] Test message: approval requests reach you on WhatsApp.",
-        )
-    except NotificationError as exc:
+        phone.send(to, "[Agent Runtime] Test message: approval requests reach you on WhatsApp.")
+    except (NotificationError, OSError) as exc:
         return Check("WhatsApp", False, f"The test message was not sent: {exc}.")
-    return Check("WhatsApp", True, f"A test message was sent to {settings.admin_phone}.")
+    if settings.agent_demo:
+        return Check("WhatsApp", True, f"Demo mode: a test message to {to} went to {DEMO_OUTBOX}.")
+    return Check("WhatsApp", True, f"A test message was sent to {to}.")

@@ -3,8 +3,9 @@
 - Served on 127.0.0.1 (the default, `.streamlit/config.toml`) with nothing configured: open
   to whoever can reach the machine's loopback, deciding under their OS user name.
 - `AGENT_ADMIN_PASSWORD` set (env, `.env` or `.streamlit/secrets.toml`): the password is
-  asked first (constant-time comparison; wrong tries slow every further try down), then the
-  admin's name once, which the ledger records with each decision.
+  asked first (constant-time comparison; wrong tries slow that client's further tries down,
+  never another client's), then the admin's name once, which the ledger records with each
+  decision.
 - Streamlit's OIDC login configured (`[auth]` in `.streamlit/secrets.toml`): used instead of
   the password; the name comes from the identity provider.
 - Served on any other address with neither: nothing is shown but how to set one.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import getpass
 import hmac
 import ipaddress
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,37 +32,67 @@ NAME_KEY = "admin_name"
 PASSED_KEY = "password_passed"
 FREE_TRIES = 3
 MAX_DELAY_S = 60.0
+MAX_CLIENTS = 10_000
+FORGET_AFTER_S = 3600.0
+CLIENT_KEY = "login_client"
+
+
+@dataclass
+class _Guesses:
+    """One client's wrong passwords in a row, and when the last one came."""
+
+    failures: int = 0
+    last_failure: float = 0.0
 
 
 @dataclass
 class _Throttle:
-    """Wrong passwords across all sessions of this process: after a few, each further try
-    must wait longer (doubling up to a minute), so guessing is slow from any browser."""
+    """Wrong passwords per client (its IP address, or its browser session when Streamlit
+    does not know the address): after a few, each further try from that client must wait
+    longer (doubling up to a minute). Guessing is slow for the guesser, and never locks out
+    the admin typing the right password elsewhere."""
 
-    failures: int = 0
-    last_failure: float = 0.0
+    clients: dict[str, _Guesses] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def wait_s(self, now: float) -> float:
+    def wait_s(self, client: str, now: float) -> float:
         with self.lock:
-            if self.failures < FREE_TRIES:
+            guesses = self.clients.get(client)
+            if guesses is None or guesses.failures < FREE_TRIES:
                 return 0.0
-            delay = min(MAX_DELAY_S, 2.0 ** (self.failures - FREE_TRIES + 1))
-            return max(0.0, self.last_failure + delay - now)
+            delay = min(MAX_DELAY_S, 2.0 ** (guesses.failures - FREE_TRIES + 1))
+            return max(0.0, guesses.last_failure + delay - now)
 
-    def failed(self, now: float) -> None:
+    def failed(self, client: str, now: float) -> None:
         with self.lock:
-            self.failures += 1
-            self.last_failure = now
+            if len(self.clients) >= MAX_CLIENTS:  # forget those who stopped guessing
+                self.clients = {
+                    key: guesses
+                    for key, guesses in self.clients.items()
+                    if now - guesses.last_failure < FORGET_AFTER_S
+                }
+            guesses = self.clients.setdefault(client, _Guesses())
+            guesses.failures += 1
+            guesses.last_failure = now
 
-    def passed(self) -> None:
+    def passed(self, client: str) -> None:
         with self.lock:
-            self.failures = 0
+            self.clients.pop(client, None)
 
 
 @st.cache_resource(show_spinner=False)
 def _throttle() -> _Throttle:
     return _Throttle()
+
+
+def _client() -> str:
+    """Who is guessing: the connection's IP address, else this browser session."""
+    address = st.context.ip_address
+    if isinstance(address, str) and address:  # None on localhost (and not a str in AppTest)
+        return f"ip:{address}"
+    if CLIENT_KEY not in st.session_state:
+        st.session_state[CLIENT_KEY] = secrets.token_hex(8)
+    return f"session:{st.session_state[CLIENT_KEY]}"
 
 
 def served_on_loopback() -> bool:
@@ -138,23 +170,23 @@ def login(settings: api.Settings) -> None:
 
 def _password_form(settings: api.Settings) -> None:
     st.title("Agent runtime")
-    throttle = _throttle()
+    throttle, client = _throttle(), _client()
     with st.form("login", border=True):
         password = st.text_input("Password", type="password", key="password")
         submitted = st.form_submit_button("Log in", type="primary")
     if not submitted:
         return
-    wait = throttle.wait_s(time.monotonic())
+    wait = throttle.wait_s(client, time.monotonic())
     if wait > 0:
         st.error(f"Too many wrong passwords: try again in {wait:.0f} seconds.")
         return
     expected = settings.agent_admin_password
     assert expected is not None
     if hmac.compare_digest(password.encode("utf-8"), expected.get_secret_value().encode("utf-8")):
-        throttle.passed()
+        throttle.passed(client)
         st.session_state[PASSED_KEY] = True
         st.rerun()
-    throttle.failed(time.monotonic())
+    throttle.failed(client, time.monotonic())
     time.sleep(0.5)
     st.error("Wrong password.")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from agent_core import api
+from dashboard.plain import plain
 
 log = logging.getLogger("dashboard")
 
@@ -48,7 +49,7 @@ def load_core() -> Core:
         settings = api.load_settings()
         runtime = _runtime(settings, settings.model_dump_json())
     except api.AgentRuntimeError as exc:
-        st.error(f"The dashboard cannot start: {exc}")
+        st.error(f"The dashboard cannot start: {plain(str(exc))}")
         st.stop()
     return Core(settings=settings, runtime=runtime)
 
@@ -59,7 +60,7 @@ def shown_errors() -> Iterator[None]:
     try:
         yield
     except api.AgentRuntimeError as exc:
-        st.error(_sentence(str(exc)))
+        st.error(plain(_sentence(str(exc))))
     except Exception as exc:
         log.exception("page failed")
         st.error(

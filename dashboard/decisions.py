@@ -13,6 +13,8 @@ from agent_core import api
 from dashboard import ui
 from dashboard.core import Core, shown_errors
 
+MAX_ARGS_CHARS = 100_000  # a changed call, not a document
+
 # Decide(approve, reason, args) -> the decided approval
 Decide = Callable[[bool, str | None, dict[str, Any] | None], api.Approval]
 
@@ -32,24 +34,24 @@ def request_card(
     time left; and, when `decide` is given and it is pending, the decision buttons."""
     now = core.store.now()
     with st.container(border=True, key=f"request_{key}"):
-        st.markdown(f"**{api.approval_request_sentence(approval)}**")
+        st.markdown(f"**{ui.plain(api.approval_request_sentence(approval))}**")
         st.markdown(ui.approval_badge(approval.status))
         if thought:
-            st.markdown(f"*Why:* {thought}")
-        st.caption(f"Why it needs you: {approval.risk_reason}")
-        st.markdown(f"Exact call: `{approval.tool_name}` with")
+            st.markdown(f"*Why:* {ui.plain(thought)}")
+        st.caption(f"Why it needs you: {ui.plain(approval.risk_reason)}")
+        st.markdown(f"Exact call: {ui.inline_code(approval.tool_name)} with")
         ui.json_block(approval.args)
         if show_run_link:
-            ui.run_link(approval.run_id, run_label, icon=":material/play_arrow:")
+            ui.run_link(approval.run_id, ui.plain(run_label), icon=":material/play_arrow:")
         else:
-            st.caption(run_label)
+            st.caption(ui.plain(run_label))
         if approval.status is api.ApprovalStatus.PENDING:
             st.caption(
                 f"Expires {ui.when(approval.expires_at)} ({ui.time_left(approval.expires_at, now)})"
             )
         elif approval.decided_at is not None:
-            who = f" by {approval.decided_by}" if approval.decided_by else ""
-            reason = f": {approval.decision_reason}" if approval.decision_reason else ""
+            who = f" by {ui.plain(approval.decided_by)}" if approval.decided_by else ""
+            reason = f": {ui.plain(approval.decision_reason)}" if approval.decision_reason else ""
             st.caption(
                 f"{api.APPROVAL_STATUS_LABELS[approval.status].capitalize()}{who} "
                 f"at {ui.when(approval.decided_at)}{reason}"
@@ -57,7 +59,7 @@ def request_card(
         problem = tool_problem(core, approval.tool_name)
         if problem and approval.status is api.ApprovalStatus.PENDING:
             st.warning(
-                f"This call cannot succeed as the runtime is configured: {problem}. "
+                f"This call cannot succeed as the runtime is configured: {ui.plain(problem)}. "
                 "Fix the setting first, or reject it.",
                 icon=":material/warning:",
             )
@@ -126,10 +128,9 @@ def _buttons(approval: api.Approval, decide: Decide, key: str, *, allow_changes:
             height=180,
         )
         if st.button("Approve with these arguments", key=f"approve_changed_{key}"):
-            try:
-                edited = json.loads(text)
-            except json.JSONDecodeError as exc:
-                st.error(f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno}).")
+            edited = parsed_arguments(text)
+            if isinstance(edited, str):
+                st.error(edited)
                 return
             _apply(
                 lambda: decide(True, None, edited),
@@ -137,12 +138,30 @@ def _buttons(approval: api.Approval, decide: Decide, key: str, *, allow_changes:
             )
 
 
+def parsed_arguments(text: str) -> Any:
+    """The edited arguments, or one sentence saying why they cannot be read: not JSON, too
+    long, or a number or nesting Python refuses to parse (RecursionError, ValueError)."""
+    if len(text) > MAX_ARGS_CHARS:
+        return (
+            f"The arguments are too long ({len(text):,} characters; at most "
+            f"{MAX_ARGS_CHARS:,}): shorten them."
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno})."
+    except RecursionError:
+        return "The arguments are nested too deeply to be read: flatten them."
+    except ValueError:
+        return "The arguments hold a number too long to be read (at most 4,300 digits): shorten it."
+
+
 def _apply(action: Callable[[], api.Approval], done: str) -> None:
     with shown_errors():
         try:
             action()
         except api.InvalidFields as exc:
-            st.error(exc.sentence({"args": "The changed arguments"}))
+            st.error(ui.plain(exc.sentence({"args": "The changed arguments"})))
             return
         st.session_state["decision_notice"] = done
         st.rerun()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time
 import streamlit as st
 
 from agent_core import api
+from dashboard.plain import inline_code, plain
 
 MANUAL = "manual"
 CUSTOM = "custom"
@@ -97,7 +98,7 @@ def schedule_fields(prefix: str, schedule: str | None, timezone: str) -> dict[st
         expression = api.cron_for(
             choice, **{k: v for k, v in values.items() if k in preset.parameters}
         )
-        st.markdown(f"Cron expression: `{expression}`")
+        st.markdown(f"Cron expression: {inline_code(expression)}")
     _preview(expression, zone)
     return {"schedule": expression, "timezone": zone}
 
@@ -107,10 +108,10 @@ def _preview(expression: str, zone: str) -> None:
         sentence = api.describe_schedule(expression)
         upcoming = api.next_runs(expression, zone, after=datetime.now(UTC), count=3)
     except ValueError as exc:
-        st.error(str(exc))
+        st.error(plain(str(exc)))
         return
     local = zoneinfo.ZoneInfo(zone)
     times = ", ".join(
         moment.astimezone(local).strftime("%a %Y-%m-%d %H:%M %Z") for moment in upcoming
     )
-    st.info(f"{sentence} ({zone}). Next runs: {times or 'none'}.", icon=":material/event:")
+    st.info(plain(f"{sentence} ({zone}). Next runs: {times or 'none'}."), icon=":material/event:")

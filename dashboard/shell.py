@@ -16,6 +16,7 @@ import streamlit as st
 from agent_core import api
 from dashboard import access
 from dashboard.core import Core, load_core, shown_errors
+from dashboard.plain import plain
 
 
 @dataclass(frozen=True)
@@ -115,4 +116,4 @@ def _sidebar(core: Core) -> None:
             "`.venv/bin/python -m agent_core up` (or `python scheduler.py`).",
             icon=":material/warning:",
         )
-    st.caption(f"Deciding as **{access.current_admin(settings)}**")
+    st.caption(f"Deciding as **{plain(access.current_admin(settings))}**")

@@ -42,16 +42,15 @@ def run_sections(core: Core, run_id: str, *, offset: int, limit: int) -> None:
                 "failed": ui.badge("failed, will retry", "orange"),
                 "gave_up": ui.badge("not sent", "red"),
             }[notice.status.value]
-            detail = f" — {notice.last_error}" if notice.last_error else ""
+            detail = f" — {ui.plain(notice.last_error)}" if notice.last_error else ""
             st.markdown(
                 f"{channel} ({notice.kind.value.replace('_', ' ')}) to "
-                f"{notice.recipient or 'nobody'}: {state}{detail}"
+                f"{ui.plain(notice.recipient or 'nobody')}: {state}{detail}"
             )
     with st.expander(f"Ledger ({run.event_seq} events)"):
         for event in store.events_page(run_id, after_seq=0, limit=EVENTS_PER_PAGE):
-            st.markdown(
-                f"`{event.seq:>4}` {ui.when(event.created_at)} — {api.event_sentence(event)}"
-            )
+            sentence = ui.plain(api.event_sentence(event))
+            st.markdown(f"`{event.seq:>4}` {ui.when(event.created_at)} — {sentence}")
         if run.event_seq > EVENTS_PER_PAGE:
             st.caption(
                 f"The first {EVENTS_PER_PAGE} events are shown; "
@@ -62,9 +61,9 @@ def run_sections(core: Core, run_id: str, *, offset: int, limit: int) -> None:
 def _outcome(view: api.RunView) -> None:
     run = view.run
     st.markdown(ui.run_badge(run, view.failed_calls))
-    headline = api.run_headline(run, view.failed_calls)
+    headline = ui.plain(api.run_headline(run, view.failed_calls))
     if run.status is api.RunStatus.FAILED:
-        st.error(headline + (f"\n\nDetails: {run.error}" if run.error else ""))
+        st.error(headline + (f"\n\nDetails: {ui.plain(run.error)}" if run.error else ""))
     elif view.failed_calls or run.status is api.RunStatus.PAUSED:
         st.warning(headline)
     elif run.status is api.RunStatus.COMPLETED:
@@ -72,9 +71,9 @@ def _outcome(view: api.RunView) -> None:
     else:
         st.info(headline)
     if run.summary:
-        st.markdown(f"**Summary.** {run.summary}")
+        st.markdown(f"**Summary.** {ui.plain(run.summary)}")
     st.caption(
-        f"{api.run_counters(run)} · {run.trigger} · queued {ui.when(run.created_at)} · "
+        f"{api.run_counters(run)} · {ui.plain(run.trigger)} · queued {ui.when(run.created_at)} · "
         f"started {ui.when(run.started_at)} · ended {ui.when(run.completed_at)}"
     )
 
@@ -82,32 +81,33 @@ def _outcome(view: api.RunView) -> None:
 def step_card(item: api.TimelineItem) -> None:
     step, call, approval = item.step, item.tool_call, item.approval
     with st.container(border=True):
-        st.markdown(f"**{api.step_sentence(step, call)}**")
+        st.markdown(f"**{ui.plain(api.step_sentence(step, call))}**")
         if step.thought:
-            st.markdown(f"*Why:* {step.thought}")
+            st.markdown(f"*Why:* {ui.plain(step.thought)}")
         if step.tool is not None:
             with st.expander("Arguments"):
                 ui.json_block(step.args or {})
         error = api.step_error(step, call)
         if error:
-            st.error(error)
+            st.error(ui.plain(error))
         elif step.tool is not None and step.result is not None:
             text = api.describe_result(step.result, RESULT_INLINE_CHARS)
             if len(text) < RESULT_INLINE_CHARS:
-                st.markdown(f"*Result:* `{text}`")
+                st.markdown(f"*Result:* {ui.inline_code(text)}")
             else:
                 with st.expander("Result"):
                     ui.json_block(step.result)
         if approval is not None:
             decided = (
-                f" by {approval.decided_by} at {ui.when(approval.decided_at)}"
+                f" by {ui.plain(approval.decided_by)} at {ui.when(approval.decided_at)}"
                 if approval.decided_by
                 else f" (expires {ui.when(approval.expires_at)})"
             )
             st.markdown(f"Approval: {ui.approval_badge(approval.status)}{decided}")
             if approval.status is api.ApprovalStatus.PENDING:
                 ui.approval_link(approval.id, "Decide this request")
-        facts = [step.model or "", f"{step.prompt_tokens + step.completion_tokens:,} tokens"]
+        tokens = step.prompt_tokens + step.completion_tokens
+        facts = [ui.plain(step.model or ""), f"{tokens:,} tokens"]
         if step.latency_ms is not None:
             facts.append(f"model {api.format_duration(step.latency_ms)}")
         if call is not None and call.duration_ms is not None:

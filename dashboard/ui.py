@@ -15,7 +15,10 @@ import pandas as pd
 import streamlit as st
 
 from agent_core import api
+from dashboard.plain import inline_code, plain
 from dashboard.shell import page_path
+
+__all__ = ["inline_code", "plain"]  # the escapes every page uses, re-exported here
 
 BADGE_COLOURS = {
     api.RunStatus.QUEUED: "gray",

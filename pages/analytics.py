@@ -85,9 +85,10 @@ def headline(head: dict, analytics: api.Analytics) -> None:
         models = analytics.tables["models"]
         unpriced = models.loc[models["unpriced_tokens"] > 0, "model"].tolist()
         st.warning(
-            f"{head['unpriced_tokens']:,} tokens have no price ({', '.join(unpriced)}), so the "
-            "cost leaves them out. Set their price in USD per 1,000 tokens in "
-            f"AGENT_MODEL_PRICES, for example `{unpriced[0]}=0.5/1.5` (input/output).",
+            f"{head['unpriced_tokens']:,} tokens have no price "
+            f"({ui.plain(', '.join(unpriced))}), so the cost leaves them out. Set their price "
+            "in USD per 1,000 tokens in AGENT_MODEL_PRICES, for example "
+            f"{ui.inline_code(unpriced[0] + '=0.5/1.5')} (input/output).",
             icon=":material/sell:",
         )
 
@@ -177,7 +178,7 @@ def run_list(frame: pd.DataFrame, fact: str) -> None:
     for row in frame.itertuples():
         link, value = st.columns([2, 3], vertical_alignment="center")
         with link:
-            ui.run_link(row.run_id, f"Run #{row.run_number} · {row.objective}")
+            ui.run_link(row.run_id, f"Run #{row.run_number} · {ui.plain(row.objective)}")
         value.markdown(fact_of(row, fact))
 
 
@@ -235,7 +236,7 @@ with shown_errors():
             )
             st.page_link(page_path("objectives"), label="Objectives", icon=":material/flag:")
         else:
-            which = f" for {objectives[objective_id]}" if objective_id else ""
+            which = f" for {ui.plain(objectives[objective_id])}" if objective_id else ""
             ui.empty(
                 f"No run was created between {since:%Y-%m-%d} and "
                 f"{until - timedelta(days=1):%Y-%m-%d}{which}. Widen the dates above, or "

@@ -23,11 +23,17 @@ with shown_errors():
         except api.InvalidInput as exc:
             if st.session_state.get("decided_by_link") == token:
                 st.stop()  # the notice above already says what was decided
-            st.error(f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+            st.error(ui.plain(f"{str(exc)[:1].upper()}{str(exc)[1:]}."))
             st.stop()
         by = None
         if core.settings.agent_approvers:
             by = st.selectbox("Your name", core.settings.agent_approvers, key="link_name")
+            st.caption(
+                ui.plain(
+                    f"Recorded as {by} (via {claim.channel} link to "
+                    f"{claim.recipient or 'admin'}): the link proves only who received it."
+                )
+            )
 
         def decide(approve: bool, reason: str | None, args: object) -> api.Approval:
             st.session_state["decided_by_link"] = token

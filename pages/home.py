@@ -22,7 +22,7 @@ with shown_errors():
         st.page_link(page_path("objectives"), label="Create an objective", icon=":material/add:")
     if core.runtime.llm is None and not core.settings.agent_demo:
         st.warning(
-            f"The agent has no language model yet: {core.runtime.llm_problem}. "
+            f"The agent has no language model yet: {ui.plain(core.runtime.llm_problem)}. "
             "See the System page.",
             icon=":material/warning:",
         )
@@ -48,7 +48,7 @@ with shown_errors():
         ui.empty("No run yet. Open an objective and press “Run now”, or give it a schedule.")
     for row in latest.rows:
         with st.container(border=True):
-            ui.run_link(row.id, f"Run #{row.run_number} · {row.objective_title}")
+            ui.run_link(row.id, f"Run #{row.run_number} · {ui.plain(row.objective_title)}")
             st.markdown(
                 f"{ui.run_badge(row, row.failed_calls)} · {ui.when(row.created_at)} · "
                 f"{api.run_counters(row)}"

@@ -67,7 +67,7 @@ with shown_errors():
 
     def problem(field: str) -> None:
         if field in errors:
-            st.error(errors[field], icon=":material/error:")
+            st.error(ui.plain(errors[field]), icon=":material/error:")
 
     if current is None and not objectives:
         ui.empty(
@@ -166,7 +166,7 @@ with shown_errors():
             st.session_state[f"{prefix}errors"] = exc.problems
             st.rerun()
         st.session_state.pop(f"{prefix}errors", None)
-        st.session_state["objective_notice"] = f"Saved “{saved.title}”."
+        st.session_state["objective_notice"] = f"Saved “{ui.plain(saved.title)}”."
         st.session_state["objective_next"] = saved.id
         st.query_params["id"] = saved.id
         st.rerun()

@@ -24,7 +24,7 @@ if not run_id:
 with shown_errors():
     view = core.store.run_view(run_id)
     run = view.run
-    st.title(f"Run #{run.run_number} · {view.objective_title}")
+    st.title(f"Run #{run.run_number} · {ui.plain(view.objective_title)}")
     st.page_link(
         page_path("objectives"),
         label="Objective",

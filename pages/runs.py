@@ -59,10 +59,10 @@ with shown_errors():
         with st.container(border=True):
             head, facts = st.columns([3, 4])
             with head:
-                ui.run_link(row.id, f"Run #{row.run_number} · {row.objective_title}")
+                ui.run_link(row.id, f"Run #{row.run_number} · {ui.plain(row.objective_title)}")
                 st.markdown(ui.run_badge(row, row.failed_calls))
             facts.markdown(
-                f"{row.trigger} · started {ui.when(row.started_at or row.created_at)} · "
+                f"{ui.plain(row.trigger)} · started {ui.when(row.started_at or row.created_at)} · "
                 f"{ui.run_duration(row)}  \n"
                 f"{row.steps_count} steps · {row.tool_calls_count} tool calls · "
                 f"{row.total_tokens:,} tokens"

@@ -13,7 +13,9 @@ st.title("System")
 
 def show(check: api.Check) -> None:
     icon = ":material/check_circle:" if check.ok else ":material/error:"
-    (st.success if check.ok else st.warning)(f"**{check.area}.** {check.sentence}", icon=icon)
+    (st.success if check.ok else st.warning)(
+        f"**{check.area}.** {ui.plain(check.sentence)}", icon=icon
+    )
 
 
 with shown_errors():
@@ -54,11 +56,12 @@ with shown_errors():
                 f"seal(s) fail verification. {seals}."
             )
             for seal in report.seal_breaks:
-                st.markdown(f"- seal {seal.seal}: {seal.problem}")
+                st.markdown(f"- seal {seal.seal}: {ui.plain(seal.problem)}")
             for item in report.breaks:
-                st.markdown(f"- run `{item.run_id}`, event {item.seq}: {item.problem}")
+                problem = ui.plain(item.problem)
+                st.markdown(f"- run {ui.plain(item.run_id)}, event {item.seq}: {problem}")
         for warning in report.warnings:
-            st.warning(warning)
+            st.warning(ui.plain(warning))
 
     with st.expander("All settings (secrets hidden)"):
         ui.json_block(dict(api.settings_summary(core.settings)))

@@ -7,6 +7,7 @@ admin reads.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT_S = 30
+UNESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # CommonMark: any ASCII punctuation
 
 
 @dataclass
@@ -46,7 +48,18 @@ def serve_on(address: str | None) -> None:
 
 
 def text(at: AppTest) -> str:
-    """Every piece of text the page shows (markdown, captions, alerts, titles...)."""
+    """Every piece of text the page shows (markdown, captions, alerts, titles...), as an
+    admin reads it: the backslash escapes that keep stored text literal are removed."""
+    return visible(raw_text(at))
+
+
+def visible(markdown: str) -> str:
+    """Markdown as it reads once its backslash escapes are removed."""
+    return UNESCAPE.sub(r"\1", markdown)
+
+
+def raw_text(at: AppTest) -> str:
+    """Every piece of text the page shows, exactly as Streamlit receives it (Markdown)."""
     parts: list[str] = []
     for kind in (
         "title",

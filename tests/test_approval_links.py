@@ -42,6 +42,9 @@ def test_a_genuine_token_reads_back_its_claim():
         lambda token: token.split(".")[0],  # no signature
         lambda token: "",
         lambda token: "not-a-token",
+        lambda token: "é.abc",  # /approval?token=%C3%A9.abc
+        lambda token: token[:5] + "é" + token[6:],
+        lambda token: token[:-2] + "é",
     ],
 )
 def test_a_changed_or_cut_token_opens_nothing(mangle):

@@ -93,3 +93,20 @@ def test_a_deep_link_keeps_its_page_and_query_through_the_login(
     no_traceback(at)
     assert f"Run #{run.run_number} · Weekly leads" in text(at)
     assert at.query_params["id"] in (run.id, [run.id])
+
+
+def test_wrong_passwords_from_one_browser_never_lock_out_another(
+    dashboard, live_store, with_password
+):
+    make_objective(live_store, title="Weekly leads")
+    guesser = dashboard.open("home")
+    for _ in range(5):
+        log_in(guesser, "guess")
+    log_in(guesser, PASSWORD)  # the guesser still waits, even with the right one
+    assert "Too many wrong passwords: try again in" in text(guesser)
+
+    admin = dashboard.open("objectives")  # another browser: its own session
+    log_in(admin)
+    no_traceback(admin)
+    assert "Too many wrong passwords" not in text(admin)
+    assert [field.label for field in admin.text_input] == ["Your name"]

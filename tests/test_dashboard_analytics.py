@@ -17,7 +17,7 @@ from agent_core import api
 from agent_core.models import RunStatus, StopReason, ToolCallStatus
 from dashboard.shell import PAGES
 from tests.analytics_support import Answer, Invalid, Recorder
-from tests.dashboard_support import no_traceback, text
+from tests.dashboard_support import no_traceback, text, visible
 from tests.support import make_objective
 
 PRICES = "model-a=1/2,model-b=0.5"
@@ -112,9 +112,9 @@ def test_headline_figures_and_charts_a_reader_understands(dashboard, recorded):
     assert "What do they cost?" in page
     assert "Where do they get stuck?" in page
     # the model without a price: its tokens are named, and how to price them
-    warning = next(item.value for item in at.warning if "AGENT_MODEL_PRICES" in item.value)
+    warning = visible(next(item.value for item in at.warning if "AGENT_MODEL_PRICES" in item.value))
     assert "330 tokens have no price (mystery-model)" in warning
-    assert "`mystery-model=0.5/1.5`" in warning
+    assert "for example `mystery-model=0.5/1.5` (input/output)" in warning
     reasons = next(frame.value for frame in at.dataframe if "Why" in frame.value.columns)
     assert "The run used all the steps its budget allows before finishing." in set(reasons["Why"])
 

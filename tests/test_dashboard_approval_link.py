@@ -113,3 +113,26 @@ def test_a_link_for_other_arguments_opens_nothing(dashboard, live_store, llm_ser
     at = dashboard.open("approval", token=other)
     assert "the request it was sent for has changed" in text(at)
     assert "lead@example.com" not in text(at)
+
+
+def test_a_link_decision_is_recorded_with_its_channel_and_recipient_even_for_an_approver(
+    dashboard, live_store, llm_server, mail_server, monkeypatch
+):
+    monkeypatch.setenv("AGENT_APPROVERS", "Ana,Ben")
+    approval, token = paused_with_link(live_store, llm_server, mail_server)
+    at = dashboard.open("approval", token=token)
+    no_traceback(at)
+    at.selectbox(key="link_name").select("Ben").run()
+    assert "Recorded as Ben (via email link to boss@example.com)" in text(at)
+    at.button(key="approve_link").click().run()
+    no_traceback(at)
+    decided = live_store.get_approval(approval.id)
+    assert decided.status is ApprovalStatus.APPROVED
+    assert decided.decided_by == "Ben (via email link to boss@example.com)"
+
+
+def test_a_link_with_a_non_ascii_character_is_a_sentence(dashboard, live_store):
+    at = dashboard.open("approval", token="é.abc")  # /approval?token=%C3%A9.abc
+    no_traceback(at)
+    assert "This approval link is not valid (it may have been cut or changed)." in text(at)
+    assert "Something went wrong" not in text(at)

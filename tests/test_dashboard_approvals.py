@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agent_core.models import ApprovalStatus, RunStatus, StepStatus
 from tests.dashboard_support import no_traceback, text
 from tests.support import KEY, agent_settings, make_objective, make_orchestrator
@@ -175,3 +177,26 @@ def test_a_request_opened_by_its_own_link_is_decided_there(dashboard, live_store
     at.button(key=f"approve_{approval.id}").click().run()
     assert "Approved: the run carries on with exactly this call." in text(at)
     assert live_store.get_run(run.id).status is RunStatus.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("typed", "sentence"),
+    [
+        ('{"to": ' + "9" * 5000 + "}", "a number too long to be read"),
+        ("[" * 100_000 + "]" * 100_000, "too long"),
+        ('{"to": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
+        ('{"to": ' + "[" * 40 + "]" * 40 + "}", "nested more than 32 levels deep"),
+    ],
+    ids=["huge-number", "huge-text", "deep-json", "deep-arguments"],
+)
+def test_changed_arguments_python_cannot_read_are_one_sentence(
+    dashboard, live_store, llm_server, typed, sentence
+):
+    _, _, approval = paused_run(live_store, llm_server)
+    at = dashboard.open("approvals")
+    at.text_area(key=f"args_{approval.id}").input(typed).run()
+    at.button(key=f"approve_changed_{approval.id}").click().run()
+    no_traceback(at)
+    assert "Something went wrong" not in text(at)
+    assert [error.value for error in at.error if sentence in error.value]
+    assert live_store.get_approval(approval.id).status is ApprovalStatus.PENDING

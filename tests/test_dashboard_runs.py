@@ -14,7 +14,7 @@ from agent_core.models import (
     StepStatus,
     ToolCallStatus,
 )
-from tests.dashboard_support import no_traceback, text
+from tests.dashboard_support import no_traceback, text, visible
 from tests.support import agent_settings, create_leads, make_objective, make_orchestrator
 
 OWNER = "test-worker"
@@ -61,7 +61,7 @@ def test_a_runs_page_tells_what_each_step_did_with_its_result_and_error(
     assert "*Why:* Read the leads." in shown
     assert "ada@example.com" in shown  # the result, shown inline when short
     assert "**Step 2: read rows of app_agent_approvals (read_database) — failed.**" in shown
-    assert [error.value for error in at.error if "app_agent_approvals" in error.value]
+    assert [error for error in at.error if "app_agent_approvals" in visible(error.value)]
     assert "**Step 3: the agent finished and wrote its summary.**" in shown
     assert "Objective reached: One lead, Ada." in shown  # the ledger, in words
     assert "test-model" in shown

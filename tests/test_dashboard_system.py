@@ -3,7 +3,9 @@ WhatsApp against real peers, the ledger check; and never a secret on the page.""
 
 from __future__ import annotations
 
-from tests.dashboard_support import no_traceback, text
+import json
+
+from tests.dashboard_support import no_traceback, text, visible
 from tests.support import make_objective
 
 SECRETS = {
@@ -88,3 +90,43 @@ def test_no_secret_ever_reaches_the_page(dashboard, monkeypatch):
     for secret in [*SECRETS.values(), "test-secret-key-for-links"]:
         assert secret not in shown
     assert '"smtp_password": "set"' in shown
+
+
+def test_in_demo_mode_the_model_is_the_scripted_one_and_test_messages_go_to_the_outbox(
+    dashboard, monkeypatch, tmp_path, mail_server, twilio_server
+):
+    monkeypatch.chdir(tmp_path)  # the demo outbox is a file in the working directory
+    for name, value in {
+        "AGENT_DEMO": "true",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail_server.port),
+        "SMTP_SECURITY": "none",
+        "SMTP_FROM": "agent@example.com",
+        "ADMIN_EMAIL": "boss@example.com",
+        "ADMIN_PHONE": "whatsapp:+33600000001",
+        "TWILIO_ACCOUNT_SID": twilio_server.account_sid,
+        "TWILIO_AUTH_TOKEN": twilio_server.auth_token,
+        "TWILIO_WHATSAPP_FROM": "whatsapp:+14155238886",
+        "TWILIO_API_BASE_URL": twilio_server.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    at = dashboard.open("system")
+    no_traceback(at)
+    shown = text(at)
+    assert "**Language model.** demo-model (scripted): demo mode" in shown
+    checks = "\n".join(visible(item.value) for item in [*at.success, *at.warning])
+    assert "Hugging Face" not in checks
+    assert "Qwen" not in checks
+    assert "**Email.** Demo mode: messages are written to the local outbox" in shown
+    at.button(key="test_email").click().run()
+    no_traceback(at)
+    assert "Demo mode: a test email to boss@example.com went to demo_outbox.jsonl." in text(at)
+    at.button(key="test_whatsapp").click().run()
+    no_traceback(at)
+    assert "Demo mode: a test message to whatsapp:+33600000001 went to" in text(at)
+    assert not mail_server.received
+    assert not twilio_server.messages
+    outbox = [
+        json.loads(line) for line in (tmp_path / "demo_outbox.jsonl").read_text().splitlines()
+    ]
+    assert [item["to"] for item in outbox] == ["boss@example.com", "whatsapp:+33600000001"]
