@@ -53,10 +53,11 @@ class Budget(BaseModel):
         defer_build=True,
     )
 
-    max_steps: int | None = Field(default=None, ge=1)
-    max_tool_calls: int | None = Field(default=None, ge=0)
-    max_duration_ms: int | None = Field(default=None, ge=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    # The same bounds as the AGENT_* settings: a budget always computes as a date.
+    max_steps: int | None = Field(default=None, ge=1, le=10_000)
+    max_tool_calls: int | None = Field(default=None, ge=0, le=100_000)
+    max_duration_ms: int | None = Field(default=None, ge=1, le=30 * 24 * 3600 * 1000)
+    max_tokens: int | None = Field(default=None, ge=1, le=10**12)
 
     def as_document(self) -> dict[str, int]:
         return self.model_dump(by_alias=True, exclude_none=True)
