@@ -23,6 +23,10 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 # moments ago (the previous step of a run) is not, which saves a round trip per step.
 PING_AFTER_IDLE_S = 1.0
 _IDLE_SINCE = "agent_idle_since"
+# How often a writer waiting for another process's turn looks again: far shorter than the
+# steps of SQLite's busy handler (up to 100 ms), which idle a worker of several processes.
+_TURN_POLL_MIN_S = 0.0002
+_TURN_POLL_MAX_S = 0.002
 WRITE = "agent_write"  # execution option: this transaction will write (SQLite: BEGIN IMMEDIATE)
 
 
@@ -132,9 +136,10 @@ def _sqlite_engine(url: URL, **kwargs: Any) -> Engine:
 class SqliteWriteTurns:
     """Writers of one SQLite file take turns here before BEGIN IMMEDIATE: threads of this
     process on a Python lock, processes on an advisory lock file beside the database
-    (`<file>.write-lock`). Both hand over at once, where SQLite's own busy handler makes a
-    writer that finds the lock taken sleep in growing steps (1, 2, 5 ... 100 ms), which idles
-    a worker of several processes. The kernel drops the file lock of a process that dies."""
+    (`<file>.write-lock`), looked at again every 2 ms at most, where SQLite's own busy handler
+    makes a writer that finds the lock taken sleep in growing steps (1, 2, 5 ... 100 ms),
+    which idles a worker of several processes. The kernel drops the file lock of a process
+    that dies."""
 
     def __init__(self, database: str | None) -> None:
         self._thread_lock = threading.Lock()
@@ -144,13 +149,12 @@ class SqliteWriteTurns:
             else None
         )
         self._fd: int | None = None
+        self._holding = False  # under _thread_lock: whether this holder has the file lock
 
     def __enter__(self) -> None:
         self._thread_lock.acquire()
         try:
-            fd = self._file()
-            if fd is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            self._holding = self._take_file_lock()
         except BaseException:
             self._thread_lock.release()
             raise
@@ -162,10 +166,30 @@ class SqliteWriteTurns:
         trace: TracebackType | None,
     ) -> None:
         try:
-            if self._fd is not None:
+            if self._holding and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
+            self._holding = False
             self._thread_lock.release()
+
+    def _take_file_lock(self) -> bool:
+        """Whether the file lock is held: polled in short steps (a blocking flock could not
+        give up), for as long as SQLite's busy timeout. A holder stuck past it (a hung
+        process) is left to SQLite, whose busy timeout then ends the wait with its error."""
+        fd = self._file()
+        if fd is None:
+            return False
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+        pause = _TURN_POLL_MIN_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(pause)
+                pause = min(pause * 2, _TURN_POLL_MAX_S)
 
     def _file(self) -> int | None:
         """The lock file, opened once; None (threads only, SQLite's busy timeout between
