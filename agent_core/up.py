@@ -131,14 +131,14 @@ class Supervisor:
         self._children[name] = subprocess.Popen(command, env=env)
 
     def run(self) -> int:
-        previous = {
-            sig: signal.signal(sig, lambda *_: self._stopping.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
-        }
         problem = listen_problem(self.host, self.port)
         if problem:
             self.say(f"error: {problem}")
             return 2
+        previous = {
+            sig: signal.signal(sig, lambda *_: self._stopping.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
             if self.with_worker:
                 self._start("worker")
