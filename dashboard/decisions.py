@@ -128,9 +128,9 @@ def _buttons(approval: api.Approval, decide: Decide, key: str, *, allow_changes:
             height=180,
         )
         if st.button("Approve with these arguments", key=f"approve_changed_{key}"):
-            edited = parsed_arguments(text)
-            if isinstance(edited, str):
-                st.error(edited)
+            edited, problem = parsed_arguments(text)
+            if problem:
+                st.error(problem)
                 return
             _apply(
                 lambda: decide(True, None, edited),
@@ -138,22 +138,25 @@ def _buttons(approval: api.Approval, decide: Decide, key: str, *, allow_changes:
             )
 
 
-def parsed_arguments(text: str) -> Any:
-    """The edited arguments, or one sentence saying why they cannot be read: not JSON, too
-    long, or a number or nesting Python refuses to parse (RecursionError, ValueError)."""
+def parsed_arguments(text: str) -> tuple[Any, str | None]:
+    """The edited arguments and None, or None and one sentence saying why they cannot be
+    read: too long, not JSON, or a number or nesting Python refuses to parse (ValueError,
+    RecursionError). (Valid JSON that is not an object is the service's to refuse.)"""
     if len(text) > MAX_ARGS_CHARS:
-        return (
+        return None, (
             f"The arguments are too long ({len(text):,} characters; at most "
             f"{MAX_ARGS_CHARS:,}): shorten them."
         )
     try:
-        return json.loads(text)
+        return json.loads(text), None
     except json.JSONDecodeError as exc:
-        return f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno})."
+        return None, f"The arguments are not valid JSON: {exc.msg} (line {exc.lineno})."
     except RecursionError:
-        return "The arguments are nested too deeply to be read: flatten them."
+        return None, "The arguments are nested too deeply to be read: flatten them."
     except ValueError:
-        return "The arguments hold a number too long to be read (at most 4,300 digits): shorten it."
+        return None, (
+            "The arguments hold a number too long to be read (at most 4,300 digits): shorten it."
+        )
 
 
 def _apply(action: Callable[[], api.Approval], done: str) -> None:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from agent_core.models import ApprovalStatus, RunStatus, StepStatus
+from dashboard.decisions import parsed_arguments
 from tests.dashboard_support import no_traceback, text
 from tests.support import KEY, agent_settings, make_objective, make_orchestrator
 
@@ -200,3 +201,12 @@ def test_changed_arguments_python_cannot_read_are_one_sentence(
     assert "Something went wrong" not in text(at)
     assert [error.value for error in at.error if sentence in error.value]
     assert live_store.get_approval(approval.id).status is ApprovalStatus.PENDING
+
+
+def test_edited_arguments_that_are_a_json_string_are_read_as_such_not_shown_as_a_problem():
+    """A JSON string is valid JSON: it goes to the service, which says an object is needed."""
+    assert parsed_arguments('"hello"') == ("hello", None)
+    value, problem = parsed_arguments("{")
+    assert value is None
+    assert problem is not None
+    assert problem.startswith("The arguments are not valid JSON")
