@@ -26,7 +26,15 @@ from pydantic_settings import (
 )
 
 from agent_core.errors import ConfigError
-from agent_core.models import NotifyChannel, RiskLevel, SmtpSecurity
+from agent_core.models import (
+    MAX_BUDGET_DURATION_MS,
+    MAX_BUDGET_STEPS,
+    MAX_BUDGET_TOKENS,
+    MAX_BUDGET_TOOL_CALLS,
+    NotifyChannel,
+    RiskLevel,
+    SmtpSecurity,
+)
 from agent_core.prices import TokenPrice, parse_model_prices
 from agent_core.render import describe_validation_error, redact_url
 from agent_core.store.engine import InvalidDatabaseURL, normalize_database_url
@@ -59,9 +67,9 @@ SECRET_SETTINGS = (
 RUNTIME_TABLE_PREFIX = "app_agent_"
 TABLE_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
-# Upper bounds keep every duration computable as a date (no overflow) and every limit sane.
+# Upper bounds keep every duration computable as a date (no overflow) and every limit sane
+# (the run budgets' own are in models, shared with an objective's budget).
 DAY_S = 24 * 3600
-MONTH_MS = 30 * DAY_S * 1000
 # Names the agent may never be given as business tables: the database's own catalogues.
 SYSTEM_TABLE_PREFIXES = ("sqlite_", "pg_")
 SECRET_KEY_MIN_CHARS = 32
@@ -89,9 +97,9 @@ class Settings(BaseSettings):
 
     # The seed's variables, with the seed's defaults.
     agent_enabled: bool = False
-    agent_max_steps: int = Field(default=20, ge=1, le=10_000)
-    agent_max_tool_calls: int = Field(default=50, ge=0, le=100_000)
-    agent_max_duration_ms: int = Field(default=300_000, ge=1, le=MONTH_MS)
+    agent_max_steps: int = Field(default=20, ge=1, le=MAX_BUDGET_STEPS)
+    agent_max_tool_calls: int = Field(default=50, ge=0, le=MAX_BUDGET_TOOL_CALLS)
+    agent_max_duration_ms: int = Field(default=300_000, ge=1, le=MAX_BUDGET_DURATION_MS)
     agent_ai_model: str | None = None
     hf_model_heavy: str = "Qwen/Qwen2.5-72B-Instruct"
     hf_model_fast: str | None = None
@@ -122,7 +130,7 @@ class Settings(BaseSettings):
     agent_observation_max_chars: int = Field(default=4000, ge=200, le=1_000_000)
     agent_result_max_chars: int = Field(default=100_000, ge=1000, le=10_000_000)
     agent_max_repairs: int = Field(default=2, ge=0, le=20)
-    agent_max_tokens_per_run: int = Field(default=200_000, ge=1, le=10**12)
+    agent_max_tokens_per_run: int = Field(default=200_000, ge=1, le=MAX_BUDGET_TOKENS)
     agent_llm_timeout_s: float = Field(default=60, gt=0, le=3600)
     agent_data_database_url: str | None = None
     agent_run_lease_s: float = Field(default=60, ge=1, le=DAY_S)

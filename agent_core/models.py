@@ -34,6 +34,13 @@ from agent_core.schedules import normalize_cron
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
+# Bounds of the run budgets, shared by the AGENT_* settings and an objective's own budget, so
+# that every budget computes as a date (no overflow) and stays a sane limit.
+MAX_BUDGET_STEPS = 10_000
+MAX_BUDGET_TOOL_CALLS = 100_000
+MAX_BUDGET_DURATION_MS = 30 * 24 * 3600 * 1000  # 30 days
+MAX_BUDGET_TOKENS = 10**12
+
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -53,11 +60,10 @@ class Budget(BaseModel):
         defer_build=True,
     )
 
-    # The same bounds as the AGENT_* settings: a budget always computes as a date.
-    max_steps: int | None = Field(default=None, ge=1, le=10_000)
-    max_tool_calls: int | None = Field(default=None, ge=0, le=100_000)
-    max_duration_ms: int | None = Field(default=None, ge=1, le=30 * 24 * 3600 * 1000)
-    max_tokens: int | None = Field(default=None, ge=1, le=10**12)
+    max_steps: int | None = Field(default=None, ge=1, le=MAX_BUDGET_STEPS)
+    max_tool_calls: int | None = Field(default=None, ge=0, le=MAX_BUDGET_TOOL_CALLS)
+    max_duration_ms: int | None = Field(default=None, ge=1, le=MAX_BUDGET_DURATION_MS)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_BUDGET_TOKENS)
 
     def as_document(self) -> dict[str, int]:
         return self.model_dump(by_alias=True, exclude_none=True)
