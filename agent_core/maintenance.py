@@ -1,6 +1,7 @@
 """Maintenance, from the CLI (`maintenance`) or the worker on an interval: the seed's
 (expire approvals past their TTL, prune old events) plus the ledger's seal, notification
-retries and reminders. Each part is safe to run from several processes at once.
+retries, reminders, and the summaries of closed days that keep long analytics ranges fast.
+Each part is safe to run from several processes at once.
 
 Sealing and pruning sign under AGENT_SECRET_KEY: without it they are skipped (the report
 says why) and the rest of maintenance still runs. `ledger seal` and `ledger verify` start
@@ -12,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from agent_core.analytics.daybook import summarize_closed_days
 from agent_core.config import Settings, ledger_key
 from agent_core.errors import ConfigError
 from agent_core.models import LedgerReport, NotificationStatus, Seal
 from agent_core.notify import Notifier
+from agent_core.prices import Pricing
 from agent_core.store import Store
 
 
@@ -28,6 +31,7 @@ class MaintenanceReport:
     notifications_sent: int = 0
     notifications_failed: int = 0
     reminders_sent: int = 0
+    days_summarized: list[str] = field(default_factory=list)  # for analytics (daybook)
     ledger_problem: str | None = None  # why the ledger was not sealed nor pruned
 
     def lines(self) -> list[str]:
@@ -43,6 +47,7 @@ class MaintenanceReport:
             f"notifications retried: {self.notifications_sent} sent, "
             f"{self.notifications_failed} failed",
             f"reminders sent:        {self.reminders_sent}",
+            f"days summarized:       {len(self.days_summarized)}",
         ]
 
 
@@ -68,6 +73,8 @@ def run_maintenance(store: Store, settings: Settings, notifier: Notifier) -> Mai
     report.reminders_sent = sum(
         1 for sent in notifier.remind() if sent.status is NotificationStatus.SENT
     )
+    # Last: the analytics of closed days, a bounded number per pass (derived data only).
+    report.days_summarized = summarize_closed_days(store, Pricing(settings.agent_model_prices))
     return report
 
 

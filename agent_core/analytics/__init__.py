@@ -21,10 +21,21 @@ how many tokens had no price. The cost of each run, for the most expensive ones 
 distribution per run, is computed in SQL from the same per-model prices.
 
 Figures read from ledger events (invalid replies, fallbacks, tool_denied) cover what the
-ledger still holds: maintenance prunes events older than AGENT_EVENTS_RETENTION_DAYS.
+ledger still holds: maintenance prunes events older than AGENT_EVENTS_RETENTION_DAYS (a
+summarized day keeps what its events said when it was summarized).
+
+Long ranges: maintenance summarizes each closed day once every run of it has ended
+(daybook: counts and sums per day and objective, every value a percentile is taken over,
+the day's slowest and dearest runs). `analyze` reads a range's summarized days from their
+summaries and only the rest (its first and last hours, today, a day with a run still going)
+from the runs, in a Summary that gives the same tables as the SQL figures, percentiles
+included (summarized.py uses their shaping functions; tests/test_analytics_summaries.py
+holds the two equal). The functions of one figure each read the runs.
 
 The package: filters (the scope), sql (dialect pieces, percentiles), runs, llm, cost, tools,
-approvals (each group of figures), figures (the public functions and analyze), reporting.
+approvals (each group of figures), headline, figures (the public functions and analyze),
+summary (a Summary of some runs), daybook (closed days stored and read), summarized (the
+tables of a Summary), reporting.
 """
 
 from __future__ import annotations

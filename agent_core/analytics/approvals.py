@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -23,13 +24,17 @@ APPROVAL_COLUMNS = (
 )
 
 
-def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: bool) -> pd.DataFrame:
+def _asked(scope: Scope, now: datetime, *more: sa.ColumnElement[Any]) -> sa.Subquery:
+    """The approvals of the runs in scope: tool, an is_{name} flag (0 or 1) for each of
+    APPROVAL_COLUMNS after `requested`, and wait_ms (to an approval or a rejection), with
+    `more` columns (of the approval or its run) ahead."""
     status = approvals.c.status
     waiting = sa.and_(status == ApprovalStatus.PENDING.value, approvals.c.expires_at > now)
     overdue = sa.and_(status == ApprovalStatus.PENDING.value, approvals.c.expires_at <= now)
     decided = status.in_([ApprovalStatus.APPROVED.value, ApprovalStatus.REJECTED.value])
-    source = (
+    return (
         sa.select(
+            *more,
             approvals.c.tool_name.label("tool"),
             sa.case((status == ApprovalStatus.APPROVED.value, 1), else_=0).label("is_approved"),
             sa.case((status == ApprovalStatus.REJECTED.value, 1), else_=0).label("is_rejected"),
@@ -47,6 +52,10 @@ def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: boo
         .where(scope.after_start(approvals.c.created_at), *scope.conditions())
         .subquery("asked")
     )
+
+
+def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: bool) -> pd.DataFrame:
+    source = _asked(scope, now)
     frame = _frame(
         conn,
         _quantiles(
@@ -64,6 +73,12 @@ def _approvals(conn: sa.Connection, scope: Scope, now: datetime, *, by_tool: boo
             carry=[f"is_{name}" for name in APPROVAL_COLUMNS[1:]],
         ),
     )
+    return _approvals_table(frame, by_tool=by_tool)
+
+
+def _approvals_table(frame: pd.DataFrame, *, by_tool: bool) -> pd.DataFrame:
+    """Counts (APPROVAL_COLUMNS) and wait_ms_n, _mean, _p50, _p90, in one row or one per
+    tool, as the approvals table."""
     frame = frame.rename(
         columns={
             "wait_ms_p50": "wait_p50_ms",

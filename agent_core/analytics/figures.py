@@ -17,11 +17,9 @@ from agent_core.analytics.cost import (
     _known_prices,
     _most_expensive_runs,
     _run_cost_figures,
-    _total_cost,
 )
+from agent_core.analytics.daybook import stored_and_rest
 from agent_core.analytics.filters import (
-    ENDED,
-    IN_PROGRESS,
     TOP_RUNS,
     Prices,
     Scope,
@@ -30,6 +28,7 @@ from agent_core.analytics.filters import (
     _pricing,
     _reading,
 )
+from agent_core.analytics.headline import _headline_figures
 from agent_core.analytics.llm import _models, _priced, _token_sums
 from agent_core.analytics.runs import (
     _budgets_exhausted,
@@ -40,7 +39,7 @@ from agent_core.analytics.runs import (
     _status_counts,
     _stop_reasons,
 )
-from agent_core.analytics.sql import _number
+from agent_core.analytics.summarized import tables_of
 from agent_core.analytics.tools import _denied_calls, _refusals, _tools
 from agent_core.models import FAILED_CALL_STATUSES, ApprovalStatus, RunStatus
 from agent_core.store.schema import approvals, runs, tool_calls
@@ -54,12 +53,6 @@ def _headline(
     distributions: pd.DataFrame,
     by_model: pd.DataFrame,
 ) -> dict[str, Any]:
-    status = counts["status"] if not counts.empty else pd.Series(dtype=object)
-    count = counts["runs"] if not counts.empty else pd.Series(dtype="int64")
-
-    def runs_in(*statuses: RunStatus) -> int:
-        return int(count[status.isin([s.value for s in statuses])].sum())
-
     failed_call = sa.exists().where(
         tool_calls.c.run_id == runs.c.id,
         scope.after_start(tool_calls.c.created_at),
@@ -86,25 +79,9 @@ def _headline(
             approvals.c.expires_at > now,
         )
     ).scalar_one()
-    ended = runs_in(*ENDED)
-    completed = runs_in(RunStatus.COMPLETED)
-    duration = distributions.set_index("measure").loc["duration_ms"]
-    return {
-        "runs": int(count.sum()),
-        "completed": completed,
-        "failed": runs_in(RunStatus.FAILED),
-        "cancelled": runs_in(RunStatus.CANCELLED),
-        "skipped": runs_in(RunStatus.SKIPPED),
-        "in_progress": runs_in(*IN_PROGRESS),
-        "ended": ended,
-        "success_rate": completed / ended if ended else None,
-        "completed_with_failed_calls": int(completed_with_failures),
-        "tokens": int(tokens),
-        "cost_usd": _total_cost(by_model),
-        "unpriced_tokens": int(by_model["unpriced_tokens"].sum()),
-        "median_duration_ms": _number(duration["median"]),
-        "approvals_waiting": int(waiting),
-    }
+    return _headline_figures(
+        counts, distributions, by_model, int(completed_with_failures), int(tokens), int(waiting)
+    )
 
 
 def runs_by_day(
@@ -386,6 +363,16 @@ def analyze(
     pricing = _pricing(prices)
     now = _now(source)
     with _reading(source) as conn:
+        summary = stored_and_rest(conn, scope, pricing, now)
+        if summary is not None:  # closed days summarized: read those, not their runs
+            headline, tables = tables_of(conn, summary, scope, now, pricing)
+            return Analytics(
+                since=scope.since,
+                until=scope.until,
+                objective_id=scope.objective_id,
+                headline=headline,
+                tables={name: tables[name] for name in TABLES},
+            )
         counts = _status_counts(conn, scope)
         distributions = _run_distributions(conn, scope)
         by_model = _models(conn, scope, pricing)

@@ -54,6 +54,8 @@ class Scope:
     since: datetime
     until: datetime | None = None
     objective_id: str | None = None
+    # When known, a bound on the creation time of the runs' own rows (see after_start).
+    children_until: datetime | None = None
 
     @classmethod
     def of(cls, since: datetime, until: datetime | None, objective_id: str | None) -> Scope:
@@ -73,8 +75,13 @@ class Scope:
         """A bound on the creation time of a run's own rows (steps, tool calls, approvals,
         events), which come after the run: redundant with the run's range, it lets an index
         on the child table's created_at find the range's rows without reading the whole
-        table. CLOCK_SLACK keeps a row written by a worker whose clock lags a little."""
-        return created_at >= self.since - CLOCK_SLACK
+        table. CLOCK_SLACK keeps a row written by a worker whose clock lags a little.
+        With children_until (the runs' last update, plus CLOCK_SLACK: a run is updated in
+        the transaction that writes each of its rows), an old range reads only its rows."""
+        found = created_at >= self.since - CLOCK_SLACK
+        if self.children_until is not None:
+            return sa.and_(found, created_at < self.children_until)
+        return found
 
     def conditions(self) -> list[sa.ColumnElement[bool]]:
         found = [runs.c.created_at >= self.since]

@@ -144,15 +144,24 @@ def _models(conn: sa.Connection, scope: Scope, pricing: Pricing) -> pd.DataFrame
             carry=["invalid", "prompt_tokens", "completion_tokens"],
         ),
     )
-    stats = stats.rename(
-        columns={"latency_ms_p50": "latency_p50_ms", "latency_ms_p90": "latency_p90_ms"}
-    )
     fallbacks = _frame(conn, _fallbacks_query(scope))
     llm_errors = conn.execute(
         sa.select(sa.func.count())
         .select_from(runs)
         .where(*scope.conditions(), runs.c.stop_reason == StopReason.LLM_ERROR.value)
     ).scalar_one()
+    return _models_table(stats, fallbacks, int(llm_errors), pricing)
+
+
+def _models_table(
+    stats: pd.DataFrame, fallbacks: pd.DataFrame, llm_errors: int, pricing: Pricing
+) -> pd.DataFrame:
+    """Per model `stats` (model, calls, invalid_replies, prompt_tokens, completion_tokens,
+    latency_ms_p50, latency_ms_p90), `fallbacks` (model, fallbacks) and the runs no model
+    answered (llm_errors) as the models table, priced."""
+    stats = stats.rename(
+        columns={"latency_ms_p50": "latency_p50_ms", "latency_ms_p90": "latency_p90_ms"}
+    )
     frame = stats.merge(fallbacks, on="model", how="outer")
     if llm_errors:
         frame = pd.concat(
@@ -204,9 +213,15 @@ def _models(conn: sa.Connection, scope: Scope, pricing: Pricing) -> pd.DataFrame
 
 def _fallbacks_query(scope: Scope) -> sa.Select[Any]:
     """Answers given by a model after others failed (fallback_from set), per model."""
+    inner = _fallback_answers(scope)
+    return sa.select(inner.c.model, sa.func.count().label("fallbacks")).group_by(inner.c.model)
+
+
+def _fallback_answers(scope: Scope, *more: sa.ColumnElement[Any]) -> sa.Subquery:
+    """The model of each answer given after others failed, with `more` columns ahead."""
     data = events.c.data
-    inner = (
-        sa.select(data["model"].as_string().label("model"))
+    return (
+        sa.select(*more, data["model"].as_string().label("model"))
         .join_from(events, runs, runs.c.id == events.c.run_id)
         .where(
             events.c.event_type.in_([kind.value for kind in ANSWER_EVENTS]),
@@ -216,4 +231,3 @@ def _fallbacks_query(scope: Scope) -> sa.Select[Any]:
         )
         .subquery()
     )
-    return sa.select(inner.c.model, sa.func.count().label("fallbacks")).group_by(inner.c.model)

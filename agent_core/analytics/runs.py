@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -43,6 +44,11 @@ def _runs_by_day(conn: sa.Connection, scope: Scope, now: datetime) -> pd.DataFra
             inner.c.day, inner.c.status
         ),
     )
+    return _days_table(counted, scope, now)
+
+
+def _days_table(counted: pd.DataFrame, scope: Scope, now: datetime) -> pd.DataFrame:
+    """Runs per day and status (day, status, runs) as the runs_by_day table."""
     counts = ["completed", "failed", "cancelled", "skipped", "in_progress"]
     if counted.empty:
         by_day = pd.DataFrame(columns=["day", *counts])
@@ -116,16 +122,21 @@ def _run_distributions(
     )
     names = [name for name, _, _ in DISTRIBUTIONS]
     row = conn.execute(_quantiles(conn.dialect.name, source, names, portable=portable)).one()
+    return _distributions_table(row._mapping)
+
+
+def _distributions_table(values: Mapping[str, Any]) -> pd.DataFrame:
+    """`{name}_n`, `_mean`, `_p50` and `_p90` of each of DISTRIBUTIONS as a table."""
     return pd.DataFrame(
         [
             {
                 "measure": name,
                 "label": label,
                 "unit": unit,
-                "runs": int(row._mapping[f"{name}_n"] or 0),
-                "mean": _number(row._mapping[f"{name}_mean"]),
-                "median": _number(row._mapping[f"{name}_p50"]),
-                "p90": _number(row._mapping[f"{name}_p90"]),
+                "runs": int(values[f"{name}_n"] or 0),
+                "mean": _number(values[f"{name}_mean"]),
+                "median": _number(values[f"{name}_p50"]),
+                "p90": _number(values[f"{name}_p90"]),
             }
             for name, label, unit in DISTRIBUTIONS
         ],
@@ -149,7 +160,14 @@ def _budgets_exhausted(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
         .where(*scope.conditions(), runs.c.status.in_([status.value for status in ENDED]))
         .group_by(runs.c.objective_id, objectives.c.title)
     )
-    frame = _ints(_frame(conn, query), ["ended_runs", *reasons])
+    return _budgets_table(_frame(conn, query))
+
+
+def _budgets_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ended runs and budget stops per objective (objective_id, objective, ended_runs, a
+    column per budget reason) as the budgets_exhausted table."""
+    reasons = [reason.value for reason in BUDGET_REASONS]
+    frame = _ints(frame, ["ended_runs", *reasons])
     frame["exhausted"] = frame[reasons].sum(axis=1).astype("int64")
     frame["share"] = _rate(frame["exhausted"], frame["ended_runs"])
     frame = frame[frame["exhausted"] > 0]
@@ -160,6 +178,13 @@ def _budgets_exhausted(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
 
 
 def _slowest_runs(conn: sa.Connection, scope: Scope, limit: int) -> pd.DataFrame:
+    return _slowest_where(conn, [*scope.conditions(), runs.c.active_ms > 0], limit)
+
+
+def _slowest_where(
+    conn: sa.Connection, conditions: Sequence[sa.ColumnElement[bool]], limit: int
+) -> pd.DataFrame:
+    """The `limit` runs that worked longest among those meeting `conditions`."""
     query = (
         sa.select(
             runs.c.id.label("run_id"),
@@ -175,7 +200,7 @@ def _slowest_runs(conn: sa.Connection, scope: Scope, limit: int) -> pd.DataFrame
             (runs.c.prompt_tokens + runs.c.completion_tokens).label("tokens"),
         )
         .join_from(runs, objectives, objectives.c.id == runs.c.objective_id)
-        .where(*scope.conditions(), runs.c.active_ms > 0)
+        .where(*conditions)
         .order_by(runs.c.active_ms.desc(), runs.c.id)
         .limit(limit)
     )

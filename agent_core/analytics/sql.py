@@ -143,7 +143,9 @@ def _quantiles(
 
 def _frame(conn: sa.Connection, query: sa.Select[Any]) -> pd.DataFrame:
     result = conn.execute(query)
-    return pd.DataFrame(result.all(), columns=list(result.keys()))
+    columns = list(result.keys())
+    # Plain tuples: pandas inspects a Row object at a time, several times slower.
+    return pd.DataFrame([tuple(row) for row in result], columns=columns)
 
 
 def _number(value: Any) -> float | None:

@@ -38,6 +38,12 @@ def _tools(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
             carry=["status"],
         ),
     )
+    return _tools_table(found)
+
+
+def _tools_table(found: pd.DataFrame) -> pd.DataFrame:
+    """Per tool its calls in each status (a column per ToolCallStatus) and duration_ms_p50,
+    duration_ms_p90, as the tools table."""
     columns = [
         "tool",
         "calls",
@@ -107,6 +113,12 @@ def _refusals(
             refused.c.tool
         ),
     )
+    return _refusals_table(denied_calls, denied_events)
+
+
+def _refusals_table(denied_calls: pd.DataFrame, denied_events: pd.DataFrame) -> pd.DataFrame:
+    """Denied calls (tool, denied_calls) and tool_denied events (tool, tool_denied_events)
+    per tool as the refusals table."""
     frame = denied_calls.merge(denied_events, on="tool", how="outer")
     frame["tool"] = frame["tool"].fillna("(unnamed tool)")
     frame = _ints(frame, ["denied_calls", "tool_denied_events"])

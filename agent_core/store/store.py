@@ -19,6 +19,7 @@ Where to look:
     event_log.py      appending, listing, verifying and pruning ledger events
     seals.py          the ledger's signed seals: writing them, checking them
     reads.py          views for pages: filtered, joined and paged in SQL
+    summaries.py      day summaries for analytics (derived data, replaced whole)
     hotpath.py        the per-step SQL on the driver connection (used by `_write_run`)
     ledger.py         the hash chain (pure); signing.py: signatures under the secret key
 
@@ -44,6 +45,7 @@ from agent_core.store.reads import PageReads
 from agent_core.store.runs import RunStore
 from agent_core.store.seals import SealStore
 from agent_core.store.steps import StepStarted, StepStore
+from agent_core.store.summaries import SummaryStore
 from agent_core.store.workers import WorkerStore
 
 __all__ = ["Clock", "StepStarted", "Store", "utc_now"]
@@ -59,6 +61,7 @@ class Store(
     WorkerStore,
     EventLogStore,
     SealStore,
+    SummaryStore,
     PageReads,
 ):
     """Queries the runtime and the dashboard need, on SQLite or PostgreSQL."""

@@ -1,0 +1,435 @@
+"""The figures of some runs in a form that adds up: a Summary.
+
+Counts and sums add up across days; a median does not. So a Summary keeps, per UTC day (of
+the run's creation) and objective:
+
+- tallies: a count and a total per measure and key (runs per status and stop reason with
+  their tokens, LLM answers and tokens per model, tool calls per tool and status, ...);
+- samples: every value a percentile is taken over (run durations, LLM latencies, tool
+  durations, approval waits, run costs), so that the percentiles of any set of days are
+  exact: PostgreSQL's percentile_cont, as the SQL figures compute it;
+- the top runs: each day's slowest and dearest TOP_RUNS (the top of a range is among them).
+
+`summarize` computes one from the runs of a Scope, in a fixed number of statements whatever
+the number of runs; a closed day's is stored once (daybook), and a range's figures are then
+read from the stored days plus `summarize` of what no stored day covers (its edges, today).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from agent_core.analytics.approvals import APPROVAL_COLUMNS, _asked
+from agent_core.analytics.cost import _run_costs
+from agent_core.analytics.filters import ENDED, TOP_RUNS, Scope
+from agent_core.analytics.llm import _answers, _fallback_answers
+from agent_core.analytics.sql import _Day, _frame
+from agent_core.events import EventType
+from agent_core.models import FAILED_CALL_STATUSES, RunStatus
+from agent_core.prices import ModelPrice, Pricing
+from agent_core.store.schema import events, runs, tool_calls
+
+Key = str | None
+SampleKey = tuple[str, str, Key]  # objective_id, measure, key
+
+TALLY_COLUMNS = ["day", "objective_id", "measure", "key", "key2", "count", "total"]
+TOP_COLUMNS = ["day", "objective_id", "kind", "run_id", "value", "tokens", "unpriced_tokens"]
+
+# Tallies: measure -> what key and key2 are.
+RUNS = "runs"  # status, stop_reason; count of runs, total of their tokens
+COMPLETED_WITH_FAILED_CALLS = "completed_with_failed_calls"
+CALLS = "calls"  # model: valid answers
+INVALID_REPLIES = "invalid_replies"  # model
+PROMPT_TOKENS = "prompt_tokens"  # model (total)
+COMPLETION_TOKENS = "completion_tokens"  # model (total)
+FALLBACKS = "fallbacks"  # model
+TOOL_CALLS = "tool_calls"  # tool, status
+TOOL_DENIED_EVENTS = "tool_denied_events"  # tool
+APPROVALS = "approvals"  # tool, one of APPROVAL_COLUMNS
+
+# Samples: (measure, key) -> values.
+RUN_MEASURES = ("steps", "tool_calls", "duration_ms", "tokens")  # key None; ended runs
+LATENCY = "latency_ms"  # model
+TOOL_DURATION = "tool_duration_ms"  # tool
+WAIT = "wait_ms"  # tool
+COST = "cost_usd"  # key None; the runs whose every token is priced
+
+# The top runs (TOP_RUNS of each day and objective).
+SLOWEST = "slowest"  # value: active_ms
+DEAREST = "dearest"  # value: cost_usd (None when none of its tokens is priced)
+
+
+@dataclass
+class Summary:
+    """Tallies and top runs per day and objective (TALLY_COLUMNS, TOP_COLUMNS), and the
+    samples per objective, measure and key as arrays of float64, in pieces until `values`
+    joins them."""
+
+    tallies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TALLY_COLUMNS))
+    top: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TOP_COLUMNS))
+    samples: dict[SampleKey, list[np.ndarray]] = field(default_factory=dict)
+    # Built on first use, once the Summary is complete: tallies per measure, samples per
+    # (measure, key) whatever the objective.
+    _measures: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
+    _pieces: dict[tuple[str, Key], list[np.ndarray]] | None = field(default=None, repr=False)
+
+    def values(self, measure: str, key: Key = None, *, any_key: bool = False) -> np.ndarray:
+        """The samples of `measure` for `key` (or for every key), as one array."""
+        if self._pieces is None:
+            self._pieces = {}
+            for (_, name, found), pieces in self.samples.items():
+                self._pieces.setdefault((name, found), []).extend(pieces)
+        if any_key:
+            parts = [
+                p for (name, _), pieces in self._pieces.items() if name == measure for p in pieces
+            ]
+        else:
+            parts = self._pieces.get((measure, key), [])
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def sample_keys(self, measure: str) -> list[Key]:
+        return list(dict.fromkeys(key for _, name, key in self.samples if name == measure))
+
+    def measure(self, name: str) -> pd.DataFrame:
+        """The tallies of one measure (every day and objective)."""
+        if self._measures is None:
+            self._measures = {
+                str(found): frame for found, frame in self.tallies.groupby("measure", sort=False)
+            }
+        return self._measures.get(name, self.tallies.iloc[0:0])
+
+    def add_samples(self, frame: pd.DataFrame, measure: str, column: str, by: str | None) -> None:
+        """The values of `column` per objective (and per `by`) as samples of `measure`."""
+        keys = ["objective_id", by] if by else ["objective_id"]
+        for found, values in frame.groupby(keys, dropna=False, sort=False)[column]:
+            objective_id, key = (found[0], _key(found[1])) if by else (found[0], None)
+            array = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+            array = array[~np.isnan(array)]
+            if array.size:
+                self.samples.setdefault((objective_id, measure, key), []).append(array)
+
+
+def combine(parts: Iterable[Summary]) -> Summary:
+    """One Summary of several (days stored, and what they do not cover)."""
+    parts = list(parts)
+    combined = Summary()
+    tallies = [part.tallies for part in parts if not part.tallies.empty]
+    tops = [part.top for part in parts if not part.top.empty]
+    if tallies:
+        combined.tallies = pd.concat(tallies, ignore_index=True)
+    if tops:
+        combined.top = pd.concat(tops, ignore_index=True)
+    for part in parts:
+        for key, pieces in part.samples.items():
+            combined.samples.setdefault(key, []).extend(pieces)
+    return combined
+
+
+def quantiles(values: np.ndarray, name: str) -> dict[str, float | int | None]:
+    """`{name}_n`, `_mean`, `_p50`, `_p90` of values, as the SQL figures name them;
+    percentiles by linear interpolation between the nearest ranks (percentile_cont)."""
+    if not values.size:
+        return {f"{name}_n": 0, f"{name}_mean": None, f"{name}_p50": None, f"{name}_p90": None}
+    p50, p90 = np.percentile(values, [50, 90], method="linear")
+    return {
+        f"{name}_n": int(values.size),
+        f"{name}_mean": float(values.mean()),
+        f"{name}_p50": float(p50),
+        f"{name}_p90": float(p90),
+    }
+
+
+def summarize(conn: sa.Connection, scope: Scope, pricing: Pricing, now: datetime) -> Summary:
+    """The Summary of the runs in scope, read in eight statements."""
+    summary = Summary()
+    tallies: list[pd.DataFrame] = []
+    tops: list[pd.DataFrame] = []
+    _runs_part(conn, scope, summary, tallies, tops)
+    models = _answers_part(conn, scope, summary, tallies)
+    tallies.append(_counted(conn, _fallbacks_by_day(scope), FALLBACKS))
+    tallies.append(_counted(conn, _failed_calls_by_day(scope), COMPLETED_WITH_FAILED_CALLS))
+    _tools_part(conn, scope, summary, tallies)
+    tallies.append(_counted(conn, _denied_by_day(scope), TOOL_DENIED_EVENTS))
+    _approvals_part(conn, scope, now, summary, tallies)
+    known = {model: price for model in models if model and (price := pricing.price(model))}
+    _costs_part(conn, scope, known, summary, tops)
+    found = [frame for frame in tallies if not frame.empty]
+    if found:
+        summary.tallies = pd.concat(found, ignore_index=True)[TALLY_COLUMNS]
+    found_tops = [frame for frame in tops if not frame.empty]
+    if found_tops:
+        summary.top = pd.concat(found_tops, ignore_index=True)[TOP_COLUMNS]
+    return summary
+
+
+def _tally(
+    frame: pd.DataFrame,
+    measure: str,
+    keys: list[str],
+    *,
+    count: str | None = None,
+    total: str | None = None,
+) -> pd.DataFrame:
+    """Rows of `frame` grouped by day, objective_id and `keys` (key, key2): the number of
+    rows (or the sum of `count`) and the sum of `total`."""
+    if frame.empty:
+        return pd.DataFrame(columns=TALLY_COLUMNS)
+    by = ["day", "objective_id", *keys]
+    grouped = frame.groupby(by, dropna=False, sort=False)
+    counted = grouped[count].sum() if count else grouped.size()
+    result = counted.rename("count").reset_index()
+    result["total"] = grouped[total].sum().to_numpy() if total else 0
+    result = result.rename(columns=dict(zip(keys, ["key", "key2"], strict=False)))
+    if "key" not in result:
+        result["key"] = None
+    if "key2" not in result:
+        result["key2"] = None
+    result["measure"] = measure
+    return result[TALLY_COLUMNS]
+
+
+def _none(frame: pd.DataFrame, names: Iterable[str]) -> pd.DataFrame:
+    """Missing values as None (a key read from JSON, or absent), not NaN."""
+    for name in names:
+        frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+    return frame
+
+
+def _runs_part(
+    conn: sa.Connection,
+    scope: Scope,
+    summary: Summary,
+    tallies: list[pd.DataFrame],
+    tops: list[pd.DataFrame],
+) -> None:
+    query = sa.select(
+        _Day(runs.c.created_at).label("day"),
+        runs.c.objective_id,
+        runs.c.id.label("run_id"),
+        runs.c.status,
+        runs.c.stop_reason,
+        runs.c.steps_count.label("steps"),
+        runs.c.tool_calls_count.label("tool_calls"),
+        runs.c.active_ms.label("duration_ms"),
+        (runs.c.prompt_tokens + runs.c.completion_tokens).label("tokens"),
+    ).where(*scope.conditions())
+    frame = _none(_frame(conn, query), ["stop_reason"])
+    tallies.append(_tally(frame, RUNS, ["status", "stop_reason"], total="tokens"))
+    ended = frame[frame["status"].isin([status.value for status in ENDED])]
+    for name in RUN_MEASURES:
+        summary.add_samples(ended, name, name, None)
+    working = frame[frame["duration_ms"].fillna(0) > 0]
+    tops.append(
+        _top(
+            working.assign(value=working["duration_ms"], unpriced_tokens=0),
+            SLOWEST,
+            order=["value", "run_id"],
+            descending=[True, False],
+        )
+    )
+
+
+def _top(
+    frame: pd.DataFrame, kind: str, *, order: list[str], descending: list[bool]
+) -> pd.DataFrame:
+    """The TOP_RUNS first rows of each day and objective in this order."""
+    if frame.empty:
+        return pd.DataFrame(columns=TOP_COLUMNS)
+    ordered = frame.sort_values(order, ascending=[not d for d in descending], kind="stable")
+    top = ordered.groupby(["day", "objective_id"], sort=False).head(TOP_RUNS).copy()
+    top["kind"] = kind
+    return top[TOP_COLUMNS]
+
+
+def _answers_part(
+    conn: sa.Connection, scope: Scope, summary: Summary, tallies: list[pd.DataFrame]
+) -> list[Key]:
+    """Answers per model (calls, invalid replies, tokens) and their latencies; returns the
+    models that answered."""
+    answers = _answers(
+        scope,
+        "day",
+        "objective_id",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "latency_ms",
+        "invalid",
+    )
+    frame = _none(_frame(conn, sa.select(answers)), ["model"])
+    if frame.empty:
+        return []
+    frame["valid"] = 1 - frame["invalid"]
+    for measure, count, total in (
+        (CALLS, "valid", None),
+        (INVALID_REPLIES, "invalid", None),
+        (PROMPT_TOKENS, None, "prompt_tokens"),
+        (COMPLETION_TOKENS, None, "completion_tokens"),
+    ):
+        tallies.append(_tally(frame, measure, ["model"], count=count, total=total))
+    summary.add_samples(frame, LATENCY, "latency_ms", "model")
+    return [_key(model) for model in frame["model"].drop_duplicates()]
+
+
+def _key(value: Any) -> Key:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _counted(conn: sa.Connection, query: sa.Select[Any], measure: str) -> pd.DataFrame:
+    """A query of (day, objective_id[, key], count) as tallies of `measure`."""
+    frame = _frame(conn, query)
+    if frame.empty:
+        return pd.DataFrame(columns=TALLY_COLUMNS)
+    if "key" not in frame:
+        frame["key"] = None
+    frame = _none(frame, ["key"])
+    frame["key2"] = None
+    frame["total"] = 0
+    frame["measure"] = measure
+    return frame[TALLY_COLUMNS]
+
+
+def _fallbacks_by_day(scope: Scope) -> sa.Select[Any]:
+    inner = _fallback_answers(scope, _Day(runs.c.created_at).label("day"), runs.c.objective_id)
+    return sa.select(
+        inner.c.day,
+        inner.c.objective_id,
+        inner.c.model.label("key"),
+        sa.func.count().label("count"),
+    ).group_by(inner.c.day, inner.c.objective_id, inner.c.model)
+
+
+def _failed_calls_by_day(scope: Scope) -> sa.Select[Any]:
+    failed_call = sa.exists().where(
+        tool_calls.c.run_id == runs.c.id,
+        scope.after_start(tool_calls.c.created_at),
+        tool_calls.c.status.in_(sorted(s.value for s in FAILED_CALL_STATUSES)),
+    )
+    day = _Day(runs.c.created_at)
+    return (
+        sa.select(day.label("day"), runs.c.objective_id, sa.func.count().label("count"))
+        .where(*scope.conditions(), runs.c.status == RunStatus.COMPLETED.value, failed_call)
+        .group_by(day, runs.c.objective_id)
+    )
+
+
+def _denied_by_day(scope: Scope) -> sa.Select[Any]:
+    inner = (
+        sa.select(
+            _Day(runs.c.created_at).label("day"),
+            runs.c.objective_id,
+            events.c.data["tool"].as_string().label("key"),
+        )
+        .join_from(events, runs, runs.c.id == events.c.run_id)
+        .where(
+            events.c.event_type == EventType.TOOL_DENIED.value,
+            scope.after_start(events.c.created_at),
+            *scope.conditions(),
+        )
+        .subquery()
+    )
+    return sa.select(
+        inner.c.day, inner.c.objective_id, inner.c.key, sa.func.count().label("count")
+    ).group_by(inner.c.day, inner.c.objective_id, inner.c.key)
+
+
+def _tools_part(
+    conn: sa.Connection, scope: Scope, summary: Summary, tallies: list[pd.DataFrame]
+) -> None:
+    query = (
+        sa.select(
+            _Day(runs.c.created_at).label("day"),
+            runs.c.objective_id,
+            tool_calls.c.tool_name.label("tool"),
+            tool_calls.c.status,
+            tool_calls.c.duration_ms,
+        )
+        .join_from(tool_calls, runs, runs.c.id == tool_calls.c.run_id)
+        .where(scope.after_start(tool_calls.c.created_at), *scope.conditions())
+    )
+    frame = _frame(conn, query)
+    if frame.empty:
+        return
+    tallies.append(_tally(frame, TOOL_CALLS, ["tool", "status"]))
+    summary.add_samples(frame, TOOL_DURATION, "duration_ms", "tool")
+
+
+def _approvals_part(
+    conn: sa.Connection,
+    scope: Scope,
+    now: datetime,
+    summary: Summary,
+    tallies: list[pd.DataFrame],
+) -> None:
+    asked = _asked(scope, now, _Day(runs.c.created_at).label("day"), runs.c.objective_id)
+    frame = _frame(conn, sa.select(asked))
+    if frame.empty:
+        return
+    flags = APPROVAL_COLUMNS[1:]
+    long = frame.melt(
+        id_vars=["day", "objective_id", "tool"],
+        value_vars=[f"is_{name}" for name in flags],
+        var_name="flag",
+        value_name="hits",
+    )
+    long["flag"] = long["flag"].str.removeprefix("is_")
+    requested = frame.assign(flag=APPROVAL_COLUMNS[0], hits=1)
+    every = pd.concat([requested[long.columns], long], ignore_index=True)
+    tallies.append(_tally(every, APPROVALS, ["tool", "flag"], count="hits"))
+    summary.add_samples(frame, WAIT, "wait_ms", "tool")
+
+
+def _costs_part(
+    conn: sa.Connection,
+    scope: Scope,
+    known: Mapping[str, ModelPrice],
+    summary: Summary,
+    tops: list[pd.DataFrame],
+) -> None:
+    costs = _run_costs(scope, known).subquery("run_costs")
+    query = sa.select(
+        _Day(runs.c.created_at).label("day"),
+        runs.c.objective_id,
+        costs.c.run_id,
+        costs.c.tokens,
+        costs.c.cost_usd,
+        costs.c.unpriced_tokens,
+    ).join_from(costs, runs, runs.c.id == costs.c.run_id)
+    frame = _frame(conn, query)
+    if frame.empty:
+        return
+    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"], errors="coerce").astype("float64")
+    priced = frame[(frame["unpriced_tokens"] == 0) & frame["cost_usd"].notna()]
+    summary.add_samples(priced, COST, "cost_usd", None)
+    frame["rank"] = frame["cost_usd"].fillna(-1.0)
+    tops.append(
+        _top(
+            frame.assign(value=frame["cost_usd"]),
+            DEAREST,
+            order=["rank", "tokens", "run_id"],
+            descending=[True, True, False],
+        )
+    )
+
+
+def first_of(top: pd.DataFrame, kind: str, limit: int) -> list[str]:
+    """The ids of the `limit` first runs of `kind` among the top runs of several days."""
+    rows = top[top["kind"] == kind]
+    if kind == SLOWEST:
+        ordered = heapq.nsmallest(
+            limit, zip(-rows["value"].astype("float64"), rows["run_id"], strict=True)
+        )
+        return [run_id for _, run_id in ordered]
+    cost = pd.to_numeric(rows["value"], errors="coerce").fillna(-1.0)
+    ordered = heapq.nsmallest(
+        limit, zip(-cost, -rows["tokens"].astype("float64"), rows["run_id"], strict=True)
+    )
+    return [run_id for _, _, run_id in ordered]
