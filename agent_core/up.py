@@ -145,7 +145,7 @@ class Supervisor:
             self._start("dashboard")
             dashboard = self._children["dashboard"]
             if not wait_healthy(
-                f"http://{self._probe_host()}:{self.port}",
+                self.url,
                 timeout_s=HEALTH_TIMEOUT_S,
                 alive=lambda: dashboard.poll() is None and not self._stopping.is_set(),
             ):
@@ -167,9 +167,6 @@ class Supervisor:
             self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-    def _probe_host(self) -> str:
-        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
     def _restart_dead(self) -> bool:
         """Start again what stopped; False when a child keeps stopping (it is broken: its
