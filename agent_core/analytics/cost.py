@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from agent_core.analytics.filters import Scope
 from agent_core.analytics.llm import _answers, _cost_by
-from agent_core.analytics.runs import _fill_days
+from agent_core.analytics.runs import _fill_days, _run_naming
 from agent_core.analytics.sql import _floats, _frame, _ints, _number, _quantiles, _rate
 from agent_core.prices import ModelPrice, Pricing
 from agent_core.store.schema import objectives, runs
@@ -96,11 +96,7 @@ def _dearest(costs: Any, limit: int) -> sa.Select[Any]:
     top = sa.select(costs).order_by(*_dearest_order(costs.c)).limit(limit).subquery("top")
     return (
         sa.select(
-            runs.c.id.label("run_id"),
-            runs.c.run_number,
-            runs.c.objective_id,
-            objectives.c.title.label("objective"),
-            runs.c.status,
+            *_run_naming(),
             runs.c.created_at,
             top.c.tokens,
             top.c.cost_usd,

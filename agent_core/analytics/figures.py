@@ -42,6 +42,7 @@ from agent_core.analytics.runs import (
 from agent_core.analytics.summarized import tables_of
 from agent_core.analytics.tools import _denied_calls, _refusals, _tools
 from agent_core.models import FAILED_CALL_STATUSES, ApprovalStatus, RunStatus
+from agent_core.prices import Pricing
 from agent_core.store.schema import approvals, runs, tool_calls
 
 
@@ -349,6 +350,37 @@ TABLES = (
 )
 
 
+def _from_runs(
+    conn: sa.Connection, scope: Scope, now: datetime, pricing: Pricing
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The headline and every table, read from the runs of the scope (18 statements)."""
+    counts = _status_counts(conn, scope)
+    distributions = _run_distributions(conn, scope)
+    by_model = _models(conn, scope, pricing)
+    known = {model: price for model in by_model["model"] if (price := pricing.price(model))}
+    sums = _token_sums(conn, scope, by=["objective_id", "day"])
+    priced = _priced(sums, pricing)
+    objective_runs = _objective_runs(conn, scope)
+    cost_per_run, dearest = _run_cost_figures(conn, scope, known, TOP_RUNS)
+    tools = _tools(conn, scope)
+    tables = {
+        "runs_by_day": _runs_by_day(conn, scope, now),
+        "stop_reasons": _stop_reasons(counts),
+        "run_distributions": pd.concat([distributions, cost_per_run], ignore_index=True),
+        "models": by_model,
+        "cost_by_day": _days_of_cost(priced, scope, now),
+        "tools": tools,
+        "refusals": _refusals(conn, scope, _denied_calls(tools)),
+        "approvals": _approvals(conn, scope, now, by_tool=False),
+        "approvals_by_tool": _approvals(conn, scope, now, by_tool=True),
+        "budgets_exhausted": _budgets_exhausted(conn, scope),
+        "slowest_runs": _slowest_runs(conn, scope, TOP_RUNS),
+        "most_expensive_runs": dearest,
+        "cost_by_objective": _cost_by_objective(priced, objective_runs),
+    }
+    return _headline(conn, scope, now, counts, distributions, by_model), tables
+
+
 def analyze(
     source: Source,
     *,
@@ -366,38 +398,8 @@ def analyze(
         summary = stored_and_rest(conn, scope, pricing, now)
         if summary is not None:  # closed days summarized: read those, not their runs
             headline, tables = tables_of(conn, summary, scope, now, pricing)
-            return Analytics(
-                since=scope.since,
-                until=scope.until,
-                objective_id=scope.objective_id,
-                headline=headline,
-                tables={name: tables[name] for name in TABLES},
-            )
-        counts = _status_counts(conn, scope)
-        distributions = _run_distributions(conn, scope)
-        by_model = _models(conn, scope, pricing)
-        known = {model: price for model in by_model["model"] if (price := pricing.price(model))}
-        sums = _token_sums(conn, scope, by=["objective_id", "day"])
-        priced = _priced(sums, pricing)
-        objective_runs = _objective_runs(conn, scope)
-        cost_per_run, dearest = _run_cost_figures(conn, scope, known, TOP_RUNS)
-        tools = _tools(conn, scope)
-        tables = {
-            "runs_by_day": _runs_by_day(conn, scope, now),
-            "stop_reasons": _stop_reasons(counts),
-            "run_distributions": pd.concat([distributions, cost_per_run], ignore_index=True),
-            "models": by_model,
-            "cost_by_day": _days_of_cost(priced, scope, now),
-            "tools": tools,
-            "refusals": _refusals(conn, scope, _denied_calls(tools)),
-            "approvals": _approvals(conn, scope, now, by_tool=False),
-            "approvals_by_tool": _approvals(conn, scope, now, by_tool=True),
-            "budgets_exhausted": _budgets_exhausted(conn, scope),
-            "slowest_runs": _slowest_runs(conn, scope, TOP_RUNS),
-            "most_expensive_runs": dearest,
-        }
-        headline = _headline(conn, scope, now, counts, distributions, by_model)
-    tables["cost_by_objective"] = _cost_by_objective(priced, objective_runs)
+        else:
+            headline, tables = _from_runs(conn, scope, now, pricing)
     return Analytics(
         since=scope.since,
         until=scope.until,

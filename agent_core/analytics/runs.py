@@ -177,6 +177,17 @@ def _budgets_table(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[["objective_id", "objective", "ended_runs", *reasons, "exhausted", "share"]]
 
 
+def _run_naming() -> tuple[sa.ColumnElement[Any], ...]:
+    """What names a run in a list of runs: its id, number, objective, status."""
+    return (
+        runs.c.id.label("run_id"),
+        runs.c.run_number,
+        runs.c.objective_id,
+        objectives.c.title.label("objective"),
+        runs.c.status,
+    )
+
+
 def _slowest_runs(conn: sa.Connection, scope: Scope, limit: int) -> pd.DataFrame:
     return _slowest_where(conn, [*scope.conditions(), runs.c.active_ms > 0], limit)
 
@@ -187,11 +198,7 @@ def _slowest_where(
     """The `limit` runs that worked longest among those meeting `conditions`."""
     query = (
         sa.select(
-            runs.c.id.label("run_id"),
-            runs.c.run_number,
-            runs.c.objective_id,
-            objectives.c.title.label("objective"),
-            runs.c.status,
+            *_run_naming(),
             runs.c.stop_reason,
             runs.c.created_at,
             runs.c.active_ms.label("duration_ms"),

@@ -25,6 +25,7 @@ from agent_core.analytics.runs import (
     _budgets_table,
     _days_table,
     _distributions_table,
+    _run_naming,
     _slowest_where,
     _stop_reasons,
 )
@@ -243,14 +244,7 @@ def _dearest(conn: sa.Connection, summary: Summary) -> pd.DataFrame:
     top = top.rename(columns={"value": "cost_usd"}).astype({"cost_usd": "float64"})
     details = _frame(
         conn,
-        sa.select(
-            runs.c.id.label("run_id"),
-            runs.c.run_number,
-            runs.c.objective_id,
-            objectives.c.title.label("objective"),
-            runs.c.status,
-            runs.c.created_at,
-        )
+        sa.select(*_run_naming(), runs.c.created_at)
         .join_from(runs, objectives, objectives.c.id == runs.c.objective_id)
         .where(runs.c.id.in_(ids)),
     )
