@@ -18,7 +18,6 @@ from agent_core.config import Settings, ledger_key
 from agent_core.errors import ConfigError
 from agent_core.models import LedgerReport, NotificationStatus, Seal
 from agent_core.notify import Notifier
-from agent_core.prices import Pricing
 from agent_core.store import Store
 
 
@@ -54,6 +53,9 @@ class MaintenanceReport:
 def run_maintenance(store: Store, settings: Settings, notifier: Notifier) -> MaintenanceReport:
     report = MaintenanceReport()
     report.approvals_expired = [approval.id for approval in store.expire_approvals()]
+    # The analytics of closed days, a bounded number per pass, before the prune removes the
+    # events some of their figures come from (invalid replies, fallbacks, refusals).
+    report.days_summarized = summarize_closed_days(store)
     try:
         key = ledger_key(settings)
     except ConfigError as exc:
@@ -73,8 +75,6 @@ def run_maintenance(store: Store, settings: Settings, notifier: Notifier) -> Mai
     report.reminders_sent = sum(
         1 for sent in notifier.remind() if sent.status is NotificationStatus.SENT
     )
-    # Last: the analytics of closed days, a bounded number per pass (derived data only).
-    report.days_summarized = summarize_closed_days(store, Pricing(settings.agent_model_prices))
     return report
 
 

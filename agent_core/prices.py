@@ -105,8 +105,9 @@ class Pricing:
         self._found: dict[str, ModelPrice | None] = {}
 
     def price(self, model: str | None) -> ModelPrice | None:
-        """The model's price, or None when neither the admin nor the library prices it."""
-        if not model:
+        """The model's price, or None when neither the admin nor the library prices it (or
+        the answer named no model: None, or NaN read back from a table)."""
+        if not model or not isinstance(model, str):
             return None
         if model not in self._found:
             given = self.overrides.get(model) or self._folded.get(model.casefold())

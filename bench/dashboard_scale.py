@@ -32,7 +32,6 @@ from scale_data import Picks, build  # bench/, the script's folder
 
 from agent_core import analytics
 from agent_core.analytics.daybook import summarize_closed_days
-from agent_core.prices import Pricing
 from agent_core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,7 +225,7 @@ def main() -> None:
         build_s = time.perf_counter() - started
         # What maintenance does as days close (DAYS_PER_PASS a pass), all at once here.
         started = time.perf_counter()
-        summarized = summarize_closed_days(store, Pricing({}), limit=10_000)
+        summarized = summarize_closed_days(store, limit=10_000)
         summary_s = time.perf_counter() - started
         _environment(url)
         rows = measure(store, picks, args.repeats)

@@ -17,7 +17,6 @@ from agent_core.analytics.daybook import summarize_closed_days
 from agent_core.maintenance import run_maintenance
 from agent_core.models import RunChanges, RunStatus, StopReason, ToolCallStatus
 from agent_core.notify import Notifier
-from agent_core.prices import Pricing
 from agent_core.store.schema import day_summaries
 from tests.analytics_support import OWNER, SINCE, UNTIL, Answer, Invalid, Recorder
 from tests.support import KEY, agent_settings, make_objective
@@ -153,14 +152,14 @@ def test_summarized_days_give_the_figures_of_their_runs(store, days, name):
     from_runs = every_figure(store, scope)
     assert from_runs.headline["runs"] > 0
 
-    written = summarize_closed_days(store, Pricing(PRICES))
+    written = summarize_closed_days(store)
 
     assert written == CLOSED  # the most recent first; the last one had no run
     assert summaries_read(store) == 4  # a row per day
     seen: list[str] = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
     assert_same_figures(every_figure(store, scope), from_runs)
-    assert any("app_agent_day_summaries" in statement for statement in seen)
+    assert any("app_agent_day_summaries.figures" in statement for statement in seen)
 
 
 def test_a_day_with_a_run_still_going_waits_for_it(store, days, clock):
@@ -169,34 +168,33 @@ def test_a_day_with_a_run_still_going_waits_for_it(store, days, clock):
     going = record.run(days["leads"].id, status=None, active_ms=10)
     record.at(LATER)
 
-    assert summarize_closed_days(store, Pricing(PRICES)) == [*CLOSED[:2], "2026-11-02"]
+    assert summarize_closed_days(store) == [*CLOSED[:2], "2026-11-02"]
     from_runs = every_figure(store, SCOPES["the whole range"])
     store.update_run(
         going.id, RunChanges(owner=OWNER, status=RunStatus.FAILED, stop_reason="worker_lost")
     )
-    assert summarize_closed_days(store, Pricing(PRICES)) == ["2026-11-03"]
-    assert summarize_closed_days(store, Pricing(PRICES)) == []  # nothing left to do
+    assert summarize_closed_days(store) == ["2026-11-03"]
+    assert summarize_closed_days(store) == []  # nothing left to do
     after = every_figure(store, SCOPES["the whole range"])
     assert after.headline["failed"] == from_runs.headline["failed"] + 1
     assert after.headline["in_progress"] == from_runs.headline["in_progress"] - 1
 
 
-def test_other_prices_read_the_days_from_their_runs_until_summarized_anew(store, days):
+def test_a_summarized_day_is_priced_when_read(store, days):
     scope = SCOPES["the whole range"]
     under_other_prices = every_figure(store, scope, OTHER_PRICES)
-    summarize_closed_days(store, Pricing(PRICES))
+    summarize_closed_days(store)
 
     assert_same_figures(every_figure(store, scope, OTHER_PRICES), under_other_prices)
     assert every_figure(store, scope, OTHER_PRICES).headline["cost_usd"] != pytest.approx(
         every_figure(store, scope, PRICES).headline["cost_usd"]
     )
-    assert len(summarize_closed_days(store, Pricing(OTHER_PRICES))) == 3  # the days with runs
-    assert_same_figures(every_figure(store, scope, OTHER_PRICES), under_other_prices)
+    assert summarize_closed_days(store) == []  # nothing to summarize again
 
 
 def test_a_pass_summarizes_a_bounded_number_of_days(store, days):
-    assert summarize_closed_days(store, Pricing(PRICES), limit=3) == CLOSED[:3]
-    assert summarize_closed_days(store, Pricing(PRICES), limit=3) == CLOSED[3:]
+    assert summarize_closed_days(store, limit=3) == CLOSED[:3]
+    assert summarize_closed_days(store, limit=3) == CLOSED[3:]
 
 
 def test_maintenance_summarizes_closed_days_and_says_so(store, days):
@@ -210,8 +208,67 @@ def test_maintenance_summarizes_closed_days_and_says_so(store, days):
 def test_a_damaged_summary_is_passed_over_for_the_runs(store, days):
     scope = SCOPES["the whole range"]
     from_runs = every_figure(store, scope)
-    summarize_closed_days(store, Pricing(PRICES))
+    summarize_closed_days(store)
     with store.engine.begin() as conn:
         conn.execute(day_summaries.update().values(samples=b"\x00" * 12))
 
     assert_same_figures(every_figure(store, scope), from_runs)
+
+
+def test_an_ended_run_without_a_stop_reason_counts_as_ended(store, days, clock):
+    record = Recorder(store, clock)
+    record.at(SINCE + timedelta(hours=20))
+    record.run(days["leads"].id, answers=(Answer("model-a", 1, 1, 1),), stop_reason=None)
+    record.at(LATER)
+    scope = SCOPES["the whole range"]
+    from_runs = every_figure(store, scope)
+    summarize_closed_days(store)
+
+    assert_same_figures(every_figure(store, scope), from_runs)
+
+
+def test_a_day_is_summarized_before_its_events_are_pruned(store, days, clock):
+    """Invalid replies, fallbacks and refusals come from ledger events, which the retention
+    prune removes: maintenance summarizes first, and the day keeps them."""
+    scope = SCOPES["the whole range"]
+    before_the_prune = every_figure(store, scope)
+    settings = agent_settings(agent_model_prices=PRICES)
+    first = run_maintenance(store, settings, Notifier(store, settings))  # the day after
+    clock.current = LATER + timedelta(days=40)  # every event is past its retention
+    report = run_maintenance(store, settings, Notifier(store, settings))
+
+    assert first.days_summarized == CLOSED
+    assert (first.events_pruned, len(report.days_summarized)) == (0, 31)  # the newest
+
+    assert report.events_pruned > 0
+    models = every_figure(store, scope).tables["models"].set_index("model")
+    assert models.loc["model-a", "invalid_replies"] == 3  # one a day, from pruned events
+    assert models.loc["model-b", "fallbacks"] == 3
+    assert_same_figures(every_figure(store, scope), before_the_prune)
+
+
+def test_a_row_stamped_by_a_clock_running_ahead_still_counts(store, days, clock):
+    record = Recorder(store, clock)
+    record.at(SINCE + timedelta(days=1, hours=3))
+    ahead = record.run(days["leads"].id, status=None)
+    clock.current = SINCE + timedelta(days=1, hours=5, minutes=30)  # a worker 2.5 h ahead
+    record._step(ahead.id, Answer("model-b", 700, 70, 900, "count_database"))
+    clock.current = SINCE + timedelta(days=1, hours=3, minutes=5)
+    store.update_run(
+        ahead.id, RunChanges(owner=OWNER, status=RunStatus.COMPLETED, stop_reason="done")
+    )
+    record.at(LATER)
+    scope = SCOPES["the whole range"]
+    from_runs = every_figure(store, scope)
+    summarize_closed_days(store)
+
+    assert_same_figures(every_figure(store, scope), from_runs)
+
+
+def test_a_range_mostly_unsummarized_is_read_from_its_runs(store, days):
+    assert summarize_closed_days(store, limit=2) == CLOSED[:2]  # one day of the range's three
+    seen: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    every_figure(store, SCOPES["the whole range"])
+
+    assert not any("app_agent_day_summaries.figures" in statement for statement in seen)

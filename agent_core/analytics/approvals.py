@@ -24,12 +24,17 @@ APPROVAL_COLUMNS = (
 )
 
 
+def waiting_approval(now: datetime) -> sa.ColumnElement[bool]:
+    """An approval that can still be decided: pending, and not past its expiry."""
+    return sa.and_(approvals.c.status == ApprovalStatus.PENDING.value, approvals.c.expires_at > now)
+
+
 def _asked(scope: Scope, now: datetime, *more: sa.ColumnElement[Any]) -> sa.Subquery:
     """The approvals of the runs in scope: tool, an is_{name} flag (0 or 1) for each of
     APPROVAL_COLUMNS after `requested`, and wait_ms (to an approval or a rejection), with
     `more` columns (of the approval or its run) ahead."""
     status = approvals.c.status
-    waiting = sa.and_(status == ApprovalStatus.PENDING.value, approvals.c.expires_at > now)
+    waiting = waiting_approval(now)
     overdue = sa.and_(status == ApprovalStatus.PENDING.value, approvals.c.expires_at <= now)
     decided = status.in_([ApprovalStatus.APPROVED.value, ApprovalStatus.REJECTED.value])
     return (

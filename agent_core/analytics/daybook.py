@@ -7,53 +7,39 @@ pass (`summarize_closed_days`).
 
 A range's figures then come from the stored days that lie wholly inside it, plus a Summary
 of the runs no stored day covers (the range's first and last hours, today, a day with a run
-still going), read from the runs as usual (`stored_and_rest`). Each stored day carries a
-digest of the prices of the models that answered that day: under other prices the day is
-read from its runs again, until maintenance summarizes it anew.
+still going), read from the runs as usual (`stored_and_rest`), unless the stored days are
+under half of the range's whole days. A stored day keeps each run's tokens per model, not
+their cost: it is priced when read, under the prices of the moment. Maintenance summarizes
+a day before the retention prune removes its events, so a summarized day keeps the figures
+its events gave (invalid replies, fallbacks, refusals) once the runs no longer can.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from agent_core.analytics.filters import CLOCK_SLACK, IN_PROGRESS, Scope
+from agent_core.analytics.approvals import waiting_approval
+from agent_core.analytics.filters import CLOCK_SLACK, IN_PROGRESS, LATE_ROW_SLACK, Scope
 from agent_core.analytics.packing import VERSION, Unpacker, pack
 from agent_core.analytics.summary import (
     COMPLETION_TOKENS,
-    LATENCY,
     PROMPT_TOKENS,
     RUNS,
-    Key,
     Summary,
     combine,
     summarize,
 )
-from agent_core.models import ApprovalStatus
-from agent_core.prices import Pricing
 from agent_core.store import Store
 from agent_core.store.schema import approvals, day_summaries, runs
 
 DAYS_PER_PASS = 31
 BY_DAY_AND_OBJECTIVE = frozenset({RUNS, PROMPT_TOKENS, COMPLETION_TOKENS})
 ONE_DAY = timedelta(days=1)
-
-
-def prices_key(models: Iterable[Key], pricing: Pricing) -> str:
-    """A digest of the price of each model (or of its having none), and of the layout the
-    day is stored in: a day stored under other prices or by another version is not used."""
-    prices: list[Any] = [VERSION]
-    for model in sorted({model for model in models if model}):
-        price = pricing.price(model)
-        prices.append([model, None if price is None else [price[0], price[1]]])
-    return hashlib.sha256(json.dumps(prices).encode()).hexdigest()
 
 
 def _start(day: date) -> datetime:
@@ -63,12 +49,10 @@ def _start(day: date) -> datetime:
 # --- reading ----------------------------------------------------------------------------
 
 
-def stored_and_rest(
-    conn: sa.Connection, scope: Scope, pricing: Pricing, now: datetime
-) -> Summary | None:
+def stored_and_rest(conn: sa.Connection, scope: Scope, now: datetime) -> Summary | None:
     """The Summary of the scope from its stored days and `summarize` of the rest; None when
     no stored day lies inside the scope (the figures are then read from the runs)."""
-    days = _usable_days(conn, scope, pricing, now)
+    days = _usable_days(conn, scope, now)
     if not days:
         return None
     try:
@@ -78,30 +62,27 @@ def stored_and_rest(
     for rest in _uncovered(scope, days):
         bounded = _bounded(conn, rest)
         if bounded is not None:
-            parts.append(summarize(conn, bounded, pricing, now))
+            parts.append(summarize(conn, bounded, now))
     return combine(parts)
 
 
-def _usable_days(conn: sa.Connection, scope: Scope, pricing: Pricing, now: datetime) -> list[date]:
+def _usable_days(conn: sa.Connection, scope: Scope, now: datetime) -> list[date]:
+    """The summarized days wholly inside the scope; none when they are under half of its
+    whole days (reading the rest from the runs would then cost more than it saves)."""
     first = scope.since.date() + (ONE_DAY if scope.since.time() != time() else timedelta())
     end = min(scope.until or now, now)
     last = end.date()  # the day `end` falls in is not whole inside the scope (or not over)
     if last <= first:
         return []
     rows = conn.execute(
-        sa.select(day_summaries.c.day, day_summaries.c.models, day_summaries.c.prices_key).where(
-            day_summaries.c.day >= first.isoformat(), day_summaries.c.day < last.isoformat()
+        sa.select(day_summaries.c.day).where(
+            day_summaries.c.day >= first.isoformat(),
+            day_summaries.c.day < last.isoformat(),
+            day_summaries.c.version == VERSION,
         )
-    ).all()
-    keys: dict[str, str] = {}
-    usable = []
-    for day, models, key in rows:
-        signature = json.dumps(sorted(model for model in models if model))
-        if signature not in keys:
-            keys[signature] = prices_key(models, pricing)
-        if keys[signature] == key:
-            usable.append(date.fromisoformat(day))
-    return sorted(usable)
+    ).scalars()
+    days = sorted(date.fromisoformat(day) for day in rows)
+    return days if 2 * len(days) >= (last - first).days else []
 
 
 def _uncovered(scope: Scope, days: list[date]) -> Iterator[Scope]:
@@ -122,7 +103,7 @@ def _bounded(conn: sa.Connection, scope: Scope) -> Scope | None:
     updated = last.scalar_one()
     if updated is None:
         return None
-    return replace(scope, children_until=updated + CLOCK_SLACK)
+    return replace(scope, children_until=updated + LATE_ROW_SLACK)
 
 
 def _read_days(conn: sa.Connection, days: list[date], objective_id: str | None) -> Summary:
@@ -138,15 +119,13 @@ def _read_days(conn: sa.Connection, days: list[date], objective_id: str | None) 
 # --- writing ----------------------------------------------------------------------------
 
 
-def summarize_closed_days(
-    store: Store, pricing: Pricing, *, limit: int = DAYS_PER_PASS
-) -> list[str]:
-    """Summarize up to `limit` closed days not yet summarized (or summarized under other
-    prices), the most recent first; returns the days written. A day with a run still going
-    is left for a later pass."""
+def summarize_closed_days(store: Store, *, limit: int = DAYS_PER_PASS) -> list[str]:
+    """Summarize up to `limit` closed days not yet summarized (or by another version), the
+    most recent first; returns the days written. A day with a run still going is left for a
+    later pass."""
     now = store.now()
     with store.reading() as conn:
-        todo = _days_to_summarize(conn, pricing, now)
+        todo = _days_to_summarize(conn, now)
     written = []
     for day in todo:
         if len(written) >= limit:
@@ -155,37 +134,26 @@ def summarize_closed_days(
             if not _is_final(conn, day, now):
                 continue
             bounded = _bounded(conn, Scope(since=_start(day), until=_start(day) + ONE_DAY))
-            summary = summarize(conn, bounded, pricing, now) if bounded else Summary()
-        models = summary.sample_keys(LATENCY) + _tallied_models(summary)
-        models = sorted({model for model in models if model})
+            summary = summarize(conn, bounded, now) if bounded else Summary()
         figures, packed = pack(summary)
         try:
-            store.save_day_summary(
-                day.isoformat(), models, prices_key(models, pricing), figures, packed, now
-            )
+            store.save_day_summary(day.isoformat(), VERSION, figures, packed, now)
         except IntegrityError:  # another process wrote this day at the same moment
             continue
         written.append(day.isoformat())
     return written
 
 
-def _tallied_models(summary: Summary) -> list[Key]:
-    calls = summary.measure("calls")
-    return list(calls["key"].drop_duplicates())
-
-
-def _days_to_summarize(conn: sa.Connection, pricing: Pricing, now: datetime) -> list[date]:
+def _days_to_summarize(conn: sa.Connection, now: datetime) -> list[date]:
     first = conn.execute(sa.select(sa.func.min(runs.c.created_at))).scalar_one()
     if first is None:
         return []
     last = (now - CLOCK_SLACK).date() - ONE_DAY  # the last day over by CLOCK_SLACK
-    done = {
-        day
-        for day, models, key in conn.execute(
-            sa.select(day_summaries.c.day, day_summaries.c.models, day_summaries.c.prices_key)
-        )
-        if prices_key(models, pricing) == key
-    }
+    done = set(
+        conn.execute(
+            sa.select(day_summaries.c.day).where(day_summaries.c.version == VERSION)
+        ).scalars()
+    )
     days = []
     day = last
     while day >= first.date():
@@ -210,10 +178,6 @@ def _is_final(conn: sa.Connection, day: date, now: datetime) -> bool:
         sa.select(sa.func.count())
         .select_from(approvals)
         .join(runs, runs.c.id == approvals.c.run_id)
-        .where(
-            *in_day,
-            approvals.c.status == ApprovalStatus.PENDING.value,
-            approvals.c.expires_at > now,
-        )
+        .where(*in_day, waiting_approval(now))
     ).scalar_one()
     return not waiting

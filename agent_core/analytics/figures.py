@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from agent_core.analytics.approvals import _approvals
+from agent_core.analytics.approvals import _approvals, waiting_approval
 from agent_core.analytics.cost import (
     _cost_by_objective,
     _cost_per_run,
@@ -40,10 +40,10 @@ from agent_core.analytics.runs import (
     _stop_reasons,
 )
 from agent_core.analytics.summarized import tables_of
-from agent_core.analytics.tools import _denied_calls, _refusals, _tools
-from agent_core.models import FAILED_CALL_STATUSES, ApprovalStatus, RunStatus
+from agent_core.analytics.tools import _denied_calls, _refusals, _tools, failed_call
+from agent_core.models import RunStatus
 from agent_core.prices import Pricing
-from agent_core.store.schema import approvals, runs, tool_calls
+from agent_core.store.schema import approvals, runs
 
 
 def _headline(
@@ -54,15 +54,10 @@ def _headline(
     distributions: pd.DataFrame,
     by_model: pd.DataFrame,
 ) -> dict[str, Any]:
-    failed_call = sa.exists().where(
-        tool_calls.c.run_id == runs.c.id,
-        scope.after_start(tool_calls.c.created_at),
-        tool_calls.c.status.in_(sorted(s.value for s in FAILED_CALL_STATUSES)),
-    )
     completed_with_failures = conn.execute(
         sa.select(sa.func.count())
         .select_from(runs)
-        .where(*scope.conditions(), runs.c.status == RunStatus.COMPLETED.value, failed_call)
+        .where(*scope.conditions(), runs.c.status == RunStatus.COMPLETED.value, failed_call(scope))
     ).scalar_one()
     tokens = conn.execute(
         sa.select(
@@ -76,8 +71,7 @@ def _headline(
         .where(
             scope.after_start(approvals.c.created_at),
             *scope.conditions(),
-            approvals.c.status == ApprovalStatus.PENDING.value,
-            approvals.c.expires_at > now,
+            waiting_approval(now),
         )
     ).scalar_one()
     return _headline_figures(
@@ -395,7 +389,7 @@ def analyze(
     pricing = _pricing(prices)
     now = _now(source)
     with _reading(source) as conn:
-        summary = stored_and_rest(conn, scope, pricing, now)
+        summary = stored_and_rest(conn, scope, now)
         if summary is not None:  # closed days summarized: read those, not their runs
             headline, tables = tables_of(conn, summary, scope, now, pricing)
         else:

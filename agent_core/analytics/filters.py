@@ -46,6 +46,10 @@ MAX_FILLED_DAYS = 400
 
 CLOCK_SLACK = timedelta(hours=1)
 
+# Beyond a run's last update, how late one of its rows may be stamped: a worker whose clock
+# runs ahead of the one that ended the run (generous: the bound only saves reading rows).
+LATE_ROW_SLACK = timedelta(days=1)
+
 
 @dataclass(frozen=True)
 class Scope:
@@ -76,8 +80,8 @@ class Scope:
         events), which come after the run: redundant with the run's range, it lets an index
         on the child table's created_at find the range's rows without reading the whole
         table. CLOCK_SLACK keeps a row written by a worker whose clock lags a little.
-        With children_until (the runs' last update, plus CLOCK_SLACK: a run is updated in
-        the transaction that writes each of its rows), an old range reads only its rows."""
+        With children_until (the runs' last update, plus LATE_ROW_SLACK: a run is updated
+        in the transaction that writes each of its rows), an old range reads only its rows."""
         found = created_at >= self.since - CLOCK_SLACK
         if self.children_until is not None:
             return sa.and_(found, created_at < self.children_until)

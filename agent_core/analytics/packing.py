@@ -5,32 +5,29 @@ percentile needs. Written as JSON rows, three months of days took longer to pars
 rest of the figures; packed, reading a day is a JSON list of distinct strings (models, tools,
 statuses) and numpy views of its bytes, then whole-array sums.
 
-Layout of `samples` (little-endian float64), with n tallies, m top runs and k sample sets:
-tally codes (objective, measure, key, key2; n x 4), counts (n), totals (n); top runs
-(objective and kind codes, index into `runs`; m x 3), values (m, NaN for none), tokens (m),
-unpriced tokens (m); sample codes (objective, measure, key, size; k x 4), then every sample
-set's values. A code is an index into
-`strings`, whose first entry is None; run ids are read only for the runs a range shows.
+Layout of `samples`: little-endian float64 numbers, with n tallies, m top runs, k sample
+sets and u usage rows of r runs: tally codes (objective, measure, key, key2; n x 4), counts
+(n), totals (n); top runs (objective and kind codes, index into `top`; m x 3), their values
+(m); sample codes (objective, measure, key, size; k x 4), then every sample set's values;
+usage (objective code, run index, model code; u x 3), prompt tokens (u), completion tokens
+(u). Then the r run ids as 16-byte UUIDs, named only for the runs a table shows. A code is
+an index into `strings`, whose first entry is None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from agent_core.analytics.filters import TOP_RUNS
-from agent_core.analytics.summary import (
-    DEAREST,
-    SLOWEST,
-    TALLY_COLUMNS,
-    TOP_COLUMNS,
-    Summary,
-)
+from agent_core.analytics.summary import TALLY_COLUMNS, TOP_COLUMNS, Summary, Usage
 
-VERSION = 1
+VERSION = 2
+RUN_ID_BYTES = 16
 
 
 class _Strings:
@@ -53,47 +50,61 @@ class _Strings:
         return [self.code(value) for value in values]
 
 
+def _rows(codes: list[list[int]]) -> np.ndarray:
+    return np.array(codes, dtype="float64").reshape(-1)
+
+
 def pack(summary: Summary) -> tuple[dict[str, Any], bytes]:
     """One day's Summary (every objective) as the `figures` JSON and the `samples` bytes."""
     strings = _Strings()
     tallies, top = summary.tallies, summary.top
     samples = {key: np.concatenate(pieces) for key, pieces in summary.samples.items()}
     tally_keys = tallies[["objective_id", "measure", "key", "key2"]].itertuples(index=False)
+    top_keys = zip(top["objective_id"], top["kind"], strict=True)
+    run_ids: list[str] = []
+    usage_codes: list[list[int]] = []
+    for part in summary.usage:
+        names = part.run_ids(range(int(part.run.max()) + 1 if part.run.size else 0))
+        for run, objective, model in zip(part.run, part.objective, part.model, strict=True):
+            usage_codes.append([strings.code(objective), len(run_ids) + run, strings.code(model)])
+        run_ids += names
     parts: list[np.ndarray] = [
-        np.array([strings.codes_of(row) for row in tally_keys], dtype="float64").reshape(-1),
+        _rows([strings.codes_of(row) for row in tally_keys]),
         tallies["count"].to_numpy(dtype="float64"),
         tallies["total"].to_numpy(dtype="float64"),
-        np.array(
-            [
-                [strings.code(objective_id), strings.code(kind), index]
-                for index, (objective_id, kind) in enumerate(
-                    zip(top["objective_id"], top["kind"], strict=True)
-                )
-            ],
-            dtype="float64",
-        ).reshape(-1),
+        _rows([[*strings.codes_of(key), index] for index, key in enumerate(top_keys)]),
         pd.to_numeric(top["value"], errors="coerce").to_numpy(dtype="float64"),
-        top["tokens"].to_numpy(dtype="float64"),
-        top["unpriced_tokens"].to_numpy(dtype="float64"),
-        np.array(
-            [[*strings.codes_of(key), values.size] for key, values in samples.items()],
-            dtype="float64",
-        ).reshape(-1),
+        _rows([[*strings.codes_of(key), values.size] for key, values in samples.items()]),
         *samples.values(),
+        _rows(usage_codes),
+        *(part.prompt for part in summary.usage),
+        *(part.completion for part in summary.usage),
     ]
     figures = {
         "version": VERSION,
         "strings": strings.values,
-        "runs": [str(run_id) for run_id in top["run_id"]],
-        "sizes": [len(tallies), len(top), len(samples)],
+        "top": [str(run_id) for run_id in top["run_id"]],
+        "sizes": [len(tallies), len(top), len(samples), len(usage_codes), len(run_ids)],
     }
-    return figures, np.concatenate(parts).astype("<f8").tobytes()
+    numbers = np.concatenate(parts).astype("<f8").tobytes()
+    return figures, numbers + b"".join(uuid.UUID(run_id).bytes for run_id in run_ids)
+
+
+def _run_ids(packed: bytes) -> Any:
+    """A function naming runs by index from RUN_ID_BYTES-byte UUIDs."""
+
+    def named(wanted: Sequence[int]) -> list[str]:
+        return [
+            str(uuid.UUID(bytes=packed[i * RUN_ID_BYTES : (i + 1) * RUN_ID_BYTES])) for i in wanted
+        ]
+
+    return named
 
 
 class Unpacker:
     """Stored days read into one Summary: tallies summed over days (kept per day and
-    objective for the measures in `by_day`), the TOP_RUNS first runs of each kind, and the
-    samples as views of the stored bytes; of one objective's runs only, when given."""
+    objective for the measures in `by_day`), the TOP_RUNS slowest runs, the samples and each
+    day's usage as views of the stored bytes; of one objective's runs only, when given."""
 
     def __init__(self, by_day: frozenset[str], objective_id: str | None = None) -> None:
         self.by_day = by_day
@@ -102,14 +113,15 @@ class Unpacker:
         self.tally_parts: list[np.ndarray] = []  # day, objective, measure, key, key2 codes
         self.amounts: list[np.ndarray] = []  # count, total
         self.top_parts: list[np.ndarray] = []  # day, objective, kind, day index, run index
-        self.top_amounts: list[np.ndarray] = []  # value, tokens, unpriced tokens
-        self.runs: list[list[str]] = []  # each day's top run ids
+        self.top_values: list[np.ndarray] = []
+        self.top_ids: list[list[str]] = []  # each day's top run ids
         self.summary = Summary()
 
     def add(self, day: str, figures: dict[str, Any], packed: bytes) -> None:
         local = np.array(self.strings.codes_of(figures["strings"]), dtype="int64")
-        values = np.frombuffer(packed, dtype="<f8")
-        n, m, k = figures["sizes"]
+        n, m, k, u, r = figures["sizes"]
+        numbers = len(packed) - r * RUN_ID_BYTES
+        values = np.frombuffer(packed[:numbers], dtype="<f8")
         at = 0
 
         def take(size: int) -> np.ndarray:
@@ -118,28 +130,51 @@ class Unpacker:
             at += size
             return piece
 
+        def coded(size: int, limit: int = len(local)) -> np.ndarray:
+            found = take(size).astype("int64")
+            if found.size and (found.min() < 0 or found.max() >= limit):
+                raise ValueError(f"the summary of {day} does not add up")
+            return found
+
         day_code = self.strings.code(day)
-        codes = local[take(4 * n).astype("int64")].reshape(n, 4)
+        codes = local[coded(4 * n)].reshape(n, 4)
         amounts = np.column_stack([take(n), take(n)])
         mine = self._mine(codes[:, 0])
         self.tally_parts.append(np.column_stack([np.full(n, day_code), codes])[mine])
         self.amounts.append(amounts[mine])
-        top = take(3 * m).astype("int64").reshape(m, 3)
-        top_amounts = np.column_stack([take(m), take(m), take(m)])
-        mine = self._mine(local[top[:, 0]])
-        where = [np.full(m, day_code), local[top[:, 0]], local[top[:, 1]]]
-        self.top_parts.append(
-            np.column_stack([*where, np.full(m, len(self.runs)), top[:, 2]])[mine]
-        )
-        self.top_amounts.append(top_amounts[mine])
-        self.runs.append(figures["runs"])
+        top = coded(3 * m, max(len(local), m)).reshape(m, 3)
+        top_values = take(m)
+        owners = local[top[:, 0]]
+        mine = self._mine(owners)
+        where = [np.full(m, day_code), owners, local[top[:, 1]], np.full(m, len(self.top_ids))]
+        self.top_parts.append(np.column_stack([*where, top[:, 2]])[mine])
+        self.top_values.append(top_values[mine])
+        self.top_ids.append(figures["top"])
         names = self.strings.values
-        for objective, measure, key, size in take(4 * k).reshape(k, 4):
+        layout = coded(4 * k, max(len(local), values.size + 1)).reshape(k, 4)
+        for objective, measure, key, size in layout:
             piece = take(int(size))
             owner = local[int(objective)]
             if self.objective is None or owner == self.objective:
                 sample = (names[owner], names[local[int(measure)]], names[local[int(key)]])
                 self.summary.samples.setdefault(sample, []).append(piece)
+        usage = coded(3 * u, max(len(local), r)).reshape(u, 3)
+        prompt, completion = take(u), take(u)
+        if at != values.size or (u and usage[:, 1].max() >= r):
+            raise ValueError(f"the summary of {day} does not add up")
+        mine = self._mine(local[usage[:, 0]])
+        if mine.any():
+            names_array = np.array(names, dtype=object)
+            self.summary.usage.append(
+                Usage(
+                    run_ids=_run_ids(packed[numbers:]),
+                    run=usage[mine, 1],
+                    objective=names_array[local[usage[mine, 0]]],
+                    model=names_array[local[usage[mine, 2]]],
+                    prompt=prompt[mine],
+                    completion=completion[mine],
+                )
+            )
 
     def _mine(self, objectives: np.ndarray) -> np.ndarray:
         if self.objective is None:
@@ -164,28 +199,19 @@ class Unpacker:
         return self.summary
 
     def _first_runs(self, codes: np.ndarray, names: np.ndarray) -> pd.DataFrame:
-        """The TOP_RUNS first runs of each kind over these days (all a range needs), their
-        ties included: chosen on the numbers, then ordered by first_of."""
-        amounts = np.concatenate(self.top_amounts)
-        kept = np.zeros(len(codes), dtype=bool)
-        for kind in (SLOWEST, DEAREST):
-            mine = codes[:, 2] == self.strings.code(kind)
-            rank = np.nan_to_num(amounts[:, 0], nan=-1.0)
-            if mine.sum() > TOP_RUNS:
-                threshold = np.sort(rank[mine])[-TOP_RUNS]
-                kept |= mine & (rank >= threshold)
-            else:
-                kept |= mine
-        rows, found = codes[kept], amounts[kept]
+        """The TOP_RUNS slowest runs over these days (all a range needs), their ties
+        included: chosen on the numbers, then ordered by first_of."""
+        values = np.concatenate(self.top_values)
+        if len(values) > TOP_RUNS:
+            keep = values >= np.sort(values)[-TOP_RUNS]
+            codes, values = codes[keep], values[keep]
         top = pd.DataFrame(
             {
-                "day": names[rows[:, 0]],
-                "objective_id": names[rows[:, 1]],
-                "kind": names[rows[:, 2]],
-                "run_id": [self.runs[day][index] for day, index in rows[:, 3:5]],
-                "value": found[:, 0],
-                "tokens": found[:, 1],
-                "unpriced_tokens": found[:, 2],
+                "day": names[codes[:, 0]],
+                "objective_id": names[codes[:, 1]],
+                "kind": names[codes[:, 2]],
+                "run_id": [self.top_ids[day][index] for day, index in codes[:, 3:5]],
+                "value": values,
             }
         )
         return top[TOP_COLUMNS]

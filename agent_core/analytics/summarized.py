@@ -35,8 +35,6 @@ from agent_core.analytics.summary import (
     CALLS,
     COMPLETED_WITH_FAILED_CALLS,
     COMPLETION_TOKENS,
-    COST,
-    DEAREST,
     FALLBACKS,
     INVALID_REPLIES,
     LATENCY,
@@ -50,6 +48,7 @@ from agent_core.analytics.summary import (
     Summary,
     first_of,
     quantiles,
+    run_costs,
 )
 from agent_core.analytics.tools import _denied_calls, _refusals_table, _tools_table
 from agent_core.models import StopReason, ToolCallStatus
@@ -69,11 +68,12 @@ def tables_of(
     priced = _priced(_token_sums(summary), pricing)
     titles = _titles(conn, summary)
     tools = _tools(summary)
+    costs, dearest = run_costs(summary.usage, pricing)
     tables = {
         "runs_by_day": _days_table(_by_day(summary), scope, now),
         "stop_reasons": _stop_reasons(counts),
         "run_distributions": pd.concat(
-            [distributions, _cost_distribution(quantiles(summary.values(COST), COST))],
+            [distributions, _cost_distribution(quantiles(costs, "cost_usd"))],
             ignore_index=True,
         ),
         "models": by_model,
@@ -85,7 +85,7 @@ def tables_of(
         "approvals_by_tool": _approvals(summary, by_tool=True),
         "budgets_exhausted": _budgets(summary, titles),
         "slowest_runs": _slowest(conn, summary),
-        "most_expensive_runs": _dearest(conn, summary),
+        "most_expensive_runs": _dearest(conn, dearest),
     }
     approvals = summary.measure(APPROVALS)
     waiting = int(approvals.loc[approvals["key2"] == "pending", "count"].sum())
@@ -180,13 +180,11 @@ def _budgets(summary: Summary, titles: pd.DataFrame) -> pd.DataFrame:
     if ended.empty:
         frame = pd.DataFrame(columns=["objective_id", "ended_runs", *reasons])
     else:
-        wide = ended.pivot_table(
-            index="objective_id", columns="key2", values="count", aggfunc="sum", fill_value=0
-        )
-        frame = pd.DataFrame({"objective_id": wide.index})
-        frame["ended_runs"] = wide.sum(axis=1).to_numpy()
+        frame = ended.groupby("objective_id")["count"].sum().rename("ended_runs").reset_index()
+        stopped = ended[ended["key2"].isin(reasons)]  # a run may end without a stop reason
         for reason in reasons:
-            frame[reason] = wide[reason].to_numpy() if reason in wide else 0
+            counts = stopped[stopped["key2"] == reason].groupby("objective_id")["count"].sum()
+            frame[reason] = frame["objective_id"].map(counts).fillna(0).to_numpy()
     return _budgets_table(titles.merge(frame, on="objective_id"))
 
 
@@ -199,9 +197,11 @@ def _tools(summary: Summary) -> pd.DataFrame:
     found = pd.DataFrame({"tool": wide.index})
     for status in statuses:
         found[status] = wide[status].fillna(0).to_numpy() if status in wide else 0
-    durations = [quantiles(summary.values(TOOL_DURATION, tool), "d") for tool in found["tool"]]
-    found["duration_ms_p50"] = [row["d_p50"] for row in durations]
-    found["duration_ms_p90"] = [row["d_p90"] for row in durations]
+    durations = [
+        quantiles(summary.values(TOOL_DURATION, tool), "duration_ms") for tool in found["tool"]
+    ]
+    found["duration_ms_p50"] = [row["duration_ms_p50"] for row in durations]
+    found["duration_ms_p90"] = [row["duration_ms_p90"] for row in durations]
     return _tools_table(found)
 
 
@@ -237,19 +237,16 @@ def _slowest(conn: sa.Connection, summary: Summary) -> pd.DataFrame:
     return _slowest_where(conn, [runs.c.id.in_(ids)], TOP_RUNS)
 
 
-def _dearest(conn: sa.Connection, summary: Summary) -> pd.DataFrame:
-    ids = first_of(summary.top, DEAREST, TOP_RUNS)
-    top = summary.top[(summary.top["kind"] == DEAREST) & summary.top["run_id"].isin(ids)]
-    top = top.drop_duplicates("run_id")[["run_id", "tokens", "value", "unpriced_tokens"]]
-    top = top.rename(columns={"value": "cost_usd"}).astype({"cost_usd": "float64"})
+def _dearest(conn: sa.Connection, dearest: pd.DataFrame) -> pd.DataFrame:
+    """The dearest runs (run_id, tokens, cost_usd, unpriced_tokens; dearest first) named."""
+    ids = list(dearest["run_id"])
     details = _frame(
         conn,
         sa.select(*_run_naming(), runs.c.created_at)
         .join_from(runs, objectives, objectives.c.id == runs.c.objective_id)
         .where(runs.c.id.in_(ids)),
     )
-    frame = details.merge(top, on="run_id")
-    # first_of gave the ids dearest first, in the order the SQL figures use.
+    frame = details.merge(dearest.astype({"cost_usd": "float64"}), on="run_id")
     frame["_rank"] = frame["run_id"].map({run_id: rank for rank, run_id in enumerate(ids)})
     frame = frame.sort_values("_rank", ignore_index=True)
     return _dearest_frame(frame[list(DEAREST_COLUMNS)])

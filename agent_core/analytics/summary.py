@@ -6,9 +6,11 @@ the run's creation) and objective:
 - tallies: a count and a total per measure and key (runs per status and stop reason with
   their tokens, LLM answers and tokens per model, tool calls per tool and status, ...);
 - samples: every value a percentile is taken over (run durations, LLM latencies, tool
-  durations, approval waits, run costs), so that the percentiles of any set of days are
-  exact: PostgreSQL's percentile_cont, as the SQL figures compute it;
-- the top runs: each day's slowest and dearest TOP_RUNS (the top of a range is among them).
+  durations, approval waits), so that the percentiles of any set of days are exact:
+  PostgreSQL's percentile_cont, as the SQL figures compute it;
+- usage: each run's prompt and completion tokens per model, priced when read (`run_costs`),
+  so that a summary holds whatever the prices: the cost per run and the dearest runs;
+- the top runs: each day's slowest TOP_RUNS (the slowest of a range are among them).
 
 `summarize` computes one from the runs of a Scope, in a fixed number of statements whatever
 the number of runs; a closed day's is stored once (daybook), and a range's figures are then
@@ -18,7 +20,7 @@ read from the stored days plus `summarize` of what no stored day covers (its edg
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,20 +30,19 @@ import pandas as pd
 import sqlalchemy as sa
 
 from agent_core.analytics.approvals import APPROVAL_COLUMNS, _asked
-from agent_core.analytics.cost import _run_costs
 from agent_core.analytics.filters import ENDED, TOP_RUNS, Scope
 from agent_core.analytics.llm import _answers, _fallback_answers
 from agent_core.analytics.sql import _Day, _frame
-from agent_core.events import EventType
-from agent_core.models import FAILED_CALL_STATUSES, RunStatus
-from agent_core.prices import ModelPrice, Pricing
-from agent_core.store.schema import events, runs, tool_calls
+from agent_core.analytics.tools import _denied_events, failed_call
+from agent_core.models import RunStatus
+from agent_core.prices import Pricing
+from agent_core.store.schema import runs, tool_calls
 
 Key = str | None
 SampleKey = tuple[str, str, Key]  # objective_id, measure, key
 
 TALLY_COLUMNS = ["day", "objective_id", "measure", "key", "key2", "count", "total"]
-TOP_COLUMNS = ["day", "objective_id", "kind", "run_id", "value", "tokens", "unpriced_tokens"]
+TOP_COLUMNS = ["day", "objective_id", "kind", "run_id", "value"]
 
 # Tallies: measure -> what key and key2 are.
 RUNS = "runs"  # status, stop_reason; count of runs, total of their tokens
@@ -60,11 +61,22 @@ RUN_MEASURES = ("steps", "tool_calls", "duration_ms", "tokens")  # key None; end
 LATENCY = "latency_ms"  # model
 TOOL_DURATION = "tool_duration_ms"  # tool
 WAIT = "wait_ms"  # tool
-COST = "cost_usd"  # key None; the runs whose every token is priced
 
 # The top runs (TOP_RUNS of each day and objective).
 SLOWEST = "slowest"  # value: active_ms
-DEAREST = "dearest"  # value: cost_usd (None when none of its tokens is priced)
+
+
+@dataclass
+class Usage:
+    """Tokens per run and model (a row each): `run` indexes `run_ids`, a function that
+    names the runs asked for (a stored day names only those a table shows)."""
+
+    run_ids: Callable[[Sequence[int]], list[str]]
+    run: np.ndarray  # int64
+    objective: np.ndarray  # object: each row's objective id
+    model: np.ndarray  # object: str, or None
+    prompt: np.ndarray  # float64
+    completion: np.ndarray  # float64
 
 
 @dataclass
@@ -76,6 +88,7 @@ class Summary:
     tallies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TALLY_COLUMNS))
     top: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TOP_COLUMNS))
     samples: dict[SampleKey, list[np.ndarray]] = field(default_factory=dict)
+    usage: list[Usage] = field(default_factory=list)
     # Built on first use, once the Summary is complete: tallies per measure, samples per
     # (measure, key) whatever the objective.
     _measures: dict[str, pd.DataFrame] | None = field(default=None, repr=False)
@@ -130,6 +143,7 @@ def combine(parts: Iterable[Summary]) -> Summary:
     for part in parts:
         for key, pieces in part.samples.items():
             combined.samples.setdefault(key, []).extend(pieces)
+        combined.usage.extend(part.usage)
     return combined
 
 
@@ -147,20 +161,18 @@ def quantiles(values: np.ndarray, name: str) -> dict[str, float | int | None]:
     }
 
 
-def summarize(conn: sa.Connection, scope: Scope, pricing: Pricing, now: datetime) -> Summary:
-    """The Summary of the runs in scope, read in eight statements."""
+def summarize(conn: sa.Connection, scope: Scope, now: datetime) -> Summary:
+    """The Summary of the runs in scope, read in seven statements."""
     summary = Summary()
     tallies: list[pd.DataFrame] = []
     tops: list[pd.DataFrame] = []
     _runs_part(conn, scope, summary, tallies, tops)
-    models = _answers_part(conn, scope, summary, tallies)
+    _answers_part(conn, scope, summary, tallies)
     tallies.append(_counted(conn, _fallbacks_by_day(scope), FALLBACKS))
     tallies.append(_counted(conn, _failed_calls_by_day(scope), COMPLETED_WITH_FAILED_CALLS))
     _tools_part(conn, scope, summary, tallies)
     tallies.append(_counted(conn, _denied_by_day(scope), TOOL_DENIED_EVENTS))
     _approvals_part(conn, scope, now, summary, tallies)
-    known = {model: price for model in models if model and (price := pricing.price(model))}
-    _costs_part(conn, scope, known, summary, tops)
     found = [frame for frame in tallies if not frame.empty]
     if found:
         summary.tallies = pd.concat(found, ignore_index=True)[TALLY_COLUMNS]
@@ -229,7 +241,7 @@ def _runs_part(
     working = frame[frame["duration_ms"].fillna(0) > 0]
     tops.append(
         _top(
-            working.assign(value=working["duration_ms"], unpriced_tokens=0),
+            working.assign(value=working["duration_ms"]),
             SLOWEST,
             order=["value", "run_id"],
             descending=[True, False],
@@ -251,11 +263,12 @@ def _top(
 
 def _answers_part(
     conn: sa.Connection, scope: Scope, summary: Summary, tallies: list[pd.DataFrame]
-) -> list[Key]:
-    """Answers per model (calls, invalid replies, tokens) and their latencies; returns the
-    models that answered."""
+) -> None:
+    """Answers per model (calls, invalid replies, tokens), their latencies, and the tokens
+    of each run per model."""
     answers = _answers(
         scope,
+        "run_id",
         "day",
         "objective_id",
         "model",
@@ -266,7 +279,7 @@ def _answers_part(
     )
     frame = _none(_frame(conn, sa.select(answers)), ["model"])
     if frame.empty:
-        return []
+        return
     frame["valid"] = 1 - frame["invalid"]
     for measure, count, total in (
         (CALLS, "valid", None),
@@ -276,7 +289,24 @@ def _answers_part(
     ):
         tallies.append(_tally(frame, measure, ["model"], count=count, total=total))
     summary.add_samples(frame, LATENCY, "latency_ms", "model")
-    return [_key(model) for model in frame["model"].drop_duplicates()]
+    per_run = (
+        frame.groupby(["run_id", "objective_id", "model"], dropna=False, sort=False)[
+            ["prompt_tokens", "completion_tokens"]
+        ]
+        .sum()
+        .reset_index()
+    )
+    run_codes, run_ids = pd.factorize(per_run["run_id"])
+    summary.usage.append(
+        Usage(
+            run_ids=lambda wanted, ids=list(run_ids): [ids[index] for index in wanted],
+            run=run_codes.astype("int64"),
+            objective=per_run["objective_id"].to_numpy(dtype=object),
+            model=np.array([_key(model) for model in per_run["model"]], dtype=object),
+            prompt=per_run["prompt_tokens"].to_numpy(dtype="float64"),
+            completion=per_run["completion_tokens"].to_numpy(dtype="float64"),
+        )
+    )
 
 
 def _key(value: Any) -> Key:
@@ -308,37 +338,19 @@ def _fallbacks_by_day(scope: Scope) -> sa.Select[Any]:
 
 
 def _failed_calls_by_day(scope: Scope) -> sa.Select[Any]:
-    failed_call = sa.exists().where(
-        tool_calls.c.run_id == runs.c.id,
-        scope.after_start(tool_calls.c.created_at),
-        tool_calls.c.status.in_(sorted(s.value for s in FAILED_CALL_STATUSES)),
-    )
     day = _Day(runs.c.created_at)
     return (
         sa.select(day.label("day"), runs.c.objective_id, sa.func.count().label("count"))
-        .where(*scope.conditions(), runs.c.status == RunStatus.COMPLETED.value, failed_call)
+        .where(*scope.conditions(), runs.c.status == RunStatus.COMPLETED.value, failed_call(scope))
         .group_by(day, runs.c.objective_id)
     )
 
 
 def _denied_by_day(scope: Scope) -> sa.Select[Any]:
-    inner = (
-        sa.select(
-            _Day(runs.c.created_at).label("day"),
-            runs.c.objective_id,
-            events.c.data["tool"].as_string().label("key"),
-        )
-        .join_from(events, runs, runs.c.id == events.c.run_id)
-        .where(
-            events.c.event_type == EventType.TOOL_DENIED.value,
-            scope.after_start(events.c.created_at),
-            *scope.conditions(),
-        )
-        .subquery()
-    )
+    inner = _denied_events(scope, _Day(runs.c.created_at).label("day"), runs.c.objective_id)
     return sa.select(
-        inner.c.day, inner.c.objective_id, inner.c.key, sa.func.count().label("count")
-    ).group_by(inner.c.day, inner.c.objective_id, inner.c.key)
+        inner.c.day, inner.c.objective_id, inner.c.tool.label("key"), sa.func.count().label("count")
+    ).group_by(inner.c.day, inner.c.objective_id, inner.c.tool)
 
 
 def _tools_part(
@@ -387,49 +399,67 @@ def _approvals_part(
     summary.add_samples(frame, WAIT, "wait_ms", "tool")
 
 
-def _costs_part(
-    conn: sa.Connection,
-    scope: Scope,
-    known: Mapping[str, ModelPrice],
-    summary: Summary,
-    tops: list[pd.DataFrame],
-) -> None:
-    costs = _run_costs(scope, known).subquery("run_costs")
-    query = sa.select(
-        _Day(runs.c.created_at).label("day"),
-        runs.c.objective_id,
-        costs.c.run_id,
-        costs.c.tokens,
-        costs.c.cost_usd,
-        costs.c.unpriced_tokens,
-    ).join_from(costs, runs, runs.c.id == costs.c.run_id)
-    frame = _frame(conn, query)
-    if frame.empty:
-        return
-    frame["cost_usd"] = pd.to_numeric(frame["cost_usd"], errors="coerce").astype("float64")
-    priced = frame[(frame["unpriced_tokens"] == 0) & frame["cost_usd"].notna()]
-    summary.add_samples(priced, COST, "cost_usd", None)
-    frame["rank"] = frame["cost_usd"].fillna(-1.0)
-    tops.append(
-        _top(
-            frame.assign(value=frame["cost_usd"]),
-            DEAREST,
-            order=["rank", "tokens", "run_id"],
-            descending=[True, True, False],
+def run_costs(usage: Iterable[Usage], pricing: Pricing) -> tuple[np.ndarray, pd.DataFrame]:
+    """The cost of each run whose every token is priced, and the TOP_RUNS dearest runs
+    (run_id, tokens, cost_usd, unpriced_tokens): cost_usd sums the priced tokens' cost (NaN
+    when none is priced), dearest first, then most tokens, then by id; what the SQL figures
+    compute (cost._run_costs) from the same tokens."""
+    costs: list[np.ndarray] = []
+    found: list[pd.DataFrame] = []
+    for part in usage:
+        cost, tokens, unpriced = _priced_runs(part, pricing)
+        ran = ~np.isnan(tokens)
+        costs.append(cost[ran & (unpriced == 0) & ~np.isnan(cost)])
+        rank = np.nan_to_num(cost, nan=-1.0)
+        candidates = np.flatnonzero(ran)
+        if candidates.size > TOP_RUNS:  # the TOP_RUNS dearest, their ties included
+            threshold = np.sort(rank[candidates])[-TOP_RUNS]
+            candidates = candidates[rank[candidates] >= threshold]
+        found.append(
+            pd.DataFrame(
+                {
+                    "run_id": part.run_ids(candidates.tolist()),
+                    "tokens": tokens[candidates],
+                    "cost_usd": cost[candidates],
+                    "unpriced_tokens": unpriced[candidates],
+                    "rank": rank[candidates],
+                }
+            )
         )
+    every = np.concatenate(costs) if costs else np.empty(0)
+    if not found:
+        return every, pd.DataFrame(columns=["run_id", "tokens", "cost_usd", "unpriced_tokens"])
+    dearest = pd.concat(found, ignore_index=True).sort_values(
+        ["rank", "tokens", "run_id"], ascending=[False, False, True], kind="stable"
     )
+    return every, dearest.head(TOP_RUNS).drop(columns="rank").reset_index(drop=True)
+
+
+def _priced_runs(part: Usage, pricing: Pricing) -> tuple[np.ndarray, ...]:
+    """Per run of the part: cost (NaN without a priced token), tokens (NaN for an index
+    with no row) and unpriced tokens."""
+    codes, models = pd.factorize(part.model, use_na_sentinel=True)
+    prices = [pricing.price(model) if isinstance(model, str) else None for model in models]
+    per_input = np.array([p.input_per_1k / 1000 if p else np.nan for p in prices] + [np.nan])
+    per_output = np.array([p.output_per_1k / 1000 if p else np.nan for p in prices] + [np.nan])
+    size = int(part.run.max()) + 1 if part.run.size else 0
+    tokens = part.prompt + part.completion
+    priced = ~np.isnan(per_input[codes])
+    spent = np.where(
+        priced, part.prompt * per_input[codes] + part.completion * per_output[codes], 0
+    )
+    cost = np.bincount(part.run, weights=spent, minlength=size)
+    cost[np.bincount(part.run, weights=priced, minlength=size) == 0] = np.nan
+    total = np.bincount(part.run, weights=tokens, minlength=size)
+    total[np.bincount(part.run, minlength=size) == 0] = np.nan
+    unpriced = np.bincount(part.run, weights=np.where(priced, 0, tokens), minlength=size)
+    return cost, total, unpriced
 
 
 def first_of(top: pd.DataFrame, kind: str, limit: int) -> list[str]:
     """The ids of the `limit` first runs of `kind` among the top runs of several days."""
     rows = top[top["kind"] == kind]
-    if kind == SLOWEST:
-        ordered = heapq.nsmallest(
-            limit, zip(-rows["value"].astype("float64"), rows["run_id"], strict=True)
-        )
-        return [run_id for _, run_id in ordered]
-    cost = pd.to_numeric(rows["value"], errors="coerce").fillna(-1.0)
     ordered = heapq.nsmallest(
-        limit, zip(-cost, -rows["tokens"].astype("float64"), rows["run_id"], strict=True)
+        limit, zip(-rows["value"].astype("float64"), rows["run_id"], strict=True)
     )
-    return [run_id for _, _, run_id in ordered]
+    return [run_id for _, run_id in ordered]

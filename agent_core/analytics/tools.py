@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import sqlalchemy as sa
 
@@ -91,14 +93,10 @@ def _tool_denials(conn: sa.Connection, scope: Scope) -> pd.DataFrame:
     )
 
 
-def _refusals(
-    conn: sa.Connection, scope: Scope, denied_calls: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Refusals per tool; `denied_calls` (tool, denied_calls) when already counted."""
-    if denied_calls is None:
-        denied_calls = _tool_denials(conn, scope)
-    refused = (
-        sa.select(events.c.data["tool"].as_string().label("tool"))
+def _denied_events(scope: Scope, *more: sa.ColumnElement[Any]) -> sa.Subquery:
+    """The tool named by each tool_denied event of the runs in scope, `more` columns ahead."""
+    return (
+        sa.select(*more, events.c.data["tool"].as_string().label("tool"))
         .join_from(events, runs, runs.c.id == events.c.run_id)
         .where(
             events.c.event_type == EventType.TOOL_DENIED.value,
@@ -107,6 +105,24 @@ def _refusals(
         )
         .subquery()
     )
+
+
+def failed_call(scope: Scope) -> sa.Exists:
+    """Whether the run (in the enclosing query) has a tool call that did not succeed."""
+    return sa.exists().where(
+        tool_calls.c.run_id == runs.c.id,
+        scope.after_start(tool_calls.c.created_at),
+        tool_calls.c.status.in_(sorted(s.value for s in FAILED_CALL_STATUSES)),
+    )
+
+
+def _refusals(
+    conn: sa.Connection, scope: Scope, denied_calls: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Refusals per tool; `denied_calls` (tool, denied_calls) when already counted."""
+    if denied_calls is None:
+        denied_calls = _tool_denials(conn, scope)
+    refused = _denied_events(scope)
     denied_events = _frame(
         conn,
         sa.select(refused.c.tool, sa.func.count().label("tool_denied_events")).group_by(

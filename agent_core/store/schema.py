@@ -303,15 +303,12 @@ workers = sa.Table(
 
 # Analytics (agent_core.analytics.daybook): each closed day whose runs have all ended is
 # summarized once, so that a long date range reads a row per day instead of every run, step
-# and tool call. Derived data, rewritten when prices change.
+# and tool call. Derived data: rewritten by maintenance when its layout's version changes.
 day_summaries = sa.Table(
     "app_agent_day_summaries",
     metadata,
     sa.Column("day", sa.String(10), primary_key=True),  # UTC, 'YYYY-MM-DD'
-    # The models that answered that day, and a digest of their prices when summarized: a
-    # day summarized under other prices is read from its runs again until summarized anew.
-    sa.Column("models", JSONDocument(), nullable=False),
-    sa.Column("prices_key", sa.String(64), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # analytics.packing.VERSION
     _timestamp("summarized_at"),
     # Distinct strings, top run ids and sizes (analytics.packing), and every number packed.
     sa.Column("figures", JSONDocument(), nullable=False),

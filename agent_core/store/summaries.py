@@ -13,8 +13,7 @@ class SummaryStore(StoreBase):
     def save_day_summary(
         self,
         day: str,
-        models: list[str],
-        prices_key: str,
+        version: int,
         figures: dict[str, Any],
         samples: bytes,
         summarized_at: datetime,
@@ -26,8 +25,7 @@ class SummaryStore(StoreBase):
             conn.execute(
                 day_summaries.insert().values(
                     day=day,
-                    models=models,
-                    prices_key=prices_key,
+                    version=version,
                     summarized_at=summarized_at,
                     figures=figures,
                     samples=samples,

@@ -2,7 +2,8 @@
 percentiles need, the top runs, per objective), written by maintenance once every run of the
 day has ended, so that the analytics of a month reads thirty rows instead of every run.
 
-Derived data only: nothing is lost by dropping it (the figures are then read from the runs).
+Derived data: dropping it loses speed, and the figures of ledger events pruned since their
+day was summarized (invalid replies, fallbacks, refusals).
 
 Revision ID: 0007
 Revises: 0006
@@ -35,8 +36,7 @@ def upgrade() -> None:
     op.create_table(
         TABLE,
         sa.Column("day", sa.String(10), nullable=False),
-        sa.Column("models", _json(), nullable=False),
-        sa.Column("prices_key", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
         sa.Column("summarized_at", TIMESTAMP, nullable=False),
         sa.Column("figures", _json(), nullable=False),
         sa.Column("samples", sa.LargeBinary(), nullable=False),
