@@ -8,7 +8,7 @@ Filters: the runs created in [since, until), and optionally those of one objecti
 steps, tool calls, approvals and events follow it: they count when their run is in range.
 
 Percentiles (median, p90) are PostgreSQL's `percentile_cont` (linear interpolation between
-the two nearest ranks), computed in the database on both backends: on PostgreSQL by
+the two nearest ranks), computed in the database on both backends when read from the runs: on PostgreSQL by
 `percentile_cont` itself; on SQLite, which has no percentile function, by ranking the values
 with ROW_NUMBER() and COUNT() windows and picking the rank(s) around the percentile
 (`_quantiles`). Both give the same value.
@@ -26,16 +26,18 @@ summarized day keeps what its events said when it was summarized).
 
 Long ranges: maintenance summarizes each closed day once every run of it has ended
 (daybook: counts and sums per day and objective, every value a percentile is taken over,
-the day's slowest and dearest runs). `analyze` reads a range's summarized days from their
-summaries and only the rest (its first and last hours, today, a day with a run still going)
-from the runs, in a Summary that gives the same tables as the SQL figures, percentiles
-included (summarized.py uses their shaping functions; tests/test_analytics_summaries.py
-holds the two equal). The functions of one figure each read the runs.
+each run's tokens per model, the day's slowest runs). `analyze` reads a range's summarized
+days from their summaries and only the rest (its first and last hours, today, a day with a
+run still going) from the runs, in a Summary that gives the same tables as the SQL figures:
+its counts and sums come from SQL, its percentiles from the values (numpy's linear
+interpolation, percentile_cont's definition) and its costs from the tokens priced when read
+(summarized.py uses the SQL figures' shaping functions; tests/test_analytics_summaries.py
+holds the two equal, within float rounding). The functions of one figure each read the runs.
 
 The package: filters (the scope), sql (dialect pieces, percentiles), runs, llm, cost, tools,
 approvals (each group of figures), headline, figures (the public functions and analyze),
-summary (a Summary of some runs), daybook (closed days stored and read), summarized (the
-tables of a Summary), reporting.
+summary (a Summary of some runs), daybook (closed days stored and read), packing (a day's
+Summary as stored), summarized (the tables of a Summary), reporting.
 """
 
 from __future__ import annotations
