@@ -8,8 +8,8 @@ Filters: the runs created in [since, until), and optionally those of one objecti
 steps, tool calls, approvals and events follow it: they count when their run is in range.
 
 Percentiles (median, p90) are PostgreSQL's `percentile_cont` (linear interpolation between
-the two nearest ranks), computed in the database on both backends when read from the runs: on PostgreSQL by
-`percentile_cont` itself; on SQLite, which has no percentile function, by ranking the values
+the two nearest ranks), computed in the database on both backends when read from the runs:
+on PostgreSQL by `percentile_cont` itself; on SQLite, which has no percentile function, by ranking the values
 with ROW_NUMBER() and COUNT() windows and picking the rank(s) around the percentile
 (`_quantiles`). Both give the same value.
 
