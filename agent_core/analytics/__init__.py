@@ -9,9 +9,9 @@ steps, tool calls, approvals and events follow it: they count when their run is 
 
 Percentiles (median, p90) are PostgreSQL's `percentile_cont` (linear interpolation between
 the two nearest ranks), computed in the database on both backends when read from the runs:
-on PostgreSQL by `percentile_cont` itself; on SQLite, which has no percentile function, by ranking the values
-with ROW_NUMBER() and COUNT() windows and picking the rank(s) around the percentile
-(`_quantiles`). Both give the same value.
+on PostgreSQL by `percentile_cont` itself; on SQLite, which has no percentile function, by
+ranking the values with ROW_NUMBER() and COUNT() windows and picking the rank(s) around the
+percentile (`_quantiles`). Both give the same value.
 
 Cost: tokens are summed per model in SQL (the steps, plus the invalid replies the ledger
 records as step_error events: those tokens were billed too), and each model's sums are
