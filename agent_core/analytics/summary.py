@@ -81,9 +81,10 @@ class Usage:
 
 @dataclass
 class Summary:
-    """Tallies and top runs per day and objective (TALLY_COLUMNS, TOP_COLUMNS), and the
-    samples per objective, measure and key as arrays of float64, in pieces until `values`
-    joins them."""
+    """Tallies and top runs per day and objective (TALLY_COLUMNS, TOP_COLUMNS), the samples
+    per objective, measure and key as arrays of float64 (in pieces until `values` joins
+    them), and the tokens of each run per model. Complete once built: the views `measure`
+    and `values` give are made on first use."""
 
     tallies: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TALLY_COLUMNS))
     top: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TOP_COLUMNS))
@@ -107,9 +108,6 @@ class Summary:
         else:
             parts = self._pieces.get((measure, key), [])
         return np.concatenate(parts) if parts else np.empty(0)
-
-    def sample_keys(self, measure: str) -> list[Key]:
-        return list(dict.fromkeys(key for _, name, key in self.samples if name == measure))
 
     def measure(self, name: str) -> pd.DataFrame:
         """The tallies of one measure (every day and objective)."""
