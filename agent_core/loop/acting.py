@@ -13,7 +13,6 @@ arguments. Every tool, the approved call of `resume` included, runs through `run
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import timedelta
@@ -47,6 +46,10 @@ from agent_core.policy import Outcome, decide
 from agent_core.store.ledger import to_json_value
 from agent_core.tools import gateway
 from agent_core.tools.registry import Tool
+
+# A result's JSON as its size is measured: one encoder, not one per call as json.dumps builds
+# for these options.
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def act(
@@ -117,7 +120,7 @@ def run_tool(session: Session, tool: Tool, parsed: BaseModel, run_id: str) -> ga
     capped = cap_result(
         to_json_value(result.result), session.context.settings.agent_result_max_chars
     )
-    return dataclasses.replace(result, result=capped)
+    return result.with_result(capped)
 
 
 def cap_result(value: Any, max_chars: int) -> Any:
@@ -126,7 +129,7 @@ def cap_result(value: Any, max_chars: int) -> Any:
     written to the step and its call) in full."""
     if value is None or isinstance(value, bool | int | float):
         return value
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else _JSON_TEXT(value)
     if len(text) <= max_chars:
         return value
     return {  # keys sorted so that the marker comes before the preview in an observation

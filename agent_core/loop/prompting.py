@@ -57,6 +57,9 @@ MAX_ERROR_CHARS = 500  # what the model is told is wrong stays a sentence
 STORED_REPLY_MAX_CHARS = 20_000  # of a reply, the step row (and a repair turn) keeps this much
 
 
+_DECODER = json.JSONDecoder()  # stateless: one for every reply
+
+
 class _TooDeep(Exception):
     pass
 
@@ -76,7 +79,8 @@ def parse_step(text: str) -> StepDecision | str:
             f"the reply is {len(text)} characters long, far more than one step needs "
             f"(at most {MAX_REPLY_CHARS})"
         )
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
+    clean = _needs_cleaning(text)
     too_deep = f"the JSON nests deeper than {MAX_JSON_DEPTH} levels"
     first_error: str | None = None
     found_object = False
@@ -95,7 +99,7 @@ def parse_step(text: str) -> StepDecision | str:
         if isinstance(value, dict):
             found_object = True
             try:
-                return StepDecision.model_validate(_cleaned(value))
+                return StepDecision.model_validate(_cleaned(value) if clean else value)
             except _TooDeep:
                 first_error = first_error or too_deep
             except ValidationError as exc:
@@ -108,6 +112,14 @@ def parse_step(text: str) -> StepDecision | str:
     if found_object:
         return "the reply holds JSON but no step object"
     return "the reply contains no JSON object"
+
+
+def _needs_cleaning(text: str) -> bool:
+    """Whether a value decoded from `text` may hold a NUL character or nest deeper than
+    MAX_JSON_DEPTH. A NUL can only come from a \\u0000 escape (the decoder refuses raw
+    control characters in strings), and nesting needs an opening bracket per level: a reply
+    with neither is used as decoded, without walking it."""
+    return "\\u0000" in text or text.count("{") + text.count("[") >= MAX_JSON_DEPTH
 
 
 def _cleaned(value: Any, depth: int = 1) -> Any:
