@@ -1,0 +1,76 @@
+"""The step writes' shortcuts compute exactly what the slower, obvious code computes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from agent_core.errors import NotFound
+from agent_core.models import NewEvent
+from agent_core.store.base import new_id, parse_id
+from agent_core.store.hotpath import HotPath, ledger_time
+from agent_core.store.ledger import canonical_json, canonical_time, event_hash, to_json_value
+
+AWKWARD = [
+    {},
+    {"step_number": 3, "tool": "noop", "success": True, "error": None, "fallback_from": None},
+    {"quote": 'say "hi"\\', "tab": "a\tb\nc", "unicode": "日本 é \u2028", "emoji": "🙂"},
+    {"nested": {"b": [1, 2.5, {"z": None, "a": False}], "a": -0.0}, "big": 2**70},
+    {"nan": float("nan"), "inf": float("inf"), "nul": "a\x00b", "tuple": (1, "x")},
+    {"when": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC), "z": 1, "A": 2, "é": 3},
+]
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("data", AWKWARD)
+def test_chained_events_hash_as_the_ledger_does(dialect, data):
+    now = datetime(2026, 11, 26, 3, 24, 50, 631385, tzinfo=UTC)
+    run_id = new_id()
+    news = [NewEvent(event_type="step_completed", data=data), NewEvent(event_type='o"dd')]
+    first, second = HotPath(dialect).chain(run_id, news, first_seq=7, prev_hash="a" * 64, now=now)
+    assert first.hash == event_hash(
+        run_id=run_id,
+        seq=7,
+        event_type="step_completed",
+        data=to_json_value(data),
+        created_at=now,
+        prev_hash="a" * 64,
+    )
+    assert first.data_json == canonical_json(to_json_value(data))
+    assert (second.seq, second.prev_hash) == (8, first.hash)
+    assert second.hash == event_hash(
+        run_id=run_id, seq=8, event_type='o"dd', data={}, created_at=now, prev_hash=first.hash
+    )
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 26, 3, 24, 50, 631385, tzinfo=UTC),
+        datetime(2026, 11, 26, 3, 24, 50, tzinfo=UTC),  # no microseconds
+        datetime(2026, 11, 26, 5, 24, 50, 1, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2026, 11, 26, 3, 24, 50, 999999),  # naive: taken as UTC
+    ],
+)
+def test_ledger_time_is_the_canonical_time(moment):
+    assert ledger_time(moment) == canonical_time(moment)
+
+
+def test_new_ids_are_random_version_4_uuids():
+    ids = [new_id() for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == value
+
+
+def test_parse_id_keeps_canonical_ids_and_normalises_the_rest():
+    value = new_id()
+    assert parse_id(value, "run") is value
+    assert parse_id(f" {value.upper()} ", "run") == value
+    assert parse_id(value.replace("-", ""), "run") == value
+    with pytest.raises(NotFound, match="not a valid run id"):
+        parse_id(value[:-1] + "g", "run")
