@@ -10,8 +10,14 @@ import pytest
 from agent_core.errors import NotFound
 from agent_core.models import NewEvent
 from agent_core.store.base import new_id, parse_id
-from agent_core.store.hotpath import HotPath, ledger_time
-from agent_core.store.ledger import canonical_json, canonical_time, event_hash, to_json_value
+from agent_core.store.hotpath import HotPath, json_value, ledger_time
+from agent_core.store.ledger import (
+    canonical_json,
+    canonical_time,
+    event_hash,
+    to_json_value,
+    tool_args_hash,
+)
 
 AWKWARD = [
     {},
@@ -74,3 +80,15 @@ def test_parse_id_keeps_canonical_ids_and_normalises_the_rest():
     assert parse_id(value.replace("-", ""), "run") == value
     with pytest.raises(NotFound, match="not a valid run id"):
         parse_id(value[:-1] + "g", "run")
+
+
+@pytest.mark.parametrize("args", [{}, {"table": "app_leads", "limit": 5}, {"q": 'a "b" 日本'}])
+def test_the_args_hash_is_the_ledger_s(args):
+    assert HotPath("sqlite").args_hash("count_database", json_value(args)) == tool_args_hash(
+        "count_database", args
+    )
+
+
+@pytest.mark.parametrize("value", [*AWKWARD, None, 3, "x\x00", [1, (2,)], {"k": 1.5}, {1: 2}])
+def test_json_value_is_to_json_value(value):
+    assert canonical_json(json_value(value)) == canonical_json(to_json_value(value))

@@ -43,7 +43,7 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.policy import Outcome, decide
-from agent_core.store.ledger import to_json_value
+from agent_core.store.hotpath import json_value
 from agent_core.tools import gateway
 from agent_core.tools.registry import Tool
 
@@ -117,9 +117,7 @@ def run_tool(session: Session, tool: Tool, parsed: BaseModel, run_id: str) -> ga
     """The one place a tool is executed: through the gateway, bounded by its timeout; its
     result is capped before anything stores it (AGENT_RESULT_MAX_CHARS)."""
     result = session.context.gateway.execute(tool, parsed, run_id=run_id, timeout_s=tool.timeout)
-    capped = cap_result(
-        to_json_value(result.result), session.context.settings.agent_result_max_chars
-    )
+    capped = cap_result(json_value(result.result), session.context.settings.agent_result_max_chars)
     return result.with_result(capped)
 
 

@@ -39,6 +39,7 @@ from agent_core.store.schema import (
 )
 
 RUN_COLUMNS = tuple(column.name for column in runs.c)
+_DECODED_MAX = 1024  # decoded ids and times remembered (a few per run being executed)
 # The columns of the rows a step inserts, in the order of the value tuples given for them.
 EVENT_COLUMNS = ("run_id", "seq", "event_type", "data", "created_at", "prev_hash", "hash")
 STEP_COLUMNS = (
@@ -95,6 +96,31 @@ ROW_COLUMNS = {
     tool_calls.name: CALL_COLUMNS,
     approvals.name: APPROVAL_COLUMNS,
 }
+
+
+_PLAIN_TYPES = frozenset({int, bool, type(None)})
+
+
+def json_value(value: Any) -> Any:
+    """`ledger.to_json_value(value)`, without copying a flat dict that is JSON already
+    (string keys; strings without NUL, integers, booleans, None): the usual event payload,
+    tool arguments and result, returned as they are."""
+    if type(value) is dict and _flat_json(value):
+        return value
+    return to_json_value(value)
+
+
+def _flat_json(mapping: dict[Any, Any]) -> bool:
+    for key, item in mapping.items():
+        if type(key) is not str or "\x00" in key:
+            return False
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item:
+                return False
+        elif kind not in _PLAIN_TYPES:
+            return False
+    return True
 
 
 def json_text(value: Any) -> str | None:
@@ -246,15 +272,28 @@ class HotPath:
         self.codec = Codec(dialect)
         self._run_kinds = {column.name: _kind(column) for column in runs.c}
         kinds = [_kind(column) for column in runs.c]
-        self._run_uuids = tuple(i for i, kind in enumerate(kinds) if kind == "uuid")
-        self._run_times = tuple(i for i, kind in enumerate(kinds) if kind == "time")
-        self._decode_time = self.codec.decoder("time")
+        self._run_decoders = tuple(
+            (tuple(i for i, each in enumerate(kinds) if each == kind), self.codec.decoder(kind))
+            for kind in ("uuid", "time")
+        )
+        self._decoded: dict[Any, Any] = {}
         self._canonical = json.JSONEncoder(
             sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
         self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
+        self._last_time: tuple[datetime | None, Any] = (None, None)
+
+    def time_param(self, moment: datetime) -> Any:
+        """`codec.time(moment)`, remembering the last moment converted: the rows of a step
+        all carry its time. (The pair is replaced at once: threads sharing it stay right.)"""
+        last = self._last_time
+        if last[0] is moment:
+            return last[1]
+        param = self.codec.time(moment)
+        self._last_time = (moment, param)
+        return param
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -281,7 +320,7 @@ class HotPath:
         params: dict[str, Any] = {
             "p_run_id": self.codec.uuid(run_key),
             "p_owner": owner,
-            "p_now": self.codec.time(now),
+            "p_now": self.time_param(now),
             "p_events": new_events,
         }
         if only_if_claimable:
@@ -299,15 +338,21 @@ class HotPath:
         return self._run_of(row), row[-1]
 
     def _run_of(self, row: Sequence[Any]) -> Run:
-        """The run from its row as the driver gives it: only ids and times need decoding."""
+        """The run from its row as the driver gives it: only ids and times need decoding,
+        and most of them (its id, objective, creation and start) are the same at every step
+        of a run, so decoded values are remembered (a bounded memo of immutable values)."""
         values = list(row[: len(RUN_COLUMNS)])
-        for index in self._run_uuids:
-            if values[index] is not None:
-                values[index] = _uuid_result(values[index])
-        decode_time = self._decode_time
-        for index in self._run_times:
-            if values[index] is not None:
-                values[index] = decode_time(values[index])
+        memo = self._decoded
+        if len(memo) > _DECODED_MAX:
+            memo.clear()
+        for indexes, decode in self._run_decoders:
+            for index in indexes:
+                raw = values[index]
+                if raw is not None:
+                    value = memo.get(raw)
+                    if value is None:
+                        value = memo[raw] = decode(raw)
+                    values[index] = value
         return Run.model_validate(dict(zip(RUN_COLUMNS, values, strict=True)))
 
     def _run_update(
@@ -374,6 +419,12 @@ class HotPath:
 
     # --- the ledger ---------------------------------------------------------------------------
 
+    def args_hash(self, tool_name: str, args: Any) -> str:
+        """`ledger.tool_args_hash` of arguments already JSON (`json_value`), on the one
+        canonical encoder rather than one built per call."""
+        covered = self._canonical.encode({"args": args, "tool": tool_name})
+        return hashlib.sha256(covered.encode("utf-8")).hexdigest()
+
     def chain(
         self,
         run_key: str,
@@ -392,7 +443,7 @@ class HotPath:
         run_json = encode_basestring(run_key)
         chained: list[ChainedEvent] = []
         for seq, new in enumerate(new_events, start=first_seq):
-            data = to_json_value(new.data)
+            data = json_value(new.data)
             data_json = self._canonical.encode(data)
             covered = (
                 f'{{"created_at":{created},"data":{data_json},'
@@ -411,7 +462,7 @@ class HotPath:
         if not chained:
             return []
         run_param = self.codec.uuid(chained[0].run_id)
-        time_param = self.codec.time(chained[0].created_at)
+        time_param = self.time_param(chained[0].created_at)
         return [
             (run_param, e.seq, e.event_type, e.data_json, time_param, e.prev_hash, e.hash)
             for e in chained

@@ -41,10 +41,9 @@ from agent_core.store.base import (
     new_id,
     parse_id,
 )
-from agent_core.store.hotpath import json_text, text_of
+from agent_core.store.hotpath import json_text, json_value, text_of
 from agent_core.store.ledger import (
     to_json_value,
-    tool_args_hash,
 )
 from agent_core.store.schema import (
     approvals,
@@ -173,9 +172,9 @@ class StepStore(StoreBase):
         if approval is not None and signing_key is None:
             raise ValueError("an approval is bound under the ledger key: pass it")
         hot = self._hot
-        uuid, time = hot.codec.uuid, hot.codec.time
-        run_param, now_param = uuid(key), time(now)
-        stored_result = to_json_value(outcome.result) if outcome else None
+        uuid = hot.codec.uuid
+        run_param, now_param = uuid(key), hot.time_param(now)
+        stored_result = json_value(outcome.result) if outcome else None
         result_json = json_text(stored_result)
         with self._hot_transaction() as cursor:
             run_row, written = self._write_run(
@@ -194,7 +193,7 @@ class StepStore(StoreBase):
                 "step_number": run_row.steps_count,
                 "thought": step.thought,
                 "tool": step.tool,
-                "args": to_json_value(step.args),
+                "args": json_value(step.args),
                 "raw_output": step.raw_output,
                 "status": outcome.step_status if outcome else StepStatus.EXECUTING,
                 "result": stored_result,
@@ -202,7 +201,7 @@ class StepStore(StoreBase):
                 "prompt_tokens": step.prompt_tokens,
                 "completion_tokens": step.completion_tokens,
                 "latency_ms": step.latency_ms,
-                "usage": to_json_value(step.usage),
+                "usage": json_value(step.usage),
                 "created_at": now,
                 "completed_at": now if outcome else None,
             }
@@ -224,7 +223,7 @@ class StepStore(StoreBase):
                 now_param,
                 now_param if outcome else None,
             )
-            call_values = _call_values(
+            call_values = self._call_values(
                 key, step_values["id"], tool_call, outcome, stored_result, now
             )
             approval_values = None
@@ -243,6 +242,37 @@ class StepStore(StoreBase):
                 ],
             )
         return StepStarted(run_row, step_values, call_values, approval_values)
+
+    def _call_values(
+        self,
+        run_key: str,
+        step_id: str,
+        tool_call: NewToolCall | None,
+        outcome: StepOutcome | None,
+        stored_result: Any,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """The tool call of a step, as the ToolCall it becomes (`stored_result`: the outcome's
+        result as the step stores it)."""
+        if tool_call is None:
+            return None
+        args = json_value(tool_call.args)
+        return {
+            "id": new_id(),
+            "run_id": run_key,
+            "step_id": step_id,
+            "tool_name": tool_call.tool_name,
+            "args": args,
+            "args_hash": self._hot.args_hash(tool_call.tool_name, args),
+            "risk_level": tool_call.risk_level,
+            "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
+            "result": stored_result,
+            "error": outcome.tool_error if outcome else None,
+            "duration_ms": outcome.duration_ms if outcome else None,
+            "attempts": outcome.attempts if outcome else 0,
+            "created_at": now,
+            "completed_at": now if outcome and outcome.tool_call_status else None,
+        }
 
     def _call_rows(
         self,
@@ -408,37 +438,6 @@ class StepStore(StoreBase):
                 approvals.select().where(approvals.c.step_id == step_row.id)
             ).one()
         return as_step(step_row), as_tool_call(call_row), as_approval(approval_row)
-
-
-def _call_values(
-    run_key: str,
-    step_id: str,
-    tool_call: NewToolCall | None,
-    outcome: StepOutcome | None,
-    stored_result: Any,
-    now: datetime,
-) -> dict[str, Any] | None:
-    """The tool call of a step, as the ToolCall it becomes (`stored_result`: the outcome's
-    result as the step stores it)."""
-    if tool_call is None:
-        return None
-    args = to_json_value(tool_call.args)
-    return {
-        "id": new_id(),
-        "run_id": run_key,
-        "step_id": step_id,
-        "tool_name": tool_call.tool_name,
-        "args": args,
-        "args_hash": tool_args_hash(tool_call.tool_name, args),
-        "risk_level": tool_call.risk_level,
-        "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
-        "result": stored_result,
-        "error": outcome.tool_error if outcome else None,
-        "duration_ms": outcome.duration_ms if outcome else None,
-        "attempts": outcome.attempts if outcome else 0,
-        "created_at": now,
-        "completed_at": now if outcome and outcome.tool_call_status else None,
-    }
 
 
 def _approval_values(
