@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -10,7 +11,7 @@ import pytest
 from agent_core.errors import NotFound
 from agent_core.models import NewEvent
 from agent_core.store.base import new_id, parse_id
-from agent_core.store.hotpath import HotPath, json_value, ledger_time
+from agent_core.store.hotpath import HotPath, json_encoder, json_text, json_value, ledger_time
 from agent_core.store.ledger import (
     canonical_json,
     canonical_time,
@@ -92,3 +93,19 @@ def test_the_args_hash_is_the_ledger_s(args):
 @pytest.mark.parametrize("value", [*AWKWARD, None, 3, "x\x00", [1, (2,)], {"k": 1.5}, {1: 2}])
 def test_json_value_is_to_json_value(value):
     assert canonical_json(json_value(value)) == canonical_json(to_json_value(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, {"ok": True}, [1, 2.5, None], '日本 "q"', {"b": {"a": [1e300, -0.0]}}, 2**70, 1.5],
+)
+def test_the_json_encoders_write_what_json_dumps_writes(value):
+    assert json_text(value) == json.dumps(value)
+    assert json_encoder(canonical=False, ensure_ascii=False)(value) == json.dumps(
+        value, ensure_ascii=False
+    )
+    assert json_encoder(canonical=True)(value) == canonical_json(value)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        json_encoder(canonical=True)(float("nan"))
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_text({"when": datetime(2026, 1, 1, tzinfo=UTC)})

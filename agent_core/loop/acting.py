@@ -13,7 +13,6 @@ arguments. Every tool, the approved call of `resume` included, runs through `run
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -43,13 +42,13 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.policy import Outcome, decide
-from agent_core.store.hotpath import json_value
+from agent_core.store.hotpath import json_encoder, json_value
 from agent_core.tools import gateway
 from agent_core.tools.registry import Tool
 
-# A result's JSON as its size is measured: one encoder, not one per call as json.dumps builds
-# for these options.
-_JSON_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+# A result's JSON as its size is measured (json.dumps(value, ensure_ascii=False)), on one
+# encoder rather than one per call.
+_JSON_TEXT = json_encoder(canonical=False, ensure_ascii=False)
 
 
 def act(

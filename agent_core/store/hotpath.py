@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from json.encoder import encode_basestring
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -123,11 +123,35 @@ def _flat_json(mapping: dict[Any, Any]) -> bool:
     return True
 
 
+def _not_serializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def json_encoder(*, canonical: bool, ensure_ascii: bool = True) -> Callable[[Any], str]:
+    """json.dumps of JSON values on one C encoder built once (json.dumps builds one per
+    call): canonical (sorted keys, compact, Unicode kept, no NaN: `ledger.canonical_json`)
+    or as json.dumps writes with its defaults (and `ensure_ascii`). Values are trees (JSON
+    values), so there is no check for cycles."""
+    if canonical:
+        encode = c_make_encoder(
+            None, _not_serializable, encode_basestring, None, ":", ",", True, False, False
+        )
+    else:
+        strings = encode_basestring_ascii if ensure_ascii else encode_basestring
+        encode = c_make_encoder(
+            None, _not_serializable, strings, None, ": ", ", ", False, False, True
+        )
+    return lambda value: "".join(encode(value, 0))
+
+
+_DUMPS = json_encoder(canonical=False)
+
+
 def json_text(value: Any) -> str | None:
     """A JSON column's parameter (None stays NULL); no arguments is the common case."""
     if value is None:
         return None
-    return "{}" if value == {} else json.dumps(value)
+    return "{}" if value == {} else _DUMPS(value)
 
 
 def text_of(value: Any) -> Any:
@@ -277,9 +301,7 @@ class HotPath:
             for kind in ("uuid", "time")
         )
         self._decoded: dict[Any, Any] = {}
-        self._canonical = json.JSONEncoder(
-            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        self._canonical = json_encoder(canonical=True)
         self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
@@ -422,7 +444,7 @@ class HotPath:
     def args_hash(self, tool_name: str, args: Any) -> str:
         """`ledger.tool_args_hash` of arguments already JSON (`json_value`), on the one
         canonical encoder rather than one built per call."""
-        covered = self._canonical.encode({"args": args, "tool": tool_name})
+        covered = self._canonical({"args": args, "tool": tool_name})
         return hashlib.sha256(covered.encode("utf-8")).hexdigest()
 
     def chain(
@@ -444,7 +466,7 @@ class HotPath:
         chained: list[ChainedEvent] = []
         for seq, new in enumerate(new_events, start=first_seq):
             data = json_value(new.data)
-            data_json = self._canonical.encode(data)
+            data_json = self._canonical(data)
             covered = (
                 f'{{"created_at":{created},"data":{data_json},'
                 f'"event_type":{encode_basestring(new.event_type)},'
