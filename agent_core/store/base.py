@@ -323,9 +323,13 @@ def _hot_statements(driver: Any, *, sqlite: bool) -> Iterator[Any]:
             yield cursor
             driver.commit()
         else:
+            # COMMIT is queued like the statements before it: leaving the pipeline sends its
+            # one Sync and reads every result (an error in any of them, COMMIT's included,
+            # is raised there). connection.commit() would sync once more before that.
             with driver.pipeline():
-                yield driver.cursor()
-                driver.commit()
+                cursor = driver.cursor()
+                yield cursor
+                cursor.execute("COMMIT")
     except BaseException:
         driver.rollback()
         raise
