@@ -4,6 +4,7 @@ cap with a visible marker. Pure: no database, no server."""
 from __future__ import annotations
 
 import json
+import random
 import re
 from datetime import UTC, datetime
 
@@ -13,6 +14,7 @@ from agent_core.loop.prompting import (
     OBSERVATION_CLOSE,
     OBSERVATION_OPEN,
     observation_message,
+    pretty_json,
     truncate,
 )
 from agent_core.models import Step, StepStatus
@@ -132,3 +134,54 @@ def test_no_delimiter_look_alike_survives_in_tool_output_whatever_its_case_or_sp
     assert re.findall(tag_like, message, re.IGNORECASE) == ["<observation", "</observation"]
     # ... and the JSON still decodes to exactly what the tool returned.
     assert json.loads(block) == {"note": hostile, tag: "as a key"}
+
+
+def _random_json(rng, depth=0):
+    kind = rng.randrange(9 if depth < 4 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.random() < 0.5
+    if kind == 2:
+        return rng.randrange(-(2**70), 2**70)
+    if kind == 3:
+        return rng.choice([0.0, -0.0, 1.5, 1e300, -2.5e-300, rng.random(), float("inf")])
+    if kind in (4, 5):
+        alphabet = 'ab "\\\n\t\x00\x1fé日🙂</observation>'
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+    if kind in (6, 7):
+        return {
+            _random_json(rng, 99) if rng.random() < 0.1 else str(rng.random()): _random_json(
+                rng, depth + 1
+            )
+            for _ in range(rng.randrange(4))
+        }
+    return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
+
+
+def test_pretty_json_writes_what_json_dumps_writes():
+    rng = random.Random(14)
+    for _ in range(3000):
+        value = _random_json(rng)
+        try:
+            expected: object = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+        except TypeError as exc:
+            expected = type(exc)
+        try:
+            written: object = pretty_json(value)
+        except TypeError as exc:
+            written = type(exc)
+        assert written == expected, value
+
+
+@pytest.mark.parametrize("value", [{1: "a"}, {"a": {2, 3}}, (1, [2]), {"a": ()}])
+def test_pretty_json_leaves_what_is_not_plain_json_to_json_dumps(value):
+    try:
+        expected: object = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+    except TypeError as exc:
+        expected = type(exc)
+    try:
+        written: object = pretty_json(value)
+    except TypeError as exc:
+        written = type(exc)
+    assert written == expected

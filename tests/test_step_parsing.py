@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent_core.loop.prompting import parse_step, repair_request
+from agent_core.loop.prompting import MAX_JSON_DEPTH, parse_step, repair_request
 from agent_core.models import StepDecision
 
 
@@ -121,3 +121,32 @@ def test_the_repair_request_repeats_the_error_and_the_format():
     assert "the reply contains no JSON object" in request
     for key in ("thought", "tool", "args", "done", "summary"):
         assert f'"{key}"' in request
+
+
+def _args_nested(levels):
+    """A step whose args hold `levels` containers in all (the step object included)."""
+    inner = "1"
+    for _ in range(levels - 1):
+        inner = '{"a": ' + inner + "}"
+    return '{"thought": "t", "tool": "x", "done": false, "args": ' + inner + "}"
+
+
+@pytest.mark.parametrize(
+    ("levels", "accepted"),
+    [(MAX_JSON_DEPTH - 1, True), (MAX_JSON_DEPTH, False), (MAX_JSON_DEPTH + 1, False)],
+)
+def test_the_depth_limit_holds_at_its_edge(levels, accepted):
+    step = parse_step(_args_nested(levels))
+    if accepted:
+        assert isinstance(step, StepDecision)
+    else:
+        assert step == (
+            f"the JSON object is not a valid step: the JSON nests deeper than {MAX_JSON_DEPTH} "
+            "levels"
+        )
+
+
+def test_nul_characters_are_dropped_whether_escaped_or_not_in_the_same_reply():
+    step = parse_step('{"thought": "a\\u0000b", "tool": "x\\u0000", "done": false}')
+    assert isinstance(step, StepDecision)
+    assert (step.thought, step.tool) == ("ab", "x")

@@ -13,8 +13,6 @@ arguments. Every tool, the approved call of `resume` included, runs through `run
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, NoReturn
@@ -44,9 +42,13 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.policy import Outcome, decide
-from agent_core.store.ledger import to_json_value
+from agent_core.store.hotpath import json_encoder, json_value
 from agent_core.tools import gateway
 from agent_core.tools.registry import Tool
+
+# A result's JSON as its size is measured (json.dumps(value, ensure_ascii=False)), on one
+# encoder rather than one per call.
+_JSON_TEXT = json_encoder(canonical=False, ensure_ascii=False)
 
 
 def act(
@@ -114,10 +116,8 @@ def run_tool(session: Session, tool: Tool, parsed: BaseModel, run_id: str) -> ga
     """The one place a tool is executed: through the gateway, bounded by its timeout; its
     result is capped before anything stores it (AGENT_RESULT_MAX_CHARS)."""
     result = session.context.gateway.execute(tool, parsed, run_id=run_id, timeout_s=tool.timeout)
-    capped = cap_result(
-        to_json_value(result.result), session.context.settings.agent_result_max_chars
-    )
-    return dataclasses.replace(result, result=capped)
+    capped = cap_result(json_value(result.result), session.context.settings.agent_result_max_chars)
+    return result.with_result(capped)
 
 
 def cap_result(value: Any, max_chars: int) -> Any:
@@ -126,7 +126,7 @@ def cap_result(value: Any, max_chars: int) -> Any:
     written to the step and its call) in full."""
     if value is None or isinstance(value, bool | int | float):
         return value
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else _JSON_TEXT(value)
     if len(text) <= max_chars:
         return value
     return {  # keys sorted so that the marker comes before the preview in an observation

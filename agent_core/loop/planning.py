@@ -51,7 +51,7 @@ def plan(session: Session, run: Run, messages: list[Message], budget: Budget) ->
         llm_timeout_s = settings.agent_llm_timeout_s
         try:
             reply = llm.complete(
-                [*messages, *repair],
+                [*messages, *repair] if repair else messages,
                 timeout_s=max(0.0, min(llm_timeout_s, remaining_s)),
                 response_schema=STEP_SCHEMA,
             )

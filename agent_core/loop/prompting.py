@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from json.encoder import c_make_encoder, encode_basestring
 from typing import Any
 
 from pydantic import ValidationError
@@ -57,6 +58,9 @@ MAX_ERROR_CHARS = 500  # what the model is told is wrong stays a sentence
 STORED_REPLY_MAX_CHARS = 20_000  # of a reply, the step row (and a repair turn) keeps this much
 
 
+_DECODER = json.JSONDecoder()  # stateless: one for every reply
+
+
 class _TooDeep(Exception):
     pass
 
@@ -76,7 +80,8 @@ def parse_step(text: str) -> StepDecision | str:
             f"the reply is {len(text)} characters long, far more than one step needs "
             f"(at most {MAX_REPLY_CHARS})"
         )
-    decoder = json.JSONDecoder()
+    decoder = _DECODER
+    clean = _needs_cleaning(text)
     too_deep = f"the JSON nests deeper than {MAX_JSON_DEPTH} levels"
     first_error: str | None = None
     found_object = False
@@ -95,7 +100,7 @@ def parse_step(text: str) -> StepDecision | str:
         if isinstance(value, dict):
             found_object = True
             try:
-                return StepDecision.model_validate(_cleaned(value))
+                return StepDecision.model_validate(_cleaned(value) if clean else value)
             except _TooDeep:
                 first_error = first_error or too_deep
             except ValidationError as exc:
@@ -108,6 +113,14 @@ def parse_step(text: str) -> StepDecision | str:
     if found_object:
         return "the reply holds JSON but no step object"
     return "the reply contains no JSON object"
+
+
+def _needs_cleaning(text: str) -> bool:
+    """Whether a value decoded from `text` may hold a NUL character or nest deeper than
+    MAX_JSON_DEPTH. A NUL can only come from a \\u0000 escape (the decoder refuses raw
+    control characters in strings), and nesting needs an opening bracket per level: a reply
+    with neither is used as decoded, without walking it."""
+    return "\\u0000" in text or text.count("{") + text.count("[") >= MAX_JSON_DEPTH
 
 
 def _cleaned(value: Any, depth: int = 1) -> Any:
@@ -152,7 +165,7 @@ def observation_message(step: Step, max_chars: int) -> str:
     a delimiter inside it is neutralised (`neutralise_delimiters`) so that it can neither end
     the block early nor open another one."""
     label = "succeeded" if step.status is StepStatus.COMPLETED else "failed"
-    body = json.dumps(step.result, ensure_ascii=False, indent=1, sort_keys=True)
+    body = pretty_json(step.result)
     body = neutralise_delimiters(truncate(body, max_chars))
     return (
         f"OBSERVATION of step {step.step_number} ({step.tool}: {label}):\n"
@@ -160,6 +173,66 @@ def observation_message(step: Step, max_chars: int) -> str:
         'Continue: reply with the next step as one JSON object, or with "done": true and a '
         "summary if the objective is achieved."
     )
+
+
+class _NotPlain(Exception):
+    """A value `pretty_json` leaves to json.dumps (a key that is not a string, a type JSON
+    does not know, nesting too deep for a recursive walk)."""
+
+
+def _not_json(value: Any) -> Any:
+    raise _NotPlain
+
+
+# The C encoder for one scalar, as json.dumps(ensure_ascii=False) writes it.
+_SCALAR = c_make_encoder(None, _not_json, encode_basestring, None, ": ", ",", False, False, True)
+
+
+def pretty_json(value: Any) -> str:
+    """`json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)`, the text of an
+    observation: the same characters, but its scalars written by the C encoder rather than
+    by the pure-Python one that `indent` selects (several times slower on a step's result).
+    Anything unusual (a key that is not a string, a type JSON does not know) goes to
+    json.dumps itself, which writes it or raises as it always did."""
+    parts: list[str] = []
+    try:
+        _pretty(value, "\n", parts)
+    except (_NotPlain, RecursionError):
+        return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+    return "".join(parts)
+
+
+def _pretty(value: Any, newline: str, parts: list[str]) -> None:
+    """Append `value` to `parts`; `newline` starts a line at its own indentation."""
+    kind = type(value)
+    if kind is dict:
+        if not value:
+            parts.append("{}")
+            return
+        inner = newline + " "
+        separator = "{" + inner
+        for key in sorted(value):  # a TypeError for keys that do not compare, as json's
+            if type(key) is not str:
+                raise _NotPlain
+            parts.append(separator)
+            parts.append(encode_basestring(key))
+            parts.append(": ")
+            _pretty(value[key], inner, parts)
+            separator = "," + inner
+        parts.append(newline + "}")
+    elif kind is list or kind is tuple:
+        if not value:
+            parts.append("[]")
+            return
+        inner = newline + " "
+        separator = "[" + inner
+        for item in value:
+            parts.append(separator)
+            _pretty(item, inner, parts)
+            separator = "," + inner
+        parts.append(newline + "]")
+    else:
+        parts += _SCALAR(value, 0)
 
 
 # Spacing inside a tag, as written or as JSON writes it in a string (\n, \t, \u000b...).

@@ -60,12 +60,13 @@ class LoopContext:
 class Session:
     """One run being executed by this worker: its active time and its fenced writes."""
 
-    __slots__ = ("_active_before", "_started", "context")
+    __slots__ = ("_active_before", "_lease", "_started", "context")
 
     def __init__(self, context: LoopContext, run: Run) -> None:
         self.context = context
         self._active_before = run.active_ms
         self._started = context.monotonic()
+        self._lease = timedelta(seconds=context.settings.agent_run_lease_s)
 
     def active_ms(self) -> int:
         """Time spent executing the run, over every session (paused time excluded)."""
@@ -74,11 +75,10 @@ class Session:
     def changes(self, **values: Any) -> RunChanges:
         """A run change made by this worker: fenced by its lease, which it also renews."""
         context = self.context
-        lease = context.store.now() + timedelta(seconds=context.settings.agent_run_lease_s)
         return RunChanges(
             owner=context.owner,
             active_ms=self.active_ms(),
-            lease_expires_at=lease,
+            lease_expires_at=context.store.now() + self._lease,
             **values,
         )
 

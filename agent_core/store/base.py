@@ -9,6 +9,8 @@ into the one `Store`. Nothing here knows an aggregate's queries, except the run 
 
 from __future__ import annotations
 
+import os
+import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -41,11 +43,12 @@ from agent_core.store.engine import (
     create_engine,
     normalize_database_url,
 )
-from agent_core.store.hotpath import HotPath
-from agent_core.store.ledger import GENESIS_HASH, event_hash, to_json_value
+from agent_core.store.hotpath import ChainedEvent, HotPath
+from agent_core.store.ledger import GENESIS_HASH
 from agent_core.store.schema import events, runs
 
 Clock = Callable[[], datetime]
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 # Set for the duration of a transaction that prunes events or signs prune checkpoints; the
 # PostgreSQL ledger trigger lets only such a transaction delete events or change checkpoints
@@ -58,7 +61,12 @@ def utc_now() -> datetime:
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID in canonical form, without uuid.UUID's per-call checks."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class StoreBase:
@@ -249,7 +257,8 @@ class StoreBase:
         new_events: Sequence[NewEvent] = (),
         only_if_claimable: bool = False,
         events_written_by_caller: bool = False,
-    ) -> tuple[Run | None, list[Event]]:
+        now: datetime | None = None,
+    ) -> tuple[Run | None, list[ChainedEvent]]:
         """Change the run and append `new_events` to its ledger, chained to the event before
         them (found by the same statement). Returns the updated run and the events.
 
@@ -258,11 +267,12 @@ class StoreBase:
         counters increased). With `only_if_claimable` the write happens only if the run is
         queued or its lease lapsed, and the run is None otherwise. With
         `events_written_by_caller` the chained events are returned, not inserted: the caller
-        inserts them in the same transaction, with its own rows (`HotPath.insert_rows`). This
-        is the hot path of every step: see hotpath.py.
+        inserts them in the same transaction, with its own rows (`HotPath.insert_rows`), at
+        `now` (the caller's time, which the events carry). This is the hot path of every
+        step: see hotpath.py.
         """
-        values: dict[str, Any] = dict(set_values or {})
-        added: dict[str, int] = dict(add or {})
+        values: dict[str, Any] = dict(set_values) if set_values else {}
+        added: dict[str, int] = dict(add) if add else {}
         owner = None
         if changes is not None:
             more_values, more_added = self._run_changes(changes)
@@ -270,7 +280,7 @@ class StoreBase:
             for name, amount in more_added.items():
                 added[name] = added.get(name, 0) + amount
             owner = changes.owner
-        now = self.now()
+        now = now or self.now()
         updated = self._hot.update_run(
             cursor,
             run_key=run_key,
@@ -288,37 +298,18 @@ class StoreBase:
             if only_if_claimable:
                 return None, []
             raise LeaseLost(f"run {run_key} is no longer held by {owner}")
-        row, previous_hash = updated
-        run = Run.model_validate(row)
+        run, previous_hash = updated
         if not new_events:
             return run, []
-        prev_hash = previous_hash or GENESIS_HASH
-        written: list[Event] = []
-        first_seq = run.event_seq - len(new_events) + 1
-        for seq, new in enumerate(new_events, start=first_seq):
-            data = to_json_value(new.data)
-            digest = event_hash(
-                run_id=run_key,
-                seq=seq,
-                event_type=new.event_type,
-                data=data,
-                created_at=now,
-                prev_hash=prev_hash,
-            )
-            written.append(
-                Event.model_construct(
-                    run_id=run_key,
-                    seq=seq,
-                    event_type=new.event_type,
-                    data=data,
-                    created_at=now,
-                    prev_hash=prev_hash,
-                    hash=digest,
-                )
-            )
-            prev_hash = digest
+        written = self._hot.chain(
+            run_key,
+            new_events,
+            first_seq=run.event_seq - len(new_events) + 1,
+            prev_hash=previous_hash or GENESIS_HASH,
+            now=now,
+        )
         if not events_written_by_caller:
-            self._hot.insert(cursor, events, [event.__dict__ for event in written])
+            self._hot.insert(cursor, events.name, self._hot.event_rows(written))
         return run, written
 
 
@@ -332,9 +323,13 @@ def _hot_statements(driver: Any, *, sqlite: bool) -> Iterator[Any]:
             yield cursor
             driver.commit()
         else:
+            # COMMIT is queued like the statements before it: leaving the pipeline sends its
+            # one Sync and reads every result (an error in any of them, COMMIT's included,
+            # is raised there). connection.commit() would sync once more before that.
             with driver.pipeline():
-                yield driver.cursor()
-                driver.commit()
+                cursor = driver.cursor()
+                yield cursor
+                cursor.execute("COMMIT")
     except BaseException:
         driver.rollback()
         raise
@@ -346,6 +341,10 @@ def driver_cursor(conn: sa.Connection) -> Any:
 
 
 def parse_id(value: str, kind: str) -> str:
+    """`value` as a canonical id; one already canonical (what the store hands out) is
+    recognised without building a UUID."""
+    if isinstance(value, str) and _CANONICAL_ID.fullmatch(value):
+        return value
     try:
         return str(uuid.UUID(str(value).strip()))
     except ValueError:

@@ -58,7 +58,7 @@ class EventLogStore(StoreBase):
         key = parse_id(run_id, "run")
         with self._hot_transaction() as cursor:
             _, written = self._write_run(cursor, key, new_events=new_events)
-        return written
+        return [event.as_event() for event in written]
 
     def list_events(self, run_id: str) -> list[Event]:
         key = parse_id(run_id, "run")

@@ -1,25 +1,32 @@
-"""The writes every step makes, as named SQL run on the driver connection.
+"""The writes every step makes, as plain SQL run on the driver connection.
 
 A step writes a handful of rows; through SQLAlchemy's execution machinery each statement
 costs several times what the database itself takes. These few statements are therefore
 kept here as plain SQL, built once per shape from the declared tables, and executed on the
-DBAPI connection inside the Store's own transaction. Values are always bound parameters.
-The codec below stores exactly what SQLAlchemy's column types store (tests read every row
-back through SQLAlchemy on both backends), so the rest of the Store is unaware of it.
+DBAPI connection inside the Store's own transaction. Values are always bound parameters,
+given as tuples in the column order declared here. The codec below stores exactly what
+SQLAlchemy's column types store (tests read every row back through SQLAlchemy on both
+backends), so the rest of the Store is unaware of it.
+
+Each value is converted once per step: the step's time, the run's id and a result's JSON
+are shared by the rows that hold them, and an event's payload is encoded once, as the
+canonical JSON its hash covers, which is also the text stored.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
+from agent_core.models import Event, NewEvent, Run
+from agent_core.store.ledger import to_json_value
 from agent_core.store.schema import (
     JSONDocument,
     UTCDateTime,
@@ -32,24 +39,134 @@ from agent_core.store.schema import (
 )
 
 RUN_COLUMNS = tuple(column.name for column in runs.c)
+_DECODED_MAX = 1024  # decoded ids and times remembered (a few per run being executed)
+# The columns of the rows a step inserts, in the order of the value tuples given for them.
+EVENT_COLUMNS = ("run_id", "seq", "event_type", "data", "created_at", "prev_hash", "hash")
+STEP_COLUMNS = (
+    "id",
+    "run_id",
+    "step_number",
+    "thought",
+    "tool",
+    "args",
+    "raw_output",
+    "status",
+    "result",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "usage",
+    "created_at",
+    "completed_at",
+)
+CALL_COLUMNS = (
+    "id",
+    "run_id",
+    "step_id",
+    "tool_name",
+    "args",
+    "args_hash",
+    "risk_level",
+    "status",
+    "result",
+    "error",
+    "duration_ms",
+    "attempts",
+    "created_at",
+    "completed_at",
+)
+APPROVAL_COLUMNS = (
+    "id",
+    "run_id",
+    "step_id",
+    "tool_call_id",
+    "tool_name",
+    "args",
+    "args_hash",
+    "risk_reason",
+    "status",
+    "expires_at",
+    "created_at",
+    "binding",
+)
+ROW_COLUMNS = {
+    events.name: EVENT_COLUMNS,
+    steps.name: STEP_COLUMNS,
+    tool_calls.name: CALL_COLUMNS,
+    approvals.name: APPROVAL_COLUMNS,
+}
+
+
+_PLAIN_TYPES = frozenset({int, bool, type(None)})
+
+
+def json_value(value: Any) -> Any:
+    """`ledger.to_json_value(value)`, without copying a flat dict that is JSON already
+    (string keys; strings without NUL, integers, booleans, None): the usual event payload,
+    tool arguments and result, returned as they are."""
+    if type(value) is dict and _flat_json(value):
+        return value
+    return to_json_value(value)
+
+
+def _flat_json(mapping: dict[Any, Any]) -> bool:
+    for key, item in mapping.items():
+        if type(key) is not str or "\x00" in key:
+            return False
+        kind = type(item)
+        if kind is str:
+            if "\x00" in item:
+                return False
+        elif kind not in _PLAIN_TYPES:
+            return False
+    return True
+
+
+def _not_serializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def json_encoder(*, canonical: bool, ensure_ascii: bool = True) -> Callable[[Any], str]:
+    """json.dumps of JSON values on one C encoder built once (json.dumps builds one per
+    call): canonical (sorted keys, compact, Unicode kept, no NaN: `ledger.canonical_json`)
+    or as json.dumps writes with its defaults (and `ensure_ascii`). Values are trees (JSON
+    values), so there is no check for cycles."""
+    if canonical:
+        encode = c_make_encoder(
+            None, _not_serializable, encode_basestring, None, ":", ",", True, False, False
+        )
+    else:
+        strings = encode_basestring_ascii if ensure_ascii else encode_basestring
+        encode = c_make_encoder(
+            None, _not_serializable, strings, None, ": ", ", ", False, False, True
+        )
+    return lambda value: "".join(encode(value, 0))
+
+
+_DUMPS = json_encoder(canonical=False)
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON column's parameter (None stays NULL); no arguments is the common case."""
+    if value is None:
+        return None
+    return "{}" if value == {} else _DUMPS(value)
+
+
+def text_of(value: Any) -> Any:
+    """An enum as its value: what a String column stores."""
+    return value.value if isinstance(value, Enum) else value
+
+
+def ledger_time(moment: datetime) -> str:
+    """`ledger.canonical_time` (UTC, microseconds, 'Z'), by isoformat rather than strftime."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(tzinfo=None).isoformat("T", "microseconds") + "Z"
 
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _enum_value(value: Any) -> Any:
-    return value.value if isinstance(value, Enum) else value
-
-
-def _json_param(value: Any) -> Any:
-    if value is None:
-        return None
-    return "{}" if value == {} else json.dumps(value)  # no arguments: the common case
-
-
-def _json_result(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _sqlite_uuid_param(value: Any) -> Any:
@@ -70,7 +187,9 @@ def _sqlite_time_result(value: Any) -> Any:
 def _uuid_result(value: Any) -> Any:
     if value is None:
         return None
-    return str(uuid.UUID(hex=value)) if isinstance(value, str) else str(value)
+    if isinstance(value, str):  # SQLite: 32 hex digits
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+    return str(value)
 
 
 def _pg_time_param(value: Any) -> Any:
@@ -86,11 +205,13 @@ class Codec:
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
+        self.uuid: Callable[[Any], Any] = _sqlite_uuid_param if self.sqlite else _same
+        self.time: Callable[[Any], Any] = _sqlite_time_param if self.sqlite else _pg_time_param
         self._params: dict[str, Callable[[Any], Any]] = {
-            "uuid": _sqlite_uuid_param if self.sqlite else _same,
-            "time": _sqlite_time_param if self.sqlite else _pg_time_param,
-            "json": _json_param,
-            "plain": _enum_value,
+            "uuid": self.uuid,
+            "time": self.time,
+            "json": json_text,
+            "plain": text_of,
         }
         self._results: dict[str, Callable[[Any], Any]] = {
             "uuid": _uuid_result,
@@ -111,6 +232,14 @@ class Codec:
     def placeholder(self, name: str) -> str:
         return f":{name}" if self.sqlite else f"%({name})s"
 
+    def marks(self, count: int) -> str:
+        """`count` positional placeholders."""
+        return ", ".join(["?" if self.sqlite else "%s"] * count)
+
+
+def _json_result(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
 
 def _kind(column: sa.Column[Any]) -> str:
     if isinstance(column.type, sa.Uuid):
@@ -122,16 +251,73 @@ def _kind(column: sa.Column[Any]) -> str:
     return "plain"
 
 
+class ChainedEvent(NamedTuple):
+    """An event chained to the one before it, with its payload as stored (`data_json`,
+    the canonical JSON its hash covers)."""
+
+    run_id: str
+    seq: int
+    event_type: str
+    data: dict[str, Any]
+    data_json: str
+    created_at: datetime
+    prev_hash: str
+    hash: str
+
+    def as_event(self) -> Event:
+        return Event.model_validate(
+            {
+                "run_id": self.run_id,
+                "seq": self.seq,
+                "event_type": self.event_type,
+                "data": self.data,
+                "created_at": self.created_at,
+                "prev_hash": self.prev_hash,
+                "hash": self.hash,
+            }
+        )
+
+
+class _RunUpdate(NamedTuple):
+    """The run update for one shape of change: its SQL and how to fill its parameters."""
+
+    sql: str
+    set_params: tuple[tuple[str, str, Callable[[Any], Any]], ...]  # (key, column, convert)
+    add_params: tuple[tuple[str, str], ...]
+    first_params: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+
+
 class HotPath:
     """The step writes for one backend: run update (with the previous event's hash in its
-    RETURNING), and inserts of events, steps, tool calls and approvals."""
+    RETURNING), the chaining of new events, and inserts of events, steps, tool calls and
+    approvals. One per Store; the SQL of each shape is built once."""
 
     def __init__(self, dialect: str) -> None:
         self.codec = Codec(dialect)
         self._run_kinds = {column.name: _kind(column) for column in runs.c}
+        kinds = [_kind(column) for column in runs.c]
         self._run_decoders = tuple(
-            (column.name, self.codec.decoder(_kind(column))) for column in runs.c
+            (tuple(i for i, each in enumerate(kinds) if each == kind), self.codec.decoder(kind))
+            for kind in ("uuid", "time")
         )
+        self._decoded: dict[Any, Any] = {}
+        self._canonical = json_encoder(canonical=True)
+        self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
+        self._inserts: dict[tuple[Any, ...], str] = {}
+        self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
+        self._last_time: tuple[datetime | None, Any] = (None, None)
+
+    def time_param(self, moment: datetime) -> Any:
+        """`codec.time(moment)`, remembering the last moment converted: the rows of a step
+        all carry its time. (The pair is replaced at once: threads sharing it stay right.)"""
+        last = self._last_time
+        if last[0] is moment:
+            return last[1]
+        param = self.codec.time(moment)
+        self._last_time = (moment, param)
+        return param
+
+    # --- the run ------------------------------------------------------------------------------
 
     def update_run(
         self,
@@ -145,140 +331,75 @@ class HotPath:
         now: datetime,
         owner: str | None,
         only_if_claimable: bool,
-    ) -> tuple[dict[str, Any], str | None] | None:
-        """Apply the change; returns the run row and the hash of the event before the new
-        ones, or None when no row matched (the run is gone, or the condition failed)."""
+    ) -> tuple[Run, str | None] | None:
+        """Apply the change; returns the run and the hash of the event before the new ones,
+        or None when no row matched (the run is gone, or the condition failed)."""
         first_values = first_values or {}
-        sql = self._run_update_sql(
-            tuple(sorted(set_values)),
-            tuple(sorted(added)),
-            tuple(sorted(first_values)),
-            owner is not None,
+        shape = self._run_update(
+            (tuple(set_values), tuple(added), tuple(first_values), owner is not None),
             only_if_claimable,
         )
-        codec = self.codec
         params: dict[str, Any] = {
-            "p_run_id": codec.param(run_key, "uuid"),
+            "p_run_id": self.codec.uuid(run_key),
             "p_owner": owner,
-            "p_now": codec.param(now, "time"),
+            "p_now": self.time_param(now),
             "p_events": new_events,
-            "p_running": "running",
-            "p_queued": "queued",
         }
-        for name, value in set_values.items():
-            params[f"set_{name}"] = codec.param(value, self._run_kinds[name])
-        for name, amount in added.items():
-            params[f"add_{name}"] = amount
-        for name, value in first_values.items():
-            params[f"first_{name}"] = codec.param(value, self._run_kinds[name])
-        cursor.execute(sql, params)
+        if only_if_claimable:
+            params["p_running"], params["p_queued"] = "running", "queued"
+        for key, name, convert in shape.set_params:
+            params[key] = convert(set_values[name])
+        for key, name in shape.add_params:
+            params[key] = added[name]
+        for key, name, convert in shape.first_params:
+            params[key] = convert(first_values[name])
+        cursor.execute(shape.sql, params)
         row = cursor.fetchone()
         if row is None:
             return None
-        decoded = {
-            name: decode(value)
-            for (name, decode), value in zip(self._run_decoders, row, strict=False)
-        }
-        return decoded, row[-1]
+        return self._run_of(row), row[-1]
 
-    def insert(self, cursor: Any, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        sql, converters = self._insert_sql(table.name, tuple(rows[0]))
-        params = [{name: convert(row[name]) for name, convert in converters} for row in rows]
-        if len(params) == 1:
-            cursor.execute(sql, params[0])
-        else:
-            cursor.executemany(sql, params)
+    def _run_of(self, row: Sequence[Any]) -> Run:
+        """The run from its row as the driver gives it: only ids and times need decoding,
+        and most of them (its id, objective, creation and start) are the same at every step
+        of a run, so decoded values are remembered (a bounded memo of immutable values)."""
+        values = list(row[: len(RUN_COLUMNS)])
+        memo = self._decoded
+        if len(memo) > _DECODED_MAX:
+            memo.clear()
+        for indexes, decode in self._run_decoders:
+            for index in indexes:
+                raw = values[index]
+                if raw is not None:
+                    value = memo.get(raw)
+                    if value is None:
+                        value = memo[raw] = decode(raw)
+                    values[index] = value
+        return Run.model_validate(dict(zip(RUN_COLUMNS, values, strict=True)))
 
-    def insert_rows(
-        self, cursor: Any, batches: Sequence[tuple[sa.Table, Sequence[Mapping[str, Any]]]]
-    ) -> None:
-        """Insert the rows of several tables (each table's rows with the same columns): on
-        PostgreSQL in one statement (data-modifying CTEs; foreign keys are checked at its
-        end), on SQLite, which has no such statement, one statement per table."""
-        batches = [(table, rows) for table, rows in batches if rows]
-        if self.codec.sqlite or len(batches) == 1:
-            for table, rows in batches:
-                self.insert(cursor, table, rows)
-            return
-        shape = tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in batches)
-        sql, converters = self._combined_insert_sql(shape)
-        params: dict[str, Any] = {}
-        for index, ((_, rows), table_converters) in enumerate(
-            zip(batches, converters, strict=True)
-        ):
-            for number, row in enumerate(rows):
-                prefix = f"t{index}r{number}_"
-                for name, convert in table_converters:
-                    params[prefix + name] = convert(row[name])
-        cursor.execute(sql, params)
+    def _run_update(
+        self, names: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool], claim: bool
+    ) -> _RunUpdate:
+        """The statement for this shape of change (the column names set, added to and set
+        if still NULL, whether it is fenced, whether it is a claim), built once."""
+        key = (*names, claim)
+        shape = self._run_updates.get(key)
+        if shape is None:
+            shape = self._run_updates[key] = self._build_run_update(*names, claim)
+        return shape
 
-    def update_by_id(
-        self, cursor: Any, table: sa.Table, key: str, values: Mapping[str, Any]
-    ) -> None:
-        sql, converters = self._update_sql(table.name, tuple(values))
-        params = {name: convert(values[name]) for name, convert in converters}
-        params["p_id"] = self.codec.param(key, "uuid")
-        cursor.execute(sql, params)
-
-    def run_exists(self, cursor: Any, run_key: str) -> bool:
-        sql = f"SELECT 1 FROM app_agent_runs WHERE id = {self.codec.placeholder('p_id')}"
-        cursor.execute(sql, {"p_id": self.codec.param(run_key, "uuid")})
-        return cursor.fetchone() is not None
-
-    def _converters(
-        self, table_name: str, names: tuple[str, ...]
-    ) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
-        """Each column's parameter converter; an unknown column is a KeyError (a bug)."""
-        table = _TABLES[table_name]
-        return tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
-
-    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
-    def _update_sql(
-        self, table_name: str, names: tuple[str, ...]
-    ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
-        converters = self._converters(table_name, names)
-        assignments = ", ".join(f"{name} = {self.codec.placeholder(name)}" for name in names)
-        sql = f"UPDATE {table_name} SET {assignments} WHERE id = {self.codec.placeholder('p_id')}"
-        return sql, converters
-
-    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
-    def _insert_sql(
-        self, table_name: str, names: tuple[str, ...]
-    ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
-        converters = self._converters(table_name, names)
-        placeholders = ", ".join(self.codec.placeholder(name) for name in names)
-        sql = f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({placeholders})"
-        return sql, converters
-
-    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
-    def _combined_insert_sql(
-        self, shape: tuple[tuple[str, tuple[str, ...], int], ...]
-    ) -> tuple[str, tuple[tuple[tuple[str, Callable[[Any], Any]], ...], ...]]:
-        """WITH t0 AS (INSERT ...), t1 AS (INSERT ...) INSERT ...: one statement."""
-        inserts = []
-        converters = []
-        for index, (table_name, names, count) in enumerate(shape):
-            converters.append(self._converters(table_name, names))
-            values = ", ".join(
-                "(" + ", ".join(f"%(t{index}r{number}_{name})s" for name in names) + ")"
-                for number in range(count)
-            )
-            inserts.append(f"INSERT INTO {table_name} ({', '.join(names)}) VALUES {values}")
-        ctes = ", ".join(f"t{index} AS ({sql})" for index, sql in enumerate(inserts[:-1]))
-        return f"WITH {ctes} {inserts[-1]}", tuple(converters)
-
-    @functools.cache  # noqa: B019 - one HotPath per engine, a handful of shapes each
-    def _run_update_sql(
+    def _build_run_update(
         self,
         set_names: tuple[str, ...],
         add_names: tuple[str, ...],
         first_names: tuple[str, ...],
         fenced: bool,
         only_if_claimable: bool,
-    ) -> str:
+    ) -> _RunUpdate:
         p = self.codec.placeholder
+        convert = self.codec.converter
         for name in (*set_names, *add_names, *first_names):
-            runs.c[name]
+            runs.c[name]  # an unknown column is a KeyError (a bug)
         assignments = [f"{name} = {p('set_' + name)}" for name in set_names]
         assignments += [f"{name} = {name} + {p('add_' + name)}" for name in add_names]
         assignments += [f"{name} = COALESCE({name}, {p('first_' + name)})" for name in first_names]
@@ -297,11 +418,136 @@ class HotPath:
             f"AND e.seq = {before}), (SELECT c.hash FROM {ledger_checkpoints.name} c "
             f"WHERE c.run_id = app_agent_runs.id AND c.seq = {before}))"
         )
-        return (
+        sql = (
             f"UPDATE app_agent_runs SET {', '.join(assignments)} "
             f"WHERE {' AND '.join(conditions)} "
             f"RETURNING {', '.join(RUN_COLUMNS)}, {previous_hash}"
         )
+        return _RunUpdate(
+            sql=sql,
+            set_params=tuple(
+                ("set_" + name, name, convert(self._run_kinds[name])) for name in set_names
+            ),
+            add_params=tuple(("add_" + name, name) for name in add_names),
+            first_params=tuple(
+                ("first_" + name, name, convert(self._run_kinds[name])) for name in first_names
+            ),
+        )
 
+    def run_exists(self, cursor: Any, run_key: str) -> bool:
+        sql = f"SELECT 1 FROM app_agent_runs WHERE id = {self.codec.placeholder('p_id')}"
+        cursor.execute(sql, {"p_id": self.codec.param(run_key, "uuid")})
+        return cursor.fetchone() is not None
 
-_TABLES = {table.name: table for table in (runs, events, steps, tool_calls, approvals)}
+    # --- the ledger ---------------------------------------------------------------------------
+
+    def args_hash(self, tool_name: str, args: Any) -> str:
+        """`ledger.tool_args_hash` of arguments already JSON (`json_value`), on the one
+        canonical encoder rather than one built per call."""
+        covered = self._canonical({"args": args, "tool": tool_name})
+        return hashlib.sha256(covered.encode("utf-8")).hexdigest()
+
+    def chain(
+        self,
+        run_key: str,
+        new_events: Sequence[NewEvent],
+        *,
+        first_seq: int,
+        prev_hash: str,
+        now: datetime,
+    ) -> list[ChainedEvent]:
+        """The new events numbered from `first_seq`, each hashed over the one before it.
+
+        The hash is `ledger.event_hash`: SHA-256 of the canonical JSON of the event. That
+        JSON is composed here around the payload's canonical JSON, encoded once and stored
+        as it is; tests prove it equals `ledger.event_hash` for any payload."""
+        created = encode_basestring(ledger_time(now))
+        run_json = encode_basestring(run_key)
+        chained: list[ChainedEvent] = []
+        for seq, new in enumerate(new_events, start=first_seq):
+            data = json_value(new.data)
+            data_json = self._canonical(data)
+            covered = (
+                f'{{"created_at":{created},"data":{data_json},'
+                f'"event_type":{encode_basestring(new.event_type)},'
+                f'"prev_hash":{encode_basestring(prev_hash)},"run_id":{run_json},"seq":{seq}}}'
+            )
+            digest = hashlib.sha256(covered.encode("utf-8")).hexdigest()
+            chained.append(
+                ChainedEvent(run_key, seq, new.event_type, data, data_json, now, prev_hash, digest)
+            )
+            prev_hash = digest
+        return chained
+
+    def event_rows(self, chained: Sequence[ChainedEvent]) -> list[tuple[Any, ...]]:
+        """The events as insert parameters (EVENT_COLUMNS)."""
+        if not chained:
+            return []
+        run_param = self.codec.uuid(chained[0].run_id)
+        time_param = self.time_param(chained[0].created_at)
+        return [
+            (run_param, e.seq, e.event_type, e.data_json, time_param, e.prev_hash, e.hash)
+            for e in chained
+        ]
+
+    # --- inserts and updates --------------------------------------------------------------
+
+    def insert(self, cursor: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert rows of `table`, each a tuple in the order of its ROW_COLUMNS."""
+        if not rows:
+            return
+        sql = self._insert_sql(((table, 1),))
+        if len(rows) == 1:
+            cursor.execute(sql, rows[0])
+        else:
+            cursor.executemany(sql, rows)
+
+    def insert_rows(
+        self, cursor: Any, batches: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
+    ) -> None:
+        """Insert the rows of several tables: on PostgreSQL in one statement (data-modifying
+        CTEs; foreign keys are checked at its end), on SQLite, which has no such statement,
+        one statement per table."""
+        batches = [(table, rows) for table, rows in batches if rows]
+        if self.codec.sqlite or len(batches) == 1:
+            for table, rows in batches:
+                self.insert(cursor, table, rows)
+            return
+        sql = self._insert_sql(tuple((table, len(rows)) for table, rows in batches))
+        cursor.execute(sql, [value for _, rows in batches for row in rows for value in row])
+
+    def _insert_sql(self, shape: tuple[tuple[str, int], ...]) -> str:
+        """INSERT of (table, row count) pairs: one table's rows, or on PostgreSQL
+        WITH t0 AS (INSERT ...), t1 AS (INSERT ...) INSERT ...: one statement."""
+        sql = self._inserts.get(shape)
+        if sql is None:
+            inserts = []
+            for table, count in shape:
+                columns = ROW_COLUMNS[table]
+                row = f"({self.codec.marks(len(columns))})"
+                values = row if len(shape) == 1 else ", ".join([row] * count)
+                inserts.append(f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}")
+            ctes = ", ".join(f"t{index} AS ({sql})" for index, sql in enumerate(inserts[:-1]))
+            sql = self._inserts[shape] = f"WITH {ctes} {inserts[-1]}" if ctes else inserts[0]
+        return sql
+
+    def update_by_id(
+        self, cursor: Any, table: sa.Table, key: str, values: Mapping[str, Any]
+    ) -> None:
+        sql, converters = self._update_sql(table, tuple(values))
+        params = {name: convert(values[name]) for name, convert in converters}
+        params["p_id"] = self.codec.uuid(key)
+        cursor.execute(sql, params)
+
+    def _update_sql(
+        self, table: sa.Table, names: tuple[str, ...]
+    ) -> tuple[str, tuple[tuple[str, Callable[[Any], Any]], ...]]:
+        found = self._updates.get((table.name, names))
+        if found is None:
+            converters = tuple((name, self.codec.converter(_kind(table.c[name]))) for name in names)
+            assignments = ", ".join(f"{name} = {self.codec.placeholder(name)}" for name in names)
+            sql = (
+                f"UPDATE {table.name} SET {assignments} WHERE id = {self.codec.placeholder('p_id')}"
+            )
+            found = self._updates[(table.name, names)] = (sql, converters)
+        return found

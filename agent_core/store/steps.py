@@ -7,8 +7,9 @@ once: `start_approved_call` moves it to started only if it is still awaiting app
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,9 +41,9 @@ from agent_core.store.base import (
     new_id,
     parse_id,
 )
+from agent_core.store.hotpath import json_text, json_value, text_of
 from agent_core.store.ledger import (
     to_json_value,
-    tool_args_hash,
 )
 from agent_core.store.schema import (
     approvals,
@@ -53,12 +54,34 @@ from agent_core.store.schema import (
 from agent_core.store.signing import LedgerKey
 
 
-@dataclass(frozen=True)
 class StepStarted:
-    step: Step
-    tool_call: ToolCall | None
-    approval: Approval | None
-    run: Run
+    """What `start_step` wrote: the run as it now is, and the step, its tool call and its
+    approval as records, each built when first asked for (the loop reads the step and the
+    run; the call and approval records are rarely needed)."""
+
+    def __init__(
+        self,
+        run: Run,
+        step_values: dict[str, Any],
+        call_values: dict[str, Any] | None,
+        approval_values: dict[str, Any] | None,
+    ) -> None:
+        self.run = run
+        self._values = (step_values, call_values, approval_values)
+
+    @functools.cached_property
+    def step(self) -> Step:
+        return Step.model_validate(self._values[0])
+
+    @functools.cached_property
+    def tool_call(self) -> ToolCall | None:
+        values = self._values[1]
+        return ToolCall.model_validate(values) if values is not None else None
+
+    @functools.cached_property
+    def approval(self) -> Approval | None:
+        values = self._values[2]
+        return Approval.model_validate(values) if values is not None else None
 
 
 class StepStore(StoreBase):
@@ -144,7 +167,15 @@ class StepStore(StoreBase):
             "prompt_tokens": step.prompt_tokens,
             "completion_tokens": step.completion_tokens,
         }
-        stored_result = to_json_value(outcome.result) if outcome else None
+        if approval is not None and tool_call is None:
+            raise ValueError("an approval needs the tool call it approves")
+        if approval is not None and signing_key is None:
+            raise ValueError("an approval is bound under the ledger key: pass it")
+        hot = self._hot
+        uuid = hot.codec.uuid
+        run_param, now_param = uuid(key), hot.time_param(now)
+        stored_result = json_value(outcome.result) if outcome else None
+        result_json = json_text(stored_result)
         with self._hot_transaction() as cursor:
             run_row, written = self._write_run(
                 cursor,
@@ -153,15 +184,16 @@ class StepStore(StoreBase):
                 add=counters,
                 new_events=new_events,
                 events_written_by_caller=True,
+                now=now,
             )
-            step_id = new_id()
-            step_values = {
-                "id": step_id,
+            assert run_row is not None
+            step_values: dict[str, Any] = {
+                "id": new_id(),
                 "run_id": key,
-                "step_number": run_row.steps_count,  # type: ignore[union-attr]
+                "step_number": run_row.steps_count,
                 "thought": step.thought,
                 "tool": step.tool,
-                "args": to_json_value(step.args),
+                "args": json_value(step.args),
                 "raw_output": step.raw_output,
                 "status": outcome.step_status if outcome else StepStatus.EXECUTING,
                 "result": stored_result,
@@ -169,69 +201,133 @@ class StepStore(StoreBase):
                 "prompt_tokens": step.prompt_tokens,
                 "completion_tokens": step.completion_tokens,
                 "latency_ms": step.latency_ms,
-                "usage": to_json_value(step.usage),
+                "usage": json_value(step.usage),
                 "created_at": now,
                 "completed_at": now if outcome else None,
             }
-            call_values: dict[str, Any] | None = None
-            if tool_call is not None:
-                args = to_json_value(tool_call.args)
-                call_values = {
-                    "id": new_id(),
-                    "run_id": key,
-                    "step_id": step_id,
-                    "tool_name": tool_call.tool_name,
-                    "args": args,
-                    "args_hash": tool_args_hash(tool_call.tool_name, args),
-                    "risk_level": tool_call.risk_level,
-                    "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
-                    "result": stored_result,
-                    "error": outcome.tool_error if outcome else None,
-                    "duration_ms": outcome.duration_ms if outcome else None,
-                    "attempts": outcome.attempts if outcome else 0,
-                    "created_at": now,
-                    "completed_at": now if outcome and outcome.tool_call_status else None,
-                }
-            approval_values: dict[str, Any] | None = None
-            if approval is not None:
-                if call_values is None:
-                    raise ValueError("an approval needs the tool call it approves")
-                if signing_key is None:
-                    raise ValueError("an approval is bound under the ledger key: pass it")
-                approval_values = {
-                    "id": approval.id,
-                    "run_id": key,
-                    "step_id": step_id,
-                    "tool_call_id": call_values["id"],
-                    "tool_name": approval.tool_name,
-                    "args": call_values["args"],
-                    "args_hash": call_values["args_hash"],
-                    "risk_reason": approval.risk_reason,
-                    "status": ApprovalStatus.PENDING,
-                    "expires_at": approval.expires_at,
-                    "decided_by": None,
-                    "decided_at": None,
-                    "decision_reason": None,
-                    "created_at": now,
-                    "binding": signing_key.approval_binding(
-                        approval_id=approval.id, tool=approval.tool_name, args=call_values["args"]
-                    ),
-                }
-            self._hot.insert_rows(  # PostgreSQL: one statement for the step's rows
+            step_row = (  # STEP_COLUMNS
+                uuid(step_values["id"]),
+                run_param,
+                step_values["step_number"],
+                step.thought,
+                step.tool,
+                json_text(step_values["args"]),
+                step.raw_output,
+                text_of(step_values["status"]),
+                result_json,
+                step.model,
+                step.prompt_tokens,
+                step.completion_tokens,
+                step.latency_ms,
+                json_text(step_values["usage"]),
+                now_param,
+                now_param if outcome else None,
+            )
+            call_values = self._call_values(
+                key, step_values["id"], tool_call, outcome, stored_result, now
+            )
+            approval_values = None
+            if approval is not None and call_values is not None and signing_key is not None:
+                approval_values = _approval_values(key, call_values, approval, signing_key, now)
+            hot.insert_rows(  # PostgreSQL: one statement for the step's rows
                 cursor,
                 [
-                    (events, [event.__dict__ for event in written]),
-                    (steps, [step_values]),
-                    (tool_calls, [call_values] if call_values else []),
-                    (approvals, [approval_values] if approval_values else []),
+                    (events.name, hot.event_rows(written)),
+                    (steps.name, [step_row]),
+                    (
+                        tool_calls.name,
+                        self._call_rows(call_values, run_param, now_param, result_json),
+                    ),
+                    (approvals.name, self._approval_rows(approval_values, run_param)),
                 ],
             )
-        return StepStarted(
-            step=Step.model_construct(**step_values),
-            tool_call=ToolCall.model_construct(**call_values) if call_values else None,
-            approval=Approval.model_construct(**approval_values) if approval_values else None,
-            run=run_row,  # type: ignore[arg-type]
-        )
+        return StepStarted(run_row, step_values, call_values, approval_values)
+
+    def _call_values(
+        self,
+        run_key: str,
+        step_id: str,
+        tool_call: NewToolCall | None,
+        outcome: StepOutcome | None,
+        stored_result: Any,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """The tool call of a step, as the ToolCall it becomes (`stored_result`: the outcome's
+        result as the step stores it)."""
+        if tool_call is None:
+            return None
+        args = json_value(tool_call.args)
+        return {
+            "id": new_id(),
+            "run_id": run_key,
+            "step_id": step_id,
+            "tool_name": tool_call.tool_name,
+            "args": args,
+            "args_hash": self._hot.args_hash(tool_call.tool_name, args),
+            "risk_level": tool_call.risk_level,
+            "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
+            "result": stored_result,
+            "error": outcome.tool_error if outcome else None,
+            "duration_ms": outcome.duration_ms if outcome else None,
+            "attempts": outcome.attempts if outcome else 0,
+            "created_at": now,
+            "completed_at": now if outcome and outcome.tool_call_status else None,
+        }
+
+    def _call_rows(
+        self,
+        values: dict[str, Any] | None,
+        run_param: Any,
+        now_param: Any,
+        result_json: str | None,
+    ) -> list[tuple[Any, ...]]:
+        """The tool call as insert parameters (CALL_COLUMNS): the step's result and time are
+        converted once, for both rows."""
+        if values is None:
+            return []
+        uuid = self._hot.codec.uuid
+        return [
+            (
+                uuid(values["id"]),
+                run_param,
+                uuid(values["step_id"]),
+                values["tool_name"],
+                json_text(values["args"]),
+                values["args_hash"],
+                text_of(values["risk_level"]),
+                text_of(values["status"]),
+                result_json,
+                values["error"],
+                values["duration_ms"],
+                values["attempts"],
+                now_param,
+                now_param if values["completed_at"] else None,
+            )
+        ]
+
+    def _approval_rows(
+        self, values: dict[str, Any] | None, run_param: Any
+    ) -> list[tuple[Any, ...]]:
+        """The approval request as insert parameters (APPROVAL_COLUMNS)."""
+        if values is None:
+            return []
+        uuid, time = self._hot.codec.uuid, self._hot.codec.time
+        return [
+            (
+                uuid(values["id"]),
+                run_param,
+                uuid(values["step_id"]),
+                uuid(values["tool_call_id"]),
+                values["tool_name"],
+                json_text(values["args"]),
+                values["args_hash"],
+                values["risk_reason"],
+                text_of(values["status"]),
+                time(values["expires_at"]),
+                time(values["created_at"]),
+                values["binding"],
+            )
+        ]
 
     def finish_step(
         self,
@@ -342,6 +438,36 @@ class StepStore(StoreBase):
                 approvals.select().where(approvals.c.step_id == step_row.id)
             ).one()
         return as_step(step_row), as_tool_call(call_row), as_approval(approval_row)
+
+
+def _approval_values(
+    run_key: str,
+    call_values: dict[str, Any],
+    approval: NewApproval,
+    signing_key: LedgerKey,
+    now: datetime,
+) -> dict[str, Any]:
+    """The approval request of a step's call, bound under the ledger key to its id, tool and
+    arguments: what the admin is shown is what may run once approved."""
+    return {
+        "id": approval.id,
+        "run_id": run_key,
+        "step_id": call_values["step_id"],
+        "tool_call_id": call_values["id"],
+        "tool_name": approval.tool_name,
+        "args": call_values["args"],
+        "args_hash": call_values["args_hash"],
+        "risk_reason": approval.risk_reason,
+        "status": ApprovalStatus.PENDING,
+        "expires_at": approval.expires_at,
+        "decided_by": None,
+        "decided_at": None,
+        "decision_reason": None,
+        "created_at": now,
+        "binding": signing_key.approval_binding(
+            approval_id=approval.id, tool=approval.tool_name, args=call_values["args"]
+        ),
+    }
 
 
 def close_unapproved_step(

@@ -39,6 +39,12 @@ class ToolResult:
     attempts: int
     timed_out: bool = False
 
+    def with_result(self, result: Any) -> ToolResult:
+        """The same outcome with `result` (as stored): cheaper than dataclasses.replace."""
+        return ToolResult(
+            self.status, result, self.error, self.duration_ms, self.attempts, self.timed_out
+        )
+
 
 def validate_args(tool: Tool, args: dict[str, Any] | None) -> BaseModel | str:
     """The parsed arguments, or a sentence telling the model what is wrong with them."""
