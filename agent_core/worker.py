@@ -257,7 +257,12 @@ class Worker:
             log.warning(
                 "maintenance: the ledger was not sealed nor pruned: %s", report.ledger_problem
             )
-        if report.approvals_expired or report.events_pruned or report.notifications_sent:
+        if (
+            report.approvals_expired
+            or report.events_pruned
+            or report.notifications_sent
+            or report.days_summarized
+        ):
             log.info("maintenance: %s", "; ".join(line.strip() for line in report.lines()))
 
     # helpers ----------------------------------------------------------------------------------
