@@ -9,9 +9,9 @@ gateway's watchdog, with its timeout), and the full ledger writes (step row, too
 event with its hash chain, run counters), in one transaction. Runs of 10 and of 200 steps
 show whether a step costs more as a run grows.
 
-Floor: the same rows written by raw sqlite3 (WAL, synchronous=NORMAL, as the runtime) or raw
-psycopg in one transaction per step, one statement at a time, with values prepared in
-advance: what the database itself costs for those rows. Peers, each optional
+Floor: the same rows written by raw sqlite3 (WAL, synchronous=NORMAL, foreign keys checked,
+as the runtime) or raw psycopg in one transaction per step, one statement at a time, with
+values prepared in advance: what the database itself costs for those rows. Peers, each optional
 (requirements-bench.txt; skipped with a printed line when not installed): the same loop as a
 LangGraph graph with its SqliteSaver, and as a DBOS workflow whose steps (one `@DBOS.step`
 per agent step) are checkpointed in a fresh database of the same PostgreSQL server.
@@ -187,6 +187,7 @@ def sqlite_floor(path: Path) -> Callable[[int], float]:
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")  # the runtime's integrity, checked alike
     statements = [sql.format(p="?") for sql in _FLOOR_SQL]
     counter = iter(range(1, 10**9))
 
