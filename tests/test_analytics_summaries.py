@@ -13,7 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from agent_core import analytics
-from agent_core.analytics.daybook import summarize_closed_days
+from agent_core.analytics.daybook import stored_and_rest, summarize_closed_days
+from agent_core.analytics.filters import Scope
 from agent_core.maintenance import run_maintenance
 from agent_core.models import RunChanges, RunStatus, StopReason, ToolCallStatus
 from agent_core.notify import Notifier
@@ -111,6 +112,7 @@ SCOPES = {
     "the whole range": {"since": SINCE, "until": UNTIL},
     "from mid-morning, open-ended": {"since": SINCE + timedelta(hours=5)},
     "one objective, ending mid-day": {"since": SINCE, "until": UNTIL - timedelta(hours=14)},
+    "over a day without runs": {"since": SINCE, "until": LATER},
 }
 
 
@@ -160,6 +162,9 @@ def test_summarized_days_give_the_figures_of_their_runs(store, days, name):
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
     assert_same_figures(every_figure(store, scope), from_runs)
     assert any("app_agent_day_summaries.figures" in statement for statement in seen)
+    with store.reading() as conn:  # read from the summaries, not passed over
+        found = Scope.of(scope["since"], scope.get("until"), scope.get("objective_id"))
+        assert stored_and_rest(conn, found, store.now()) is not None
 
 
 def test_a_day_with_a_run_still_going_waits_for_it(store, days, clock):

@@ -16,6 +16,7 @@ its events gave (invalid replies, fallbacks, refusals) once the runs no longer c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -37,6 +38,8 @@ from agent_core.analytics.summary import (
 from agent_core.store import Store
 from agent_core.store.schema import approvals, day_summaries, runs
 
+log = logging.getLogger(__name__)
+
 DAYS_PER_PASS = 31
 BY_DAY_AND_OBJECTIVE = frozenset({RUNS, PROMPT_TOKENS, COMPLETION_TOKENS})
 ONE_DAY = timedelta(days=1)
@@ -57,7 +60,8 @@ def stored_and_rest(conn: sa.Connection, scope: Scope, now: datetime) -> Summary
         return None
     try:
         parts = [_read_days(conn, days, scope.objective_id)]
-    except (KeyError, TypeError, ValueError, IndexError):  # a damaged summary: read the runs
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # damaged: read the runs
+        log.warning("analytics: a day summary cannot be read (%s); reading the runs", exc)
         return None
     for rest in _uncovered(scope, days):
         bounded = _bounded(conn, rest)

@@ -152,12 +152,14 @@ class Unpacker:
         self.top_ids.append(figures["top"])
         names = self.strings.values
         layout = coded(4 * k, max(len(local), values.size + 1)).reshape(k, 4)
-        for objective, measure, key, size in layout:
-            piece = take(int(size))
-            owner = local[int(objective)]
+        sizes = layout[:, 3]
+        pieces = np.split(take(int(sizes.sum())), np.cumsum(sizes)[:-1]) if k else []
+        owners = local[layout[:, 0]]
+        keys = zip(owners, local[layout[:, 1]], local[layout[:, 2]], strict=True)
+        samples = self.summary.samples
+        for (owner, measure, key), piece in zip(keys, pieces, strict=True):
             if self.objective is None or owner == self.objective:
-                sample = (names[owner], names[local[int(measure)]], names[local[int(key)]])
-                self.summary.samples.setdefault(sample, []).append(piece)
+                samples.setdefault((names[owner], names[measure], names[key]), []).append(piece)
         usage = coded(3 * u, max(len(local), r)).reshape(u, 3)
         prompt, completion = take(u), take(u)
         if at != values.size or (u and usage[:, 1].max() >= r):
