@@ -61,9 +61,10 @@ def tables_of(
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """The headline and the tables (analytics.TABLES) of a Summary."""
     counts = _status_counts(summary)
-    distributions = _distributions_table(
-        {key: value for name in DISTRIBUTIONS for key, value in _spread(summary, name[0]).items()}
-    )
+    spreads: dict[str, Any] = {}
+    for name, _, _ in DISTRIBUTIONS:
+        spreads.update(quantiles(summary.values(name), name))
+    distributions = _distributions_table(spreads)
     by_model = _models(summary, counts, pricing)
     priced = _priced(_token_sums(summary), pricing)
     titles = _titles(conn, summary)
@@ -88,19 +89,15 @@ def tables_of(
         "most_expensive_runs": _dearest(conn, dearest),
     }
     approvals = summary.measure(APPROVALS)
-    waiting = int(approvals.loc[approvals["key2"] == "pending", "count"].sum())
-    run_tallies = summary.measure(RUNS)
-    headline_counts = (
-        int(summary.measure(COMPLETED_WITH_FAILED_CALLS)["count"].sum()),
-        int(run_tallies["total"].sum()),
-        waiting,
+    headline = _headline_figures(
+        counts,
+        distributions,
+        by_model,
+        completed_with_failures=int(summary.measure(COMPLETED_WITH_FAILED_CALLS)["count"].sum()),
+        tokens=int(summary.measure(RUNS)["total"].sum()),
+        waiting=int(approvals.loc[approvals["key2"] == "pending", "count"].sum()),
     )
-    headline = _headline_figures(counts, distributions, by_model, *headline_counts)
     return headline, tables
-
-
-def _spread(summary: Summary, name: str) -> dict[str, Any]:
-    return quantiles(summary.values(name), name)
 
 
 def _grouped(frame: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
