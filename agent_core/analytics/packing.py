@@ -7,7 +7,7 @@ statuses) and numpy views of its bytes, then whole-array sums.
 
 Layout of `samples`: little-endian float64 numbers, with n tallies, m top runs, k sample
 sets and u usage rows of r runs: tally codes (objective, measure, key, key2; n x 4), counts
-(n), totals (n); top runs (objective and kind codes, index into `top`; m x 3), their values
+(n), totals (n); top runs (objective code, index into `top`; m x 2), their values
 (m); sample codes (objective, measure, key, size; k x 4), then every sample set's values;
 usage (objective code, run index, model code; u x 3), prompt tokens (u), completion tokens
 (u). Then the r run ids as 16-byte UUIDs, named only for the runs a table shows. A code is
@@ -26,7 +26,7 @@ import pandas as pd
 from agent_core.analytics.filters import TOP_RUNS
 from agent_core.analytics.summary import TALLY_COLUMNS, TOP_COLUMNS, Summary, Usage
 
-VERSION = 2
+VERSION = 3
 RUN_ID_BYTES = 16
 
 
@@ -60,7 +60,6 @@ def pack(summary: Summary) -> tuple[dict[str, Any], bytes]:
     tallies, top = summary.tallies, summary.top
     samples = {key: np.concatenate(pieces) for key, pieces in summary.samples.items()}
     tally_keys = tallies[["objective_id", "measure", "key", "key2"]].itertuples(index=False)
-    top_keys = zip(top["objective_id"], top["kind"], strict=True)
     run_ids: list[str] = []
     usage_codes: list[list[int]] = []
     for part in summary.usage:
@@ -72,7 +71,7 @@ def pack(summary: Summary) -> tuple[dict[str, Any], bytes]:
         _rows([strings.codes_of(row) for row in tally_keys]),
         tallies["count"].to_numpy(dtype="float64"),
         tallies["total"].to_numpy(dtype="float64"),
-        _rows([[*strings.codes_of(key), index] for index, key in enumerate(top_keys)]),
+        _rows([[strings.code(owner), index] for index, owner in enumerate(top["objective_id"])]),
         pd.to_numeric(top["value"], errors="coerce").to_numpy(dtype="float64"),
         _rows([[*strings.codes_of(key), values.size] for key, values in samples.items()]),
         *samples.values(),
@@ -112,7 +111,7 @@ class Unpacker:
         self.objective = self.strings.code(objective_id) if objective_id else None
         self.tally_parts: list[np.ndarray] = []  # day, objective, measure, key, key2 codes
         self.amounts: list[np.ndarray] = []  # count, total
-        self.top_parts: list[np.ndarray] = []  # day, objective, kind, day index, run index
+        self.top_parts: list[np.ndarray] = []  # day, objective, day index, run index
         self.top_values: list[np.ndarray] = []
         self.top_ids: list[list[str]] = []  # each day's top run ids
         self.summary = Summary()
@@ -142,12 +141,12 @@ class Unpacker:
         mine = self._mine(codes[:, 0])
         self.tally_parts.append(np.column_stack([np.full(n, day_code), codes])[mine])
         self.amounts.append(amounts[mine])
-        top = coded(3 * m, max(len(local), m)).reshape(m, 3)
+        top = coded(2 * m, max(len(local), m)).reshape(m, 2)
         top_values = take(m)
         owners = local[top[:, 0]]
         mine = self._mine(owners)
-        where = [np.full(m, day_code), owners, local[top[:, 1]], np.full(m, len(self.top_ids))]
-        self.top_parts.append(np.column_stack([*where, top[:, 2]])[mine])
+        where = [np.full(m, day_code), owners, np.full(m, len(self.top_ids))]
+        self.top_parts.append(np.column_stack([*where, top[:, 1]])[mine])
         self.top_values.append(top_values[mine])
         self.top_ids.append(figures["top"])
         names = self.strings.values
@@ -211,8 +210,7 @@ class Unpacker:
             {
                 "day": names[codes[:, 0]],
                 "objective_id": names[codes[:, 1]],
-                "kind": names[codes[:, 2]],
-                "run_id": [self.top_ids[day][index] for day, index in codes[:, 3:5]],
+                "run_id": [self.top_ids[day][index] for day, index in codes[:, 2:4]],
                 "value": values,
             }
         )

@@ -40,7 +40,6 @@ from agent_core.analytics.summary import (
     LATENCY,
     PROMPT_TOKENS,
     RUNS,
-    SLOWEST,
     TOOL_CALLS,
     TOOL_DENIED_EVENTS,
     TOOL_DURATION,
@@ -230,7 +229,7 @@ def _approvals(summary: Summary, *, by_tool: bool) -> pd.DataFrame:
 
 
 def _slowest(conn: sa.Connection, summary: Summary) -> pd.DataFrame:
-    ids = first_of(summary.top, SLOWEST, TOP_RUNS)
+    ids = first_of(summary.top, TOP_RUNS)
     return _slowest_where(conn, [runs.c.id.in_(ids)], TOP_RUNS)
 
 

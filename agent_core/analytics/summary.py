@@ -10,7 +10,7 @@ the run's creation) and objective:
   PostgreSQL's percentile_cont, as the SQL figures compute it;
 - usage: each run's prompt and completion tokens per model, priced when read (`run_costs`),
   so that a summary holds whatever the prices: the cost per run and the dearest runs;
-- the top runs: each day's slowest TOP_RUNS (the slowest of a range are among them).
+- the top runs: each day's TOP_RUNS slowest (the slowest of a range are among them).
 
 `summarize` computes one from the runs of a Scope, in a fixed number of statements whatever
 the number of runs; a closed day's is stored once (daybook), and a range's figures are then
@@ -42,7 +42,7 @@ Key = str | None
 SampleKey = tuple[str, str, Key]  # objective_id, measure, key
 
 TALLY_COLUMNS = ["day", "objective_id", "measure", "key", "key2", "count", "total"]
-TOP_COLUMNS = ["day", "objective_id", "kind", "run_id", "value"]
+TOP_COLUMNS = ["day", "objective_id", "run_id", "value"]  # value: the run's active_ms
 
 # Tallies: measure -> what key and key2 are.
 RUNS = "runs"  # status, stop_reason; count of runs, total of their tokens
@@ -61,9 +61,6 @@ RUN_MEASURES = ("steps", "tool_calls", "duration_ms", "tokens")  # key None; end
 LATENCY = "latency_ms"  # model
 TOOL_DURATION = "tool_duration_ms"  # tool
 WAIT = "wait_ms"  # tool
-
-# The top runs (TOP_RUNS of each day and objective).
-SLOWEST = "slowest"  # value: active_ms
 
 
 @dataclass
@@ -236,27 +233,10 @@ def _runs_part(
     ended = frame[frame["status"].isin([status.value for status in ENDED])]
     for name in RUN_MEASURES:
         summary.add_samples(ended, name, name, None)
-    working = frame[frame["duration_ms"].fillna(0) > 0]
-    tops.append(
-        _top(
-            working.assign(value=working["duration_ms"]),
-            SLOWEST,
-            order=["value", "run_id"],
-            descending=[True, False],
-        )
-    )
-
-
-def _top(
-    frame: pd.DataFrame, kind: str, *, order: list[str], descending: list[bool]
-) -> pd.DataFrame:
-    """The TOP_RUNS first rows of each day and objective in this order."""
-    if frame.empty:
-        return pd.DataFrame(columns=TOP_COLUMNS)
-    ordered = frame.sort_values(order, ascending=[not d for d in descending], kind="stable")
-    top = ordered.groupby(["day", "objective_id"], sort=False).head(TOP_RUNS).copy()
-    top["kind"] = kind
-    return top[TOP_COLUMNS]
+    working = frame[frame["duration_ms"].fillna(0) > 0].assign(value=frame["duration_ms"])
+    if not working.empty:  # each day and objective's TOP_RUNS slowest, as first_of orders
+        ordered = working.sort_values(["value", "run_id"], ascending=[False, True])
+        tops.append(ordered.groupby(["day", "objective_id"], sort=False).head(TOP_RUNS))
 
 
 def _answers_part(
@@ -454,10 +434,10 @@ def _priced_runs(part: Usage, pricing: Pricing) -> tuple[np.ndarray, ...]:
     return cost, total, unpriced
 
 
-def first_of(top: pd.DataFrame, kind: str, limit: int) -> list[str]:
-    """The ids of the `limit` first runs of `kind` among the top runs of several days."""
-    rows = top[top["kind"] == kind]
+def first_of(top: pd.DataFrame, limit: int) -> list[str]:
+    """The ids of the `limit` slowest runs among the top runs of several days (the longest
+    at work first, then by id, as the SQL figures order them)."""
     ordered = heapq.nsmallest(
-        limit, zip(-rows["value"].astype("float64"), rows["run_id"], strict=True)
+        limit, zip(-top["value"].astype("float64"), top["run_id"], strict=True)
     )
     return [run_id for _, run_id in ordered]
