@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -159,29 +160,25 @@ def _random_json(rng, depth=0):
     return [_random_json(rng, depth + 1) for _ in range(rng.randrange(4))]
 
 
+def _written(encode: Callable[[object], str], value: object) -> object:
+    """What `encode` writes for value, or the type of the TypeError it raises."""
+    try:
+        return encode(value)
+    except TypeError as exc:
+        return type(exc)
+
+
+def _dumped(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+
+
 def test_pretty_json_writes_what_json_dumps_writes():
     rng = random.Random(14)
     for _ in range(3000):
         value = _random_json(rng)
-        try:
-            expected: object = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
-        except TypeError as exc:
-            expected = type(exc)
-        try:
-            written: object = pretty_json(value)
-        except TypeError as exc:
-            written = type(exc)
-        assert written == expected, value
+        assert _written(pretty_json, value) == _written(_dumped, value), value
 
 
 @pytest.mark.parametrize("value", [{1: "a"}, {"a": {2, 3}}, (1, [2]), {"a": ()}])
 def test_pretty_json_leaves_what_is_not_plain_json_to_json_dumps(value):
-    try:
-        expected: object = json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
-    except TypeError as exc:
-        expected = type(exc)
-    try:
-        written: object = pretty_json(value)
-    except TypeError as exc:
-        written = type(exc)
-    assert written == expected
+    assert _written(pretty_json, value) == _written(_dumped, value)
