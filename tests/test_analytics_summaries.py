@@ -1,7 +1,7 @@
 """Closed days summarized for analytics (agent_core.analytics.daybook), on both backends: a
 range read from its summarized days gives exactly the figures read from its runs, whatever
-its edges and objective; a day with a run still going waits; other prices read the day from
-its runs until it is summarized anew; maintenance summarizes and says so."""
+its edges and objective; a day with a run still going waits; a summarized day is priced
+when read; maintenance summarizes before the prune, and says so."""
 
 from __future__ import annotations
 
