@@ -11,7 +11,10 @@ show whether a step costs more as a run grows.
 
 Floor: the same rows written by raw sqlite3 (WAL, synchronous=NORMAL, foreign keys checked,
 as the runtime) or raw psycopg in one transaction per step, one statement at a time, with
-values prepared in advance: what the database itself costs for those rows. Peers, each optional
+values prepared in advance: what the database itself costs for those rows. A second SQLite
+floor runs the runtime's own run UPDATE (the whole run and the previous event's hash returned,
+fenced by the lease owner) in place of the minimal one: what the runtime's SQL costs the
+database, so that the difference to our step is its Python. Peers, each optional
 (requirements-bench.txt; skipped with a printed line when not installed): the same loop as a
 LangGraph graph with its SqliteSaver, and as a DBOS workflow whose steps (one `@DBOS.step`
 per agent step) are checkpointed in a fresh database of the same PostgreSQL server.
@@ -45,6 +48,7 @@ from agent_core.llm import ScriptedLLM
 from agent_core.loop import Orchestrator
 from agent_core.models import ObjectiveSpec, RiskLevel
 from agent_core.store import Store
+from agent_core.store.hotpath import HotPath
 from agent_core.tools import Tool, ToolRegistry
 
 STEP = json.dumps(
@@ -173,34 +177,66 @@ _FLOOR_SQL = (
 )
 
 
-def _prepared_run(url: str) -> str:
+def _prepared_run(url: str, *, owner: str | None = None) -> str:
     store = Store.open(url, check_schema=False)
     store.upgrade()
     objective = store.create_objective(ObjectiveSpec(title="floor", description="floor"))
     run_id = store.create_run(objective.id).id
+    if owner is not None:
+        store.claim_run(run_id, owner=owner, lease_s=10**6)
     store.close()
     return run_id
 
 
-def sqlite_floor(path: Path) -> Callable[[int], float]:
-    run_hex = uuid.UUID(_prepared_run(f"sqlite:///{path}")).hex
+# The run update a step of the runtime makes: its counters, active time and lease renewed,
+# fenced by the lease owner, returning the whole run and the hash of the event before.
+_RUNTIME_STEP_UPDATE = (
+    ("active_ms", "lease_expires_at"),
+    ("steps_count", "tool_calls_count", "prompt_tokens", "completion_tokens"),
+    (),
+    True,
+)
+
+
+def sqlite_floor(path: Path, *, runtime_update: bool = False) -> Callable[[int], float]:
+    """The raw sqlite3 floor; with `runtime_update`, its run UPDATE is the runtime's own
+    statement (built by the store's HotPath) instead of the minimal one: what the runtime's
+    SQL costs the database, so that the rest of the runtime's step is its Python."""
+    run_hex = uuid.UUID(_prepared_run(f"sqlite:///{path}", owner="floor")).hex
     connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")  # the runtime's integrity, checked alike
     statements = [sql.format(p="?") for sql in _FLOOR_SQL]
+    if runtime_update:
+        statements[0] = HotPath("sqlite")._run_update(_RUNTIME_STEP_UPDATE, False).sql
     counter = iter(range(1, 10**9))
+
+    def rows(step: int, now: str) -> tuple[Any, ...]:
+        rows = _floor_rows(run_hex, step, now, lambda: uuid.uuid4().hex)
+        if not runtime_update:
+            return rows
+        update = {
+            "p_run_id": run_hex,
+            "p_owner": "floor",
+            "p_now": now,
+            "p_events": 1,
+            "set_active_ms": step,
+            "set_lease_expires_at": now,
+            "add_steps_count": 1,
+            "add_tool_calls_count": 1,
+            "add_prompt_tokens": 100,
+            "add_completion_tokens": 20,
+        }
+        return (update, *rows[1:])
 
     def measure(steps: int) -> float:
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        prepared = [
-            _floor_rows(run_hex, next(counter) + 1_000_000, now, lambda: uuid.uuid4().hex)
-            for _ in range(steps)
-        ]
+        prepared = [rows(next(counter) + 1_000_000, now) for _ in range(steps)]
         started = time.perf_counter()
-        for rows in prepared:
+        for step_rows in prepared:
             connection.execute("BEGIN IMMEDIATE")
-            for sql, values in zip(statements, rows, strict=True):
+            for sql, values in zip(statements, step_rows, strict=True):
                 connection.execute(sql, values).fetchall()
             connection.execute("COMMIT")
         return (time.perf_counter() - started) / steps
@@ -410,6 +446,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         contenders["sqlite ours"] = ours(f"sqlite:///{folder}/ours.db")
         contenders["sqlite floor"] = sqlite_floor(Path(folder) / "f.db")
+        contenders["sqlite floor, runtime's SQL"] = sqlite_floor(
+            Path(folder) / "fr.db", runtime_update=True
+        )
         langgraph = langgraph_peer(Path(folder) / "langgraph.db")
         if langgraph is None:
             print("peer: LangGraph not installed (pip install -r requirements-bench.txt)")
@@ -471,6 +510,14 @@ def _print_report(
                 f"{backend:<12}{steps:>6}{mine * 1e3:>10.3f}ms{floor * 1e3:>10.3f}ms"
                 f"{mine / floor:>7.2f}x"
             )
+    runtime_sql = medians.get(("sqlite floor, runtime's SQL", 200))
+    if runtime_sql is not None:
+        mine, floor = medians["sqlite ours", 200], medians["sqlite floor", 200]
+        print(
+            f"sqlite, 200 steps: raw sqlite3 running the runtime's own run update (whole run "
+            f"and previous hash returned) {runtime_sql * 1e3:.3f} ms, {runtime_sql / floor:.2f}x "
+            f"the floor; the rest of our step, {(mine - runtime_sql) * 1e3:.3f} ms, is Python"
+        )
     growth = medians["sqlite ours", 200] / medians["sqlite ours", 10]
     print(f"sqlite growth from 10 to 200 steps: {growth:.2f}x per step (1.00 = none)")
     for peer, backend in (("langgraph", "sqlite"), ("dbos", "postgresql")):
