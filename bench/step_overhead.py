@@ -16,7 +16,9 @@ floor runs the runtime's own run UPDATE (the whole run and the previous event's 
 fenced by the lease owner) in place of the minimal one: what the runtime's SQL costs the
 database, so that the difference to our step is its Python. Peers, each optional
 (requirements-bench.txt; skipped with a printed line when not installed): the same loop as a
-LangGraph graph with its SqliteSaver, and as a DBOS workflow whose steps (one `@DBOS.step`
+LangGraph graph with its SqliteSaver (durability "sync": each step's checkpoint saved before the
+next step starts, the guarantee our step gives; its default, "async", saves it while the next
+step runs, and costs about the same here), and as a DBOS workflow whose steps (one `@DBOS.step`
 per agent step) are checkpointed in a fresh database of the same PostgreSQL server.
 
 Measurements are interleaved: every round runs ours, the floors and the peers one after the
@@ -319,10 +321,10 @@ def langgraph_peer(path: Path) -> tuple[str, Callable[[int], float]] | None:
         config = {"configurable": {"thread_id": uuid.uuid4().hex}, "recursion_limit": 10 * steps}
         initial = {"messages": [{"role": "user", "content": "objective"}], "decision": {}}
         started = time.perf_counter()
-        graph.invoke(initial, config)
+        graph.invoke(initial, config, durability="sync")  # each step saved before the next
         return (time.perf_counter() - started) / (steps + 1)
 
-    return f"LangGraph {version('langgraph')} + SqliteSaver", measure
+    return f"LangGraph {version('langgraph')} + SqliteSaver, durability sync", measure
 
 
 # --- peer: DBOS ---------------------------------------------------------------------------------
