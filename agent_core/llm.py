@@ -1,5 +1,12 @@
 """LLM clients: Hugging Face Inference Providers or any OpenAI-compatible server, through
-huggingface_hub's AsyncInferenceClient, with a fallback chain of models.
+huggingface_hub, with a fallback chain of models.
+
+A chat request is prepared by huggingface_hub's provider helper (the URL, headers and body
+shape AsyncInferenceClient.chat_completion would send), once per model and request shape,
+and posted on huggingface_hub's async HTTP session; the reply is read as plain JSON. The
+client's own per-call path (a token lookup on disk, headers rebuilt, the reply parsed into
+dataclasses) cost about 0.25 ms of CPU per call, a fifth of the call's, for the same
+request on the wire.
 
 The orchestrator only sees `LLMClient.complete(messages, ...)`; which model answered, its
 token counts and latency come back in the reply so that the step records them.
@@ -16,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import json
 import logging
 import math
@@ -28,8 +34,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from huggingface_hub import AsyncInferenceClient, get_async_session
+import httpx2
+from huggingface_hub import get_async_session
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.inference._providers import get_provider_helper
+from huggingface_hub.utils import hf_raise_for_status
 
 from agent_core.config import Settings, redact_url
 from agent_core.errors import AgentRuntimeError, ConfigError
@@ -130,13 +139,13 @@ class InferenceLLM:
     use_served_model: bool = False
     _no_json_mode: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loops: ThreadLoops[AsyncInferenceClient] = field(init=False, repr=False, compare=False)
+    _loops: ThreadLoops[httpx2.AsyncClient] = field(init=False, repr=False, compare=False)
+    _prepared: dict[tuple[str, int, str | None], _Request] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
-        # Not a bound method: the loops (closed when this client is dropped) must not keep it.
-        self._loops = ThreadLoops(
-            functools.partial(_new_client, self.base_url, self.token), AsyncInferenceClient.close
-        )
+        self._loops = ThreadLoops(get_async_session, httpx2.AsyncClient.aclose)
 
     def chain(self, *, timeout_s: float = MODELS_TIMEOUT_S) -> list[str]:
         """The models tried in order. ConfigError when the server must say which model it
@@ -169,7 +178,7 @@ class InferenceLLM:
 
     async def _complete(
         self,
-        client: AsyncInferenceClient,
+        client: httpx2.AsyncClient,
         models: Sequence[str],
         messages: list[Message],
         *,
@@ -206,7 +215,7 @@ class InferenceLLM:
 
     async def _ask(
         self,
-        client: AsyncInferenceClient,
+        client: httpx2.AsyncClient,
         model: str,
         messages: list[Message],
         *,
@@ -219,15 +228,13 @@ class InferenceLLM:
         started = time.monotonic()
         retries = 0
         while True:
-            # The HTTP client's per-read timeout too: no single read outlives the deadline.
-            client.timeout = max(0.01, deadline - time.monotonic())
+            request = self._request(model, max_tokens, response_schema if json_mode else None)
             try:
-                output = await client.chat_completion(
+                output = await request.send(
+                    client,
                     messages,
-                    model=model,
-                    temperature=self.temperature,
-                    max_tokens=max_tokens,
-                    response_format=_json_schema_format(response_schema) if json_mode else None,
+                    # The HTTP client's per-read timeout too: no read outlives the deadline.
+                    timeout_s=max(0.01, deadline - time.monotonic()),
                 )
                 break
             except HfHubHTTPError as exc:
@@ -255,24 +262,92 @@ class InferenceLLM:
         latency_ms = int((time.monotonic() - started) * 1000)
         content = _content_of(output)
         prompt_estimate = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
-        usage = getattr(output, "usage", None)
+        usage = output.get("usage")
         return LLMReply(
             content=content,
-            model=_model_name(getattr(output, "model", None), model),
-            prompt_tokens=_count(getattr(usage, "prompt_tokens", None), prompt_estimate),
-            completion_tokens=_count(
-                getattr(usage, "completion_tokens", None), estimate_tokens(content)
-            ),
+            model=_model_name(output.get("model"), model),
+            prompt_tokens=_count(_field(usage, "prompt_tokens"), prompt_estimate),
+            completion_tokens=_count(_field(usage, "completion_tokens"), estimate_tokens(content)),
             latency_ms=latency_ms,
             failures=tuple(failures),
             usage=dict(usage) if isinstance(usage, dict) else None,
         )
 
+    def _request(self, model: str, max_tokens: int, schema: dict[str, Any] | None) -> _Request:
+        """The request for `model`, as huggingface_hub prepares it, kept for the next calls
+        of the same shape (a schema is keyed by its JSON: a handful per process)."""
+        key = (model, max_tokens, json.dumps(schema, sort_keys=True) if schema else None)
+        request = self._prepared.get(key)
+        if request is None:
+            request = _Request.prepare(
+                base_url=self.base_url,
+                token=self.token,
+                model=model,
+                parameters={  # in chat_completion's order: the body's keys keep it
+                    "model": model,
+                    "max_tokens": max_tokens,
+                    "response_format": _json_schema_format(schema),
+                    "temperature": self.temperature,
+                    "stream": False,
+                },
+            )
+            with self._lock:
+                if len(self._prepared) >= _MAX_PREPARED:
+                    self._prepared.clear()
+                self._prepared[key] = request
+        return request
 
-def _new_client(base_url: str | None, token: str | None) -> AsyncInferenceClient:
-    if base_url:
-        return AsyncInferenceClient(base_url=base_url, api_key=token)
-    return AsyncInferenceClient(provider="auto", api_key=token)
+
+_MAX_PREPARED = 64  # request shapes kept per client (models x token limits x schemas)
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A chat completion request as AsyncInferenceClient.chat_completion sends it: the URL,
+    headers and body huggingface_hub's provider helper prepares (a `base_url` is the
+    OpenAI-compatible server's; without one, Inference Providers' router), with the
+    messages put in per call."""
+
+    url: str
+    headers: dict[str, Any]
+    body: dict[str, Any]  # without its messages
+
+    @classmethod
+    def prepare(
+        cls, *, base_url: str | None, token: str | None, model: str, parameters: dict[str, Any]
+    ) -> _Request:
+        target = base_url or model
+        helper = get_provider_helper(None if base_url else "auto", "conversational", target)
+        prepared = helper.prepare_request(
+            inputs=[], parameters=parameters, headers={}, model=target, api_key=token
+        )
+        assert isinstance(prepared.json, dict)
+        return cls(url=prepared.url, headers=prepared.headers, body=prepared.json)
+
+    async def send(
+        self, client: httpx2.AsyncClient, messages: list[Message], *, timeout_s: float
+    ) -> dict[str, Any]:
+        """The server's reply as a JSON object; HfHubHTTPError for an HTTP error status,
+        TimeoutError when a read outlives `timeout_s`, ValueError for a reply that is not a
+        JSON object."""
+        body = dict(self.body)  # the provider's key order: the model first, then the messages
+        body["messages"] = messages
+        try:
+            response = await client.post(
+                self.url, json=body, headers=self.headers, timeout=timeout_s
+            )
+        except httpx2.TimeoutException as exc:
+            raise TimeoutError(f"no answer within {timeout_s:.1f} s: {exc}") from exc
+        hf_raise_for_status(response)
+        document = json.loads(response.content)
+        if not isinstance(document, dict):
+            raise ValueError(f"the reply is not a JSON object but {type(document).__name__}")
+        return document
+
+
+def _field(document: Any, name: str) -> Any:
+    """`document[name]` when `document` is a JSON object, else None."""
+    return document.get(name) if isinstance(document, dict) else None
 
 
 def _out_of_time(failures: Sequence[str]) -> str:
@@ -318,11 +393,10 @@ def _content_of(output: Any) -> str:
     """The reply's text, whatever shape the server gave it: a string; a list of content
     parts (their text joined); any other JSON value as JSON; nothing as ''. NUL characters,
     which no database column takes, are dropped."""
-    choices = getattr(output, "choices", None)
+    choices = _field(output, "choices")
     if not choices or not isinstance(choices, list):
         return ""
-    message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
+    content = _field(_field(choices[0], "message"), "content")
     if content is None:
         return ""
     if isinstance(content, list) and all(isinstance(part, dict) for part in content):
