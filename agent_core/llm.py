@@ -140,7 +140,10 @@ class InferenceLLM:
     _no_json_mode: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loops: ThreadLoops[httpx2.AsyncClient] = field(init=False, repr=False, compare=False)
-    _prepared: dict[tuple[str, int, str | None], _Request] = field(
+    _prepared: dict[tuple[str, int, int], _Request] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _encodings: dict[tuple[tuple[str, Any], ...], bytes] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -225,6 +228,7 @@ class InferenceLLM:
         failures: list[str],
     ) -> LLMReply:
         json_mode = response_schema is not None and model not in self._no_json_mode
+        encoded = [self._encoded(message) for message in messages]
         started = time.monotonic()
         retries = 0
         while True:
@@ -232,7 +236,7 @@ class InferenceLLM:
             try:
                 output = await request.send(
                     client,
-                    messages,
+                    encoded,
                     # The HTTP client's per-read timeout too: no read outlives the deadline.
                     timeout_s=max(0.01, deadline - time.monotonic()),
                 )
@@ -261,28 +265,49 @@ class InferenceLLM:
                 await asyncio.sleep(wait)
         latency_ms = int((time.monotonic() - started) * 1000)
         content = _content_of(output)
-        prompt_estimate = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
         usage = output.get("usage")
+        # Estimated only when the server reports no usable count (0 is never a count).
+        prompt_tokens = _count(_field(usage, "prompt_tokens"), 0) or estimate_tokens(
+            "".join(str(m.get("content", "")) for m in messages)
+        )
         return LLMReply(
             content=content,
             model=_model_name(output.get("model"), model),
-            prompt_tokens=_count(_field(usage, "prompt_tokens"), prompt_estimate),
+            prompt_tokens=prompt_tokens,
             completion_tokens=_count(_field(usage, "completion_tokens"), estimate_tokens(content)),
             latency_ms=latency_ms,
             failures=tuple(failures),
             usage=dict(usage) if isinstance(usage, dict) else None,
         )
 
+    def _encoded(self, message: Message) -> bytes:
+        """A message's JSON, kept by its content: a run sends its system prompt (some 10 KB)
+        and every earlier turn again at each step, and encoding them was a tenth of a
+        call's CPU. A message holding a list (content parts) is encoded each time."""
+        try:
+            key = tuple(message.items())
+            known = self._encodings.get(key)
+        except TypeError:  # an unhashable value
+            return _json_bytes(message)
+        if known is None:
+            known = _json_bytes(message)
+            if len(self._encodings) >= _MAX_ENCODINGS:
+                self._encodings.clear()
+            self._encodings[key] = known
+        return known
+
     def _request(self, model: str, max_tokens: int, schema: dict[str, Any] | None) -> _Request:
         """The request for `model`, as huggingface_hub prepares it, kept for the next calls
-        of the same shape (a schema is keyed by its JSON: a handful per process)."""
-        key = (model, max_tokens, json.dumps(schema, sort_keys=True) if schema else None)
+        of the same shape. A schema is known by identity (the loop sends one constant
+        schema); the request keeps it, so that its id is never another's meanwhile."""
+        key = (model, max_tokens, id(schema))
         request = self._prepared.get(key)
-        if request is None:
+        if request is None or request.schema is not schema:
             request = _Request.prepare(
                 base_url=self.base_url,
                 token=self.token,
                 model=model,
+                schema=schema,
                 parameters={  # in chat_completion's order: the body's keys keep it
                     "model": model,
                     "max_tokens": max_tokens,
@@ -299,6 +324,7 @@ class InferenceLLM:
 
 
 _MAX_PREPARED = 64  # request shapes kept per client (models x token limits x schemas)
+_MAX_ENCODINGS = 512  # messages' JSON kept per client: the turns of the runs under way
 
 
 @dataclass(frozen=True)
@@ -310,11 +336,19 @@ class _Request:
 
     url: str
     headers: dict[str, Any]
-    body: dict[str, Any]  # without its messages
+    head: bytes  # the body's JSON before the messages' array items...
+    tail: bytes  # ... and after them
+    schema: dict[str, Any] | None  # the response schema it was prepared for
 
     @classmethod
     def prepare(
-        cls, *, base_url: str | None, token: str | None, model: str, parameters: dict[str, Any]
+        cls,
+        *,
+        base_url: str | None,
+        token: str | None,
+        model: str,
+        schema: dict[str, Any] | None,
+        parameters: dict[str, Any],
     ) -> _Request:
         target = base_url or model
         helper = get_provider_helper(None if base_url else "auto", "conversational", target)
@@ -322,19 +356,29 @@ class _Request:
             inputs=[], parameters=parameters, headers={}, model=target, api_key=token
         )
         assert isinstance(prepared.json, dict)
-        return cls(url=prepared.url, headers=prepared.headers, body=prepared.json)
+        assert "messages" in prepared.json
+        # The body httpx would encode from `json=`, in the provider's key order, split around
+        # the items of the messages' array (json.dumps of a dict is its items joined).
+        items = [
+            b"[" if key == "messages" else _json_bytes(key) + b":" + _json_bytes(value)
+            for key, value in prepared.json.items()
+        ]
+        cut = items.index(b"[")
+        head = b"{" + b",".join([*items[:cut], _json_bytes("messages") + b":["])
+        tail = b"]" + b"".join(b"," + item for item in items[cut + 1 :]) + b"}"
+        headers = {**prepared.headers, "content-type": "application/json"}
+        return cls(url=prepared.url, headers=headers, head=head, tail=tail, schema=schema)
 
     async def send(
-        self, client: httpx2.AsyncClient, messages: list[Message], *, timeout_s: float
+        self, client: httpx2.AsyncClient, messages: list[bytes], *, timeout_s: float
     ) -> dict[str, Any]:
-        """The server's reply as a JSON object; HfHubHTTPError for an HTTP error status,
-        TimeoutError when a read outlives `timeout_s`, ValueError for a reply that is not a
-        JSON object."""
-        body = dict(self.body)  # the provider's key order: the model first, then the messages
-        body["messages"] = messages
+        """The server's reply to `messages` (each one's JSON) as a JSON object;
+        HfHubHTTPError for an HTTP error status, TimeoutError when a read outlives
+        `timeout_s`, ValueError for a reply that is not a JSON object."""
+        body = self.head + b",".join(messages) + self.tail
         try:
             response = await client.post(
-                self.url, json=body, headers=self.headers, timeout=timeout_s
+                self.url, content=body, headers=self.headers, timeout=timeout_s
             )
         except httpx2.TimeoutException as exc:
             raise TimeoutError(f"no answer within {timeout_s:.1f} s: {exc}") from exc
@@ -343,6 +387,11 @@ class _Request:
         if not isinstance(document, dict):
             raise ValueError(f"the reply is not a JSON object but {type(document).__name__}")
         return document
+
+
+def _json_bytes(value: Any) -> bytes:
+    """`value` as httpx encodes a `json=` body: compact, UTF-8, no NaN."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _field(document: Any, name: str) -> Any:
