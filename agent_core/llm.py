@@ -3,7 +3,8 @@ huggingface_hub, with a fallback chain of models.
 
 A chat request is prepared by huggingface_hub's provider helper (the URL, headers and body
 shape AsyncInferenceClient.chat_completion would send), once per model and request shape,
-and posted on huggingface_hub's async HTTP session; the reply is read as plain JSON. The
+and posted with httpx2, huggingface_hub's HTTP client, on the calling thread; the reply is
+read as plain JSON. The
 client's own per-call path (a token lookup on disk, headers rebuilt, the reply parsed into
 dataclasses) cost about 0.25 ms of CPU per call, a fifth of the call's, for the same
 request on the wire.
@@ -13,9 +14,9 @@ token counts and latency come back in the reply so that the step records them.
 
 One call has a wall-clock deadline, however the server sends its bytes. The HTTP client's
 own timeout is per read, so a server trickling its reply a byte at a time would never trip
-it; the call therefore runs as a coroutine under `asyncio.timeout` (on its thread's event
-loop, with the client it keeps: agent_core/llm_loop.py), and at the deadline the request is
-cancelled: its connection is closed, nothing of it runs on afterwards, and no thread is left
+it; each request is therefore watched until its deadline (agent_core/llm_loop.py: the
+calling thread's own client, kept for its next calls), and at the deadline its connection is
+shut down: the request ends there, nothing of it runs on afterwards, and no thread is left
 behind.
 """
 
@@ -42,7 +43,7 @@ from huggingface_hub.utils import hf_raise_for_status
 
 from agent_core.config import Settings, redact_url
 from agent_core.errors import AgentRuntimeError, ConfigError
-from agent_core.llm_loop import ThreadLoops, run_coroutine
+from agent_core.llm_loop import Deadlines, ThreadClients, run_coroutine
 
 Message = dict[str, str]
 
@@ -139,7 +140,7 @@ class InferenceLLM:
     use_served_model: bool = False
     _no_json_mode: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _loops: ThreadLoops[httpx2.AsyncClient] = field(init=False, repr=False, compare=False)
+    _clients: ThreadClients = field(init=False, repr=False, compare=False)
     _prepared: dict[tuple[str, int, int], _Request] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -148,7 +149,7 @@ class InferenceLLM:
     )
 
     def __post_init__(self) -> None:
-        self._loops = ThreadLoops(get_async_session, httpx2.AsyncClient.aclose)
+        self._clients = ThreadClients(_thread_http_client, Deadlines())
 
     def chain(self, *, timeout_s: float = MODELS_TIMEOUT_S) -> list[str]:
         """The models tried in order. ConfigError when the server must say which model it
@@ -168,20 +169,16 @@ class InferenceLLM:
     ) -> LLMReply:
         deadline = time.monotonic() + timeout_s
         models = self.chain(timeout_s=max(0.1, min(MODELS_TIMEOUT_S, timeout_s)))
-        return self._loops.run(
-            lambda client: self._complete(
-                client,
-                models,
-                list(messages),
-                deadline=deadline,
-                response_schema=response_schema,
-                max_tokens=max_tokens or self.max_tokens,
-            )
+        return self._complete(
+            models,
+            list(messages),
+            deadline=deadline,
+            response_schema=response_schema,
+            max_tokens=max_tokens or self.max_tokens,
         )
 
-    async def _complete(
+    def _complete(
         self,
-        client: httpx2.AsyncClient,
         models: Sequence[str],
         messages: list[Message],
         *,
@@ -197,17 +194,15 @@ class InferenceLLM:
                 raise LLMTimeout(_out_of_time(failures))
             model_deadline = min(started + self.timeout_s, deadline)
             try:
-                async with asyncio.timeout(model_deadline - started):
-                    return await self._ask(
-                        client,
-                        model,
-                        messages,
-                        deadline=model_deadline,
-                        response_schema=response_schema,
-                        max_tokens=max_tokens,
-                        failures=failures,
-                    )
-            except TimeoutError:  # ours, or the HTTP client's per-read timeout
+                return self._ask(
+                    model,
+                    messages,
+                    deadline=model_deadline,
+                    response_schema=response_schema,
+                    max_tokens=max_tokens,
+                    failures=failures,
+                )
+            except TimeoutError:  # the deadline, or the HTTP client's per-read timeout
                 timeouts += 1
                 failures.append(f"{model}: timed out after {time.monotonic() - started:.1f} s")
             except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
@@ -216,9 +211,8 @@ class InferenceLLM:
             raise LLMTimeout(_out_of_time(failures))
         raise LLMError("no model answered: " + "; ".join(failures))
 
-    async def _ask(
+    def _ask(
         self,
-        client: httpx2.AsyncClient,
         model: str,
         messages: list[Message],
         *,
@@ -234,12 +228,7 @@ class InferenceLLM:
         while True:
             request = self._request(model, max_tokens, response_schema if json_mode else None)
             try:
-                output = await request.send(
-                    client,
-                    encoded,
-                    # The HTTP client's per-read timeout too: no read outlives the deadline.
-                    timeout_s=max(0.01, deadline - time.monotonic()),
-                )
+                output = request.send(self._clients, encoded, deadline=deadline)
                 break
             except HfHubHTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
@@ -262,7 +251,7 @@ class InferenceLLM:
                         f"{max(0.0, left):.1f} s away)"
                     ) from exc
                 retries += 1
-                await asyncio.sleep(wait)
+                time.sleep(wait)  # ends before the deadline (checked above)
         latency_ms = int((time.monotonic() - started) * 1000)
         content = _content_of(output)
         usage = output.get("usage")
@@ -369,24 +358,29 @@ class _Request:
         headers = {**prepared.headers, "content-type": "application/json"}
         return cls(url=prepared.url, headers=headers, head=head, tail=tail, schema=schema)
 
-    async def send(
-        self, client: httpx2.AsyncClient, messages: list[bytes], *, timeout_s: float
+    def send(
+        self, clients: ThreadClients, messages: list[bytes], *, deadline: float
     ) -> dict[str, Any]:
         """The server's reply to `messages` (each one's JSON) as a JSON object;
-        HfHubHTTPError for an HTTP error status, TimeoutError when a read outlives
-        `timeout_s`, ValueError for a reply that is not a JSON object."""
+        HfHubHTTPError for an HTTP error status, TimeoutError at the deadline, ValueError
+        for a reply that is not a JSON object."""
         body = self.head + b",".join(messages) + self.tail
-        try:
-            response = await client.post(
-                self.url, content=body, headers=self.headers, timeout=timeout_s
-            )
-        except httpx2.TimeoutException as exc:
-            raise TimeoutError(f"no answer within {timeout_s:.1f} s: {exc}") from exc
+        response = clients.post(self.url, content=body, headers=self.headers, deadline=deadline)
         hf_raise_for_status(response)
         document = json.loads(response.content)
         if not isinstance(document, dict):
             raise ValueError(f"the reply is not a JSON object but {type(document).__name__}")
         return document
+
+
+def _thread_http_client() -> httpx2.Client:
+    """A thread's HTTP client, as huggingface_hub builds its own (redirects followed, no
+    default timeout), holding one connection: the one cut at a deadline."""
+    return httpx2.Client(
+        follow_redirects=True,
+        timeout=None,
+        limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
+    )
 
 
 def _json_bytes(value: Any) -> bytes:
