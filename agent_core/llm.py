@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -373,10 +374,11 @@ class _Request:
         return document
 
 
-def _thread_http_client() -> httpx2.Client:
+def _thread_http_client(tls: ssl.SSLContext) -> httpx2.Client:
     """A thread's HTTP client, as huggingface_hub builds its own (redirects followed, no
     default timeout), holding one connection: the one cut at a deadline."""
     return httpx2.Client(
+        verify=tls,
         follow_redirects=True,
         timeout=None,
         limits=httpx2.Limits(max_connections=1, max_keepalive_connections=1),
