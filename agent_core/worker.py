@@ -347,7 +347,7 @@ class Worker:
 class RunThreads:
     """Long-lived daemon threads executing the runs handed to them, one thread more each time
     all are busy (so no more threads than runs at once). A thread keeps what it built from one
-    run to the next (its LLM client's event loop, TLS context and open connections:
+    run to the next (its LLM client, TLS context and open connection:
     agent_core/llm_loop.py); being daemons, a run stuck in a long step never holds up the
     process's exit."""
 

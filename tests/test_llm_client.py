@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 
 import pytest
+from huggingface_hub import AsyncInferenceClient
 
 from agent_core.config import load_settings
 from agent_core.errors import ConfigError
@@ -313,3 +315,34 @@ def test_a_thread_keeps_its_client_and_connection_from_one_call_to_the_next(llm_
     first, second, from_other = llm_server.peer_ports
     assert first == second
     assert from_other != first
+
+
+@pytest.mark.parametrize("schema", [SCHEMA, None], ids=["json-mode", "plain"])
+def test_the_request_is_the_one_huggingface_hubs_client_sends(llm_server, schema):
+    """The request is prepared by huggingface_hub's provider helper, once, and posted on its
+    session: on the wire, the same body as AsyncInferenceClient.chat_completion's."""
+    llm_server.reply("ours").reply("again").reply("theirs")
+    llm = InferenceLLM(models=["m1"], base_url=llm_server.url, temperature=0.3, max_tokens=77)
+
+    llm.complete(ASK, timeout_s=5, response_schema=schema)
+    llm.complete(ASK, timeout_s=5, response_schema=schema)  # the kept request, reused
+
+    async def theirs() -> None:
+        async with AsyncInferenceClient(base_url=llm_server.url) as client:
+            await client.chat_completion(
+                ASK,
+                model="m1",
+                temperature=0.3,
+                max_tokens=77,
+                response_format={
+                    "type": "json_schema",
+                    "json_schema": {"name": "agent_step", "schema": schema},
+                }
+                if schema
+                else None,
+            )
+
+    asyncio.run(theirs())
+    ours, again, reference = llm_server.requests
+    assert ours == again == reference
+    assert list(ours) == list(reference)  # the same key order too: the model first

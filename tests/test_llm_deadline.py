@@ -23,6 +23,11 @@ DONE = json.dumps({"thought": "t", "tool": None, "args": None, "done": True, "su
 TRICKLE_S = 0.2
 
 
+def _threads() -> int:
+    """Threads running, but a client's deadline thread (one per client, idle ones end)."""
+    return sum(1 for thread in threading.enumerate() if thread.name != "llm-deadline")
+
+
 def _timed(call):
     started = time.monotonic()
     try:
@@ -40,7 +45,7 @@ def test_a_trickling_server_is_cut_at_the_deadline_and_its_connection_closed(
 ):
     llm_server.trickle(DONE, every_s=TRICKLE_S, headers_first=headers_first)
     llm = InferenceLLM(models=["slow"], base_url=llm_server.url, timeout_s=60)
-    threads_before = threading.active_count()
+    threads_before = _threads()
 
     outcome, elapsed = _timed(lambda: llm.complete(ASK, timeout_s=1.5))
 
@@ -53,7 +58,8 @@ def test_a_trickling_server_is_cut_at_the_deadline_and_its_connection_closed(
         time.sleep(0.05)
     assert llm_server.disconnects
     assert llm_server.disconnects[0] - (waited - elapsed) < 1.5 + 1
-    assert threading.active_count() <= threads_before  # no thread left behind
+    # No thread left behind: the client's one deadline thread is not a thread per call.
+    assert _threads() <= threads_before
 
 
 def test_trickling_fallbacks_share_one_deadline(llm_server):
@@ -246,3 +252,19 @@ def test_a_retry_after_date_in_the_future_is_the_seconds_until_it():
     seconds = retry_after_s(format_datetime(when, usegmt=True))
     assert seconds is not None
     assert 28 <= seconds <= 30
+
+
+def test_after_a_cut_the_threads_next_call_answers_on_a_new_connection(llm_server):
+    """The cut connection is the thread's kept one: the thread drops it, and its next call
+    (here on the same thread) opens another and gets its answer."""
+    llm_server.trickle(DONE, every_s=TRICKLE_S)
+    llm_server.reply("after the cut")
+    llm = InferenceLLM(models=["m"], base_url=llm_server.url, timeout_s=60)
+
+    with pytest.raises(LLMTimeout):
+        llm.complete(ASK, timeout_s=0.6)
+    reply = llm.complete(ASK, timeout_s=5)
+
+    assert reply.content == "after the cut"
+    first, second = llm_server.peer_ports
+    assert first != second
