@@ -270,7 +270,7 @@ def system_prompt(offered: Sequence[tuple[Tool, Any]]) -> str:
             f"- {tool.name} (risk {tool.risk}"
             + (", needs a human's approval" if decision.outcome is Outcome.NEEDS_APPROVAL else "")
             + f"): {tool.description}\n  args JSON schema: "
-            + json.dumps(tool.args_schema(), sort_keys=True, separators=(",", ":"))
+            + tool.args_schema_json()
             for tool, decision in offered
         )
     return SYSTEM_PROMPT.format(open=OBSERVATION_OPEN, close=OBSERVATION_CLOSE, tools=listing)

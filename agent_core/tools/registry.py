@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -111,6 +112,13 @@ def _json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
+@functools.cache
+def _json_schema_text(model: type[BaseModel]) -> str:
+    """The schema's JSON, written once: every run's system prompt lists every tool's (a copy
+    and an encoding per tool and run were a few percent of a worker's CPU)."""
+    return json.dumps(_json_schema(model), sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -183,6 +191,10 @@ class Tool:
 
     def args_schema(self) -> dict[str, Any]:
         return copy.deepcopy(_json_schema(self.args_model))
+
+    def args_schema_json(self) -> str:
+        """The arguments' JSON schema as the prompt lists it (compact, keys sorted)."""
+        return _json_schema_text(self.args_model)
 
     def describe(self) -> dict[str, Any]:
         return {
