@@ -43,8 +43,9 @@ from huggingface_hub.inference._providers import get_provider_helper
 from huggingface_hub.utils import hf_raise_for_status
 
 from agent_core.config import Settings, redact_url
+from agent_core.deadlines import Deadlines
 from agent_core.errors import AgentRuntimeError, ConfigError
-from agent_core.llm_loop import Deadlines, ThreadClients, run_coroutine
+from agent_core.llm_loop import ThreadClients, run_coroutine
 
 Message = dict[str, str]
 
@@ -150,7 +151,7 @@ class InferenceLLM:
     )
 
     def __post_init__(self) -> None:
-        self._clients = ThreadClients(_thread_http_client, Deadlines())
+        self._clients = ThreadClients(_thread_http_client, Deadlines(name="llm-deadline"))
 
     def chain(self, *, timeout_s: float = MODELS_TIMEOUT_S) -> list[str]:
         """The models tried in order. ConfigError when the server must say which model it

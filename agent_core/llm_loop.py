@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import socket
 import ssl
 import threading
@@ -30,81 +28,9 @@ from typing import Any, TypeVar
 
 import httpx2
 
+from agent_core.deadlines import Deadlines, Watch
+
 T = TypeVar("T")
-
-# A request still running at its deadline is cut at most this much later; a thread watching
-# finished requests until their deadline wakes no more often than this.
-COALESCE_S = 0.02
-IDLE_EXIT_S = 30.0  # the deadline thread ends after this long with nothing to watch
-
-
-class Deadlines:
-    """One daemon thread that calls `cut` for each watched request still running at its
-    deadline. Watching costs a lock and a heap push; finished requests stay in the heap until
-    their deadline (popping them at once would wake the thread at every request)."""
-
-    def __init__(self, *, name: str = "llm-deadline") -> None:
-        self._name = name
-        self._condition = threading.Condition()
-        self._heap: list[tuple[float, int, _Watch]] = []
-        self._order = itertools.count()
-        self._wake_at = float("inf")
-        self._thread: threading.Thread | None = None
-
-    def watch(self, deadline: float, cut: Callable[[], object]) -> _Watch:
-        entry = _Watch(cut)
-        with self._condition:
-            heapq.heappush(self._heap, (deadline, next(self._order), entry))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
-                self._thread.start()
-            elif deadline < self._wake_at:
-                self._condition.notify()
-        return entry
-
-    def release(self, entry: _Watch) -> bool:
-        """The request returned: stop watching it. False when it was cut (or is being cut)."""
-        with self._condition:
-            entry.cut = None
-            return not entry.fired
-
-    def _serve(self) -> None:
-        condition = self._condition
-        with condition:
-            while True:
-                now = time.monotonic()
-                due: list[Callable[[], object]] = []
-                while self._heap and self._heap[0][0] <= now:
-                    entry = heapq.heappop(self._heap)[2]
-                    if entry.cut is not None:
-                        entry.fired = True
-                        due.append(entry.cut)
-                        entry.cut = None
-                if due:
-                    condition.release()
-                    try:
-                        for cut in due:
-                            with contextlib.suppress(Exception):  # best effort, nobody to tell
-                                cut()
-                    finally:
-                        condition.acquire()
-                    continue
-                if not self._heap:
-                    self._wake_at = float("inf")
-                    if not condition.wait(IDLE_EXIT_S) and not self._heap:
-                        self._thread = None  # idle: the next request starts another
-                        return
-                    continue
-                self._wake_at = max(self._heap[0][0], now + COALESCE_S)
-                condition.wait(self._wake_at - now)
-
-
-class _Watch:
-    __slots__ = ("cut", "fired")
-
-    def __init__(self, cut: Callable[[], object]) -> None:
-        self.cut: Callable[[], object] | None = cut
-        self.fired = False
 
 
 class _ThreadClient:
@@ -180,7 +106,7 @@ class ThreadClients:
         self._end(held, watch)  # cut as it came in whole: the reply stands
         return response
 
-    def _end(self, held: _ThreadClient, watch: _Watch) -> bool:
+    def _end(self, held: _ThreadClient, watch: Watch) -> bool:
         """Stop watching; when the deadline fired, drop the thread's client (its connection
         is cut or about to be) and return False."""
         if self._deadlines.release(watch):

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
+from agent_core.deadlines import Deadlines
 from agent_core.models import RiskLevel, ToolCallStatus
 from agent_core.tools import (
     TIMEOUT_BY_RISK,
@@ -27,7 +28,6 @@ from agent_core.tools import (
 )
 from agent_core.tools.data import DataAccess, NoArgs, data_tools
 from agent_core.tools.gateway import ToolGateway, validate_args
-from agent_core.tools.watchdog import Watchdog
 from tests.support import create_leads, make_objective
 
 
@@ -125,10 +125,11 @@ def test_an_interruptible_read_only_tool_runs_on_the_callers_thread_and_is_stopp
 
 
 def test_the_watchdog_cancels_only_calls_still_running_at_their_deadline():
-    watchdog = Watchdog()
+    watchdog = Deadlines(name="tool-watchdog")
     finished = ToolContext(run_id="run-1", deadline=time.monotonic() + 0.05)
     running = ToolContext(run_id="run-1", deadline=time.monotonic() + 0.1)
-    done, late = watchdog.watch(finished), watchdog.watch(running)
+    done = watchdog.watch(finished.deadline, finished.cancel)
+    late = watchdog.watch(running.deadline, running.cancel)
 
     assert watchdog.release(done) is True
     time.sleep(0.4)

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from agent_core.deadlines import Deadlines
 from agent_core.models import ToolCallStatus
 from agent_core.render import describe_validation_error
 from agent_core.tools.registry import (
@@ -24,7 +25,6 @@ from agent_core.tools.registry import (
     ToolOutcomeUnknown,
     ToolTransientError,
 )
-from agent_core.tools.watchdog import Watchdog
 
 RETRY_DELAYS_S = (0.2, 0.6)  # two retries, for tools without side effects only
 _TRANSIENT = (ToolTransientError, ConnectionError, TimeoutError)
@@ -81,7 +81,7 @@ class ToolGateway:
         )
         self._idle = 0
         self._lock = threading.Lock()
-        self._watchdog = Watchdog()
+        self._watchdog = Deadlines(name="tool-watchdog")
 
     def execute(self, tool: Tool, args: BaseModel, *, run_id: str, timeout_s: float) -> ToolResult:
         """Run the tool, retrying transient failures of tools without side effects.
@@ -154,7 +154,7 @@ class ToolGateway:
     def _attempt_inline(self, tool: Tool, args: BaseModel, context: ToolContext) -> tuple[str, Any]:
         """Run the handler here; past the deadline the watchdog cancels it, which an
         interruptible handler obeys, and the call counts as timed out whatever it returned."""
-        watch = self._watchdog.watch(context)
+        watch = self._watchdog.watch(context.deadline, context.cancel)
         try:
             outcome: tuple[str, Any] = ("ok", tool.handler(args, context))
         except Exception as exc:  # noqa: BLE001 - reported as the tool's failure
