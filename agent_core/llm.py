@@ -135,7 +135,7 @@ class InferenceLLM:
 
     models: Sequence[str]
     base_url: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)  # a secret: never in a repr
     temperature: float = 0.2
     max_tokens: int = 2048
     timeout_s: float = 60.0  # one model's longest wait, within the call's deadline
@@ -326,7 +326,7 @@ class _Request:
     messages put in per call."""
 
     url: str
-    headers: dict[str, Any]
+    headers: dict[str, Any] = field(repr=False)  # the token's Authorization header
     head: bytes  # the body's JSON before the messages' array items...
     tail: bytes  # ... and after them
     schema: dict[str, Any] | None  # the response schema it was prepared for

@@ -346,3 +346,13 @@ def test_the_request_is_the_one_huggingface_hubs_client_sends(llm_server, schema
     ours, again, reference = llm_server.requests
     assert ours == again == reference
     assert list(ours) == list(reference)  # the same key order too: the model first
+
+
+def test_the_token_never_appears_in_a_repr_of_the_client_or_its_requests(llm_server):
+    llm_server.reply('{"ok": true}', model="m1")
+    llm = InferenceLLM(models=["m1"], base_url=llm_server.url, token="hf_secret_token_123")
+
+    llm.complete(ASK, timeout_s=5)
+
+    assert "hf_secret_token_123" not in repr(llm)
+    assert all("hf_secret_token_123" not in repr(request) for request in llm._prepared.values())
