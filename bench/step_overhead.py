@@ -214,7 +214,7 @@ def sqlite_floor(path: Path, *, runtime_update: bool = False) -> Callable[[int],
         statements[0] = HotPath("sqlite")._run_update(_RUNTIME_STEP_UPDATE, False).sql
     counter = iter(range(1, 10**9))
 
-    def rows(step: int, now: str) -> tuple[Any, ...]:
+    def step_rows(step: int, now: str) -> tuple[Any, ...]:
         rows = _floor_rows(run_hex, step, now, lambda: uuid.uuid4().hex)
         if not runtime_update:
             return rows
@@ -234,11 +234,11 @@ def sqlite_floor(path: Path, *, runtime_update: bool = False) -> Callable[[int],
 
     def measure(steps: int) -> float:
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-        prepared = [rows(next(counter) + 1_000_000, now) for _ in range(steps)]
+        prepared = [step_rows(next(counter) + 1_000_000, now) for _ in range(steps)]
         started = time.perf_counter()
-        for step_rows in prepared:
+        for rows in prepared:
             connection.execute("BEGIN IMMEDIATE")
-            for sql, values in zip(statements, step_rows, strict=True):
+            for sql, values in zip(statements, rows, strict=True):
                 connection.execute(sql, values).fetchall()
             connection.execute("COMMIT")
         return (time.perf_counter() - started) / steps
