@@ -4,10 +4,9 @@ huggingface_hub, with a fallback chain of models.
 A chat request is prepared by huggingface_hub's provider helper (the URL, headers and body
 shape AsyncInferenceClient.chat_completion would send), once per model and request shape,
 and posted with httpx2, huggingface_hub's HTTP client, on the calling thread; the reply is
-read as plain JSON. The
-client's own per-call path (a token lookup on disk, headers rebuilt, the reply parsed into
-dataclasses) cost about 0.25 ms of CPU per call, a fifth of the call's, for the same
-request on the wire.
+read as plain JSON. The client's own per-call path (a token lookup on disk, headers
+rebuilt, the reply parsed into dataclasses) cost about 0.25 ms of CPU per call, a fifth of
+the call's, for the same request on the wire.
 
 The orchestrator only sees `LLMClient.complete(messages, ...)`; which model answered, its
 token counts and latency come back in the reply so that the step records them.

@@ -2,11 +2,11 @@
 client (kept for its next calls, with its open connection), under a wall-clock deadline.
 
 An HTTP client's timeouts are per read: a server trickling its reply a byte at a time never
-trips them. Each request is therefore also watched by one daemon thread per process
-(`Deadlines`): at the deadline it shuts down the socket the calling thread is blocked on, the
-read returns at once, the request ends as timed out, and the thread's client is dropped (its
-connection is the one cut). Nothing of the request runs on afterwards; no thread is started
-per call.
+trips them. Each request is therefore also watched by its LLM client's deadline thread
+(`agent_core.deadlines.Deadlines`): at the deadline it shuts down the socket the calling
+thread is blocked on, the read returns at once, the request ends as timed out, and the
+thread's client is dropped (its connection is the one cut). Nothing of the request runs on
+afterwards; no thread is started per call.
 
 Synchronous on purpose: the same request through httpx's async client, on a per-thread event
 loop, cost about 0.6 ms more CPU per call (anyio cancel scopes around every read and write,
