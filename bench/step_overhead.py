@@ -21,15 +21,19 @@ next step starts, the guarantee our step gives; its default, "async", saves it w
 step runs, and costs about the same here), and as a DBOS workflow whose steps (one `@DBOS.step`
 per agent step) are checkpointed in a fresh database of the same PostgreSQL server.
 
-Measurements are interleaved: every round runs ours, the floors and the peers one after the
-other, so the noise of a shared machine hits all of them alike; the figures are medians
-over the rounds. The table ends with each target of the issue beside its figure.
+Each contender runs in a process of its own, which holds only it: a peer's background
+threads (DBOS keeps several, polling its queues) and its heap would otherwise tax the
+contenders sharing its interpreter (they made our step about 12% slower). Measurements are
+interleaved: every round has ours, the floors and the peers run one after the other, so the
+noise of a shared machine hits all of them alike; the figures are medians over the rounds.
+The table ends with each target of the issue beside its figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sqlite3
 import statistics
 import tempfile
@@ -39,7 +43,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from pydantic import BaseModel, ConfigDict
@@ -52,6 +56,7 @@ from agent_core.models import ObjectiveSpec, RiskLevel
 from agent_core.store import Store
 from agent_core.store.hotpath import HotPath
 from agent_core.tools import Tool, ToolRegistry
+from agent_core.tools.gateway import ToolGateway
 
 STEP = json.dumps(
     {"thought": "Look again.", "tool": "noop", "args": {}, "done": False, "summary": None}
@@ -79,10 +84,21 @@ NOOP = Tool(
 )
 
 
+Measure = Callable[[int], float]
+
+
+class Contender(NamedTuple):
+    """What is measured: seconds per step of a run of N steps."""
+
+    label: str
+    measure: Measure
+    close: Callable[[], object] = lambda: None
+
+
 # --- ours ----------------------------------------------------------------------------------------
 
 
-def ours(url: str) -> Callable[[int], float]:
+def ours(url: str) -> Contender:
     store = Store.open(url, check_schema=False)
     store.upgrade()
     settings = load_settings(
@@ -95,6 +111,7 @@ def ours(url: str) -> Callable[[int], float]:
     )
     objective = store.create_objective(ObjectiveSpec(title="bench", description="bench"))
     tools = ToolRegistry([NOOP])
+    gateway = ToolGateway()  # one per runtime, as the worker's orchestrator has
 
     def measure(steps: int) -> float:
         orchestrator = Orchestrator(
@@ -103,6 +120,7 @@ def ours(url: str) -> Callable[[int], float]:
             tools=tools,
             settings=settings,
             owner="bench",
+            gateway=gateway,
         )
         run = store.create_run(objective.id)
         store.claim_run(run.id, owner="bench", lease_s=3600)
@@ -112,7 +130,7 @@ def ours(url: str) -> Callable[[int], float]:
         assert ended.status == "completed", ended
         return elapsed / (steps + 1)
 
-    return measure
+    return Contender("ours", measure, store.close)
 
 
 # --- floors --------------------------------------------------------------------------------------
@@ -200,7 +218,7 @@ _RUNTIME_STEP_UPDATE = (
 )
 
 
-def sqlite_floor(path: Path, *, runtime_update: bool = False) -> Callable[[int], float]:
+def sqlite_floor(path: Path, runtime_update: bool = False) -> Contender:
     """The raw sqlite3 floor; with `runtime_update`, its run UPDATE is the runtime's own
     statement (built by the store's HotPath) instead of the minimal one: what the runtime's
     SQL costs the database, so that the rest of the runtime's step is its Python."""
@@ -243,10 +261,10 @@ def sqlite_floor(path: Path, *, runtime_update: bool = False) -> Callable[[int],
             connection.execute("COMMIT")
         return (time.perf_counter() - started) / steps
 
-    return measure
+    return Contender("raw sqlite3", measure, connection.close)
 
 
-def postgres_floor(url: str) -> Callable[[int], float]:
+def postgres_floor(url: str) -> Contender:
     run_id = _prepared_run(url)
     connection = psycopg.connect(url.replace("+psycopg", ""), prepare_threshold=None)
     statements = [sql.format(p="%s") for sql in _FLOOR_SQL]
@@ -266,13 +284,13 @@ def postgres_floor(url: str) -> Callable[[int], float]:
             connection.commit()
         return (time.perf_counter() - started) / steps
 
-    return measure
+    return Contender("raw psycopg", measure, connection.close)
 
 
 # --- peer: LangGraph -----------------------------------------------------------------------------
 
 
-def langgraph_peer(path: Path) -> tuple[str, Callable[[int], float]] | None:
+def langgraph_peer(path: Path) -> Contender | None:
     try:
         from importlib.metadata import version
 
@@ -324,13 +342,14 @@ def langgraph_peer(path: Path) -> tuple[str, Callable[[int], float]] | None:
         graph.invoke(initial, config, durability="sync")  # each step saved before the next
         return (time.perf_counter() - started) / (steps + 1)
 
-    return f"LangGraph {version('langgraph')} + SqliteSaver, durability sync", measure
+    label = f"LangGraph {version('langgraph')} + SqliteSaver, durability sync"
+    return Contender(label, measure, connection.close)
 
 
 # --- peer: DBOS ---------------------------------------------------------------------------------
 
 
-def dbos_peer(url: str) -> tuple[str, Callable[[int], float], Callable[[], None]] | None:
+def dbos_peer(url: str) -> Contender | None:
     """The loop as a DBOS workflow, one checkpointed step per agent step, its system database
     a fresh PostgreSQL database of the same server; None when DBOS is not installed."""
     try:
@@ -369,13 +388,51 @@ def dbos_peer(url: str) -> tuple[str, Callable[[int], float], Callable[[], None]
         assert turns == steps, turns
         return elapsed / (steps + 1)
 
-    return f"DBOS {version('dbos')}", measure, DBOS.destroy
+    return Contender(f"DBOS {version('dbos')}", measure, DBOS.destroy)
+
+
+# --- each in a process of its own -------------------------------------------------------------
+
+
+def _serve(
+    connection: Any, factory: Callable[..., Contender | None], args: tuple[Any, ...]
+) -> None:
+    """The child's side: build the contender, send its label (None: not installed), then
+    measure each run length asked for until None comes."""
+    contender = factory(*args)
+    connection.send(None if contender is None else contender.label)
+    if contender is None:
+        return
+    try:
+        while (steps := connection.recv()) is not None:
+            connection.send(contender.measure(steps))
+    finally:
+        contender.close()
+
+
+class Isolated:
+    """A contender built and measured in a child process of its own (`factory(*args)`
+    there); called like its measure, from the parent."""
+
+    def __init__(self, factory: Callable[..., Contender | None], *args: Any) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, factory, args), daemon=True)
+        self._process.start()
+        child.close()
+        self.label: str | None = self._connection.recv()
+
+    def __call__(self, steps: int) -> float:
+        self._connection.send(steps)
+        return float(self._connection.recv())
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._connection.send(None)
+        self._process.join(timeout=60)
 
 
 # --- interleaved rounds --------------------------------------------------------------------------
-
-
-Measure = Callable[[int], float]
 
 
 def interleaved(contenders: dict[str, Measure], rounds: int) -> dict[tuple[str, int], float]:
@@ -441,61 +498,49 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
     args = parser.parse_args()
     print(f"step overhead, {datetime.now(UTC):%Y-%m-%d}, SQLite {sqlite3.sqlite_version}")
-    contenders: dict[str, Measure] = {}
-    labels: dict[str, str] = {}
+    contenders: dict[str, Isolated] = {}
     databases: list[str] = []
-    cleanups: list[Callable[[], None]] = []
     with tempfile.TemporaryDirectory() as folder:
-        contenders["sqlite ours"] = ours(f"sqlite:///{folder}/ours.db")
-        contenders["sqlite floor"] = sqlite_floor(Path(folder) / "f.db")
-        contenders["sqlite floor, runtime's SQL"] = sqlite_floor(
-            Path(folder) / "fr.db", runtime_update=True
-        )
-        langgraph = langgraph_peer(Path(folder) / "langgraph.db")
-        if langgraph is None:
-            print("peer: LangGraph not installed (pip install -r requirements-bench.txt)")
-        else:
-            labels["langgraph"], contenders["langgraph"] = langgraph
-        if not args.no_postgres:
-            pg_ours, pg_floor = (_create_pg_database(args.postgres_url) for _ in range(2))
-            if pg_ours and pg_floor:
-                databases += [pg_ours, pg_floor]
-                contenders["postgresql ours"] = ours(pg_ours)
-                contenders["postgresql floor"] = postgres_floor(pg_floor)
-                _add_dbos(args.postgres_url, contenders, labels, databases, cleanups)
-            else:
-                print("postgresql: not measured (server not reachable at --postgres-url)")
         try:
-            medians = interleaved(contenders, args.rounds)
+            _start_contenders(args, Path(folder), contenders, databases)
+            medians = interleaved(dict(contenders), args.rounds)
         finally:
-            for cleanup in cleanups:
-                cleanup()
+            for contender in contenders.values():
+                contender.close()
             for url in databases:
                 _drop_pg_database(args.postgres_url, url)
+    labels = {name: contender.label or name for name, contender in contenders.items()}
     _print_report(medians, labels, args.rounds)
 
 
-def _add_dbos(
-    admin_url: str,
-    contenders: dict[str, Measure],
-    labels: dict[str, str],
-    databases: list[str],
-    cleanups: list[Callable[[], None]],
+def _start_contenders(
+    args: argparse.Namespace, folder: Path, contenders: dict[str, Isolated], databases: list[str]
 ) -> None:
-    """DBOS on a fresh database of the same server, when it is installed."""
-    try:
-        import dbos  # noqa: F401
-    except ImportError:
-        print("peer: DBOS not installed (pip install -r requirements-bench.txt)")
-        return
-    url = _create_pg_database(admin_url)
-    if url is None:
-        return
-    databases.append(url)
-    peer = dbos_peer(url.replace("+psycopg", ""))
-    if peer is not None:
-        labels["dbos"], contenders["dbos"], destroy = peer
-        cleanups.append(destroy)
+    """Each contender in its own process, on its own database (a file of `folder`, or a
+    fresh PostgreSQL database, listed in `databases` to be dropped); a peer that is not
+    installed is left out with a printed line."""
+    contenders["sqlite ours"] = Isolated(ours, f"sqlite:///{folder}/ours.db")
+    contenders["sqlite floor"] = Isolated(sqlite_floor, folder / "f.db")
+    contenders["sqlite floor, runtime's SQL"] = Isolated(sqlite_floor, folder / "fr.db", True)
+    peers: list[tuple[str, str, Callable[..., Contender | None], Any]] = [
+        ("langgraph", "LangGraph", langgraph_peer, folder / "langgraph.db")
+    ]
+    if not args.no_postgres:
+        urls = [_create_pg_database(args.postgres_url) for _ in range(3)]
+        databases += [url for url in urls if url]
+        if all(urls):
+            contenders["postgresql ours"] = Isolated(ours, urls[0])
+            contenders["postgresql floor"] = Isolated(postgres_floor, urls[1])
+            peers.append(("dbos", "DBOS", dbos_peer, str(urls[2]).replace("+psycopg", "")))
+        else:
+            print("postgresql: not measured (server not reachable at --postgres-url)")
+    for name, product, factory, where in peers:
+        peer = Isolated(factory, where)
+        if peer.label is None:
+            peer.close()
+            print(f"peer: {product} not installed (pip install -r requirements-bench.txt)")
+        else:
+            contenders[name] = peer
 
 
 def _print_report(
