@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from agent_core.errors import LeaseLost
 from agent_core.models import (
     NewEvent,
     NewStep,
     NewToolCall,
     RiskLevel,
+    RunChanges,
     StepOutcome,
     StepStatus,
     ToolCallStatus,
 )
+from agent_core.store import Store
 from agent_core.store.ledger import tool_args_hash
 from tests.support import KEY, make_objective
 
@@ -122,6 +125,74 @@ def test_a_failure_in_the_middle_of_a_step_leaves_nothing(store):
     _nothing_written(store, run.id)
 
 
+def test_a_failure_in_the_middle_of_a_later_step_leaves_nothing_of_it(store):
+    # A later step is written on the ledger head the earlier one left (PostgreSQL: in one
+    # statement); a failure in it leaves the run as the earlier step left it.
+    run = store.create_run(make_objective(store).id)
+    store.start_step(run.id, STEP, tool_call=CALL, new_events=EVENTS)
+    _refuse_tool_call_inserts(store)
+    with pytest.raises(Exception, match="disk full"):
+        store.start_step(run.id, STEP, tool_call=CALL, new_events=EVENTS)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TRIGGER disk_full"
+            + ("" if store.dialect == "sqlite" else " ON app_agent_tool_calls")
+        )
+    detail = store.run_detail(run.id)
+    assert (detail.run.steps_count, len(detail.steps), len(detail.tool_calls)) == (1, 1, 1)
+    assert [event.event_type for event in detail.events] == ["run_queued", "step_started"]
+    assert store.start_step(run.id, STEP, tool_call=CALL).step.step_number == 2
+    assert store.verify_ledger(KEY).ok
+
+
+def test_a_step_follows_what_another_process_appended_since_the_last_one(
+    store, database_url, clock
+):
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="worker", lease_s=600)
+    fenced = RunChanges(owner="worker")
+    store.start_step(run.id, STEP, tool_call=CALL, run=fenced, new_events=EVENTS)
+    elsewhere = Store.open(database_url, clock=clock)  # the notifier, in its own process
+    try:
+        elsewhere.append_events(run.id, [NewEvent(event_type="notification_sent")])
+    finally:
+        elsewhere.close()
+    second = store.start_step(run.id, STEP, tool_call=CALL, run=fenced, new_events=EVENTS)
+    assert second.step.step_number == 2
+    events = store.list_events(run.id)
+    assert [event.event_type for event in events][-3:] == [
+        "step_started",
+        "notification_sent",
+        "step_started",
+    ]
+    assert [event.seq for event in events] == list(range(events[0].seq, events[-1].seq + 1))
+    assert store.verify_ledger(KEY).ok
+
+
+@pytest.mark.parametrize("claimed_by", ["this process", "another process"])
+def test_a_worker_whose_run_was_taken_over_writes_no_further_step(
+    store, database_url, clock, claimed_by
+):
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="first", lease_s=60)
+    first = RunChanges(owner="first")
+    store.start_step(run.id, STEP, tool_call=CALL, run=first, new_events=EVENTS)
+    clock.advance(seconds=120)  # its lease lapsed: another worker takes the run over
+    if claimed_by == "this process":
+        assert store.claim_run(run.id, owner="second", lease_s=60) is not None
+    else:
+        elsewhere = Store.open(database_url, clock=clock)
+        try:
+            assert elsewhere.claim_run(run.id, owner="second", lease_s=60) is not None
+        finally:
+            elsewhere.close()
+    with pytest.raises(LeaseLost):
+        store.start_step(run.id, STEP, tool_call=CALL, run=first, new_events=EVENTS)
+    detail = store.run_detail(run.id)
+    assert (detail.run.lease_owner, detail.run.steps_count, len(detail.steps)) == ("second", 1, 1)
+    assert store.verify_ledger(KEY).ok
+
+
 _WRITE_A_STEP = textwrap.dedent(
     """
     import sys, time
@@ -143,6 +214,8 @@ _WRITE_A_STEP = textwrap.dedent(
             lambda dbapi, _: dbapi.create_function("pause_for_kill", 0, pause_for_kill),
         )
         store.engine.dispose()  # connections opened from now on know the function
+    for _ in range(int(sys.argv[4])):  # earlier steps, without a tool call: not paused
+        store.start_step(sys.argv[2], NewStep(thought="t"), new_events=[NewEvent(event_type="e")])
     store.start_step(
         sys.argv[2],
         NewStep(thought="t", tool="count_database", args={}, prompt_tokens=5),
@@ -181,21 +254,34 @@ def _pause_tool_call_inserts(store):
 def _paused_mid_transaction(store, marker):
     if store.dialect == "sqlite":
         return marker.exists()
+    # The writer's backend sleeping in the trigger (matching the query's text would also
+    # match this very query, and a long statement's text is cut short in pg_stat_activity).
     with store.engine.connect() as conn:
         return bool(
             conn.exec_driver_sql(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND state = 'active' AND query LIKE '%%INSERT INTO app_agent_tool_calls%%'"
+                "AND wait_event = 'PgSleep'"
             ).scalar()
         )
 
 
-def test_a_process_killed_while_writing_a_step_leaves_nothing(store, database_url, tmp_path):
+@pytest.mark.parametrize("earlier_steps", [0, 2])
+def test_a_process_killed_while_writing_a_step_leaves_nothing_of_it(
+    store, database_url, tmp_path, earlier_steps
+):
     run = store.create_run(make_objective(store).id)
     _pause_tool_call_inserts(store)
     marker = tmp_path / "paused"
     writer = subprocess.Popen(
-        [sys.executable, "-c", _WRITE_A_STEP, database_url, run.id, str(marker)],
+        [
+            sys.executable,
+            "-c",
+            _WRITE_A_STEP,
+            database_url,
+            run.id,
+            str(marker),
+            str(earlier_steps),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -212,9 +298,17 @@ def test_a_process_killed_while_writing_a_step_leaves_nothing(store, database_ur
         conn.exec_driver_sql(
             "DROP TRIGGER pause" + ("" if store.dialect == "sqlite" else " ON app_agent_tool_calls")
         )
-    _nothing_written(store, run.id)
-    # The run carries on from where it was: the next step is step 1.
-    assert store.start_step(run.id, STEP, tool_call=CALL).step.step_number == 1
+    if earlier_steps == 0:
+        _nothing_written(store, run.id)
+    detail = store.run_detail(run.id)
+    assert (detail.run.steps_count, len(detail.steps), detail.tool_calls) == (
+        earlier_steps,
+        earlier_steps,
+        [],
+    )
+    # The run carries on from where it was: the next step follows the earlier ones.
+    assert store.start_step(run.id, STEP, tool_call=CALL).step.step_number == earlier_steps + 1
+    assert store.verify_ledger(KEY).ok
 
 
 def test_steps_without_a_tool_are_counted_but_not_as_calls(store):

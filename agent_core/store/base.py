@@ -13,7 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -43,7 +43,7 @@ from agent_core.store.engine import (
     create_engine,
     normalize_database_url,
 )
-from agent_core.store.hotpath import ChainedEvent, HotPath
+from agent_core.store.hotpath import HEADS_MAX, ChainedEvent, Head, HotPath
 from agent_core.store.ledger import GENESIS_HASH
 from agent_core.store.schema import events, runs
 
@@ -84,6 +84,9 @@ class StoreBase:
         # SQLite: the connection every step write uses, kept (under _write_lock, one writer at
         # a time) rather than checked out of the pool and returned at each step.
         self._sqlite_writer: Any = None
+        # PostgreSQL: each run's ledger head as this process last wrote it (see
+        # `_remember_head`); None on SQLite, which has no one-statement step write.
+        self._heads: dict[str, Head] | None = None if self._write_lock is not None else {}
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Self:
@@ -207,6 +210,29 @@ class StoreBase:
                 if not keep:
                     raw.close()
 
+    @contextmanager
+    def _one_statement(self) -> Iterator[Any]:
+        """PostgreSQL: a cursor in autocommit, for one statement that is a transaction by
+        itself (a step's one-trip write): its COMMIT travels with it."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            raw = self.engine.raw_connection()
+        except (DBAPIError, dbapi.Error) as exc:
+            raise _unavailable(exc, self.engine) from exc
+        driver = raw.driver_connection
+        try:
+            driver.autocommit = True
+            with driver.cursor() as cursor:
+                yield cursor
+        except dbapi.IntegrityError:
+            raise
+        except dbapi.Error as exc:
+            raise _unavailable(exc, self.engine) from exc
+        finally:
+            with suppress(dbapi.Error):
+                driver.autocommit = False
+            raw.close()
+
     def _writer(self, write: bool) -> AbstractContextManager[object]:
         """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
         in growing steps (milliseconds) before trying again. Threads of this process
@@ -245,6 +271,43 @@ class StoreBase:
         }
         return values, added
 
+    def _run_write(
+        self,
+        changes: RunChanges | None,
+        set_values: Mapping[str, Any] | None,
+        add: Mapping[str, int] | None,
+    ) -> tuple[dict[str, Any], dict[str, int], str | None]:
+        """The columns a run write sets, the counters it adds to (none of zero) and the
+        lease owner that fences it."""
+        values: dict[str, Any] = dict(set_values) if set_values else {}
+        added: dict[str, int] = dict(add) if add else {}
+        owner = None
+        if changes is not None:
+            more_values, more_added = self._run_changes(changes)
+            values.update(more_values)
+            for name, amount in more_added.items():
+                added[name] = added.get(name, 0) + amount
+            owner = changes.owner
+        return values, {name: amount for name, amount in added.items() if amount}, owner
+
+    def _remember_head(self, run: Run, last_hash: str | None) -> None:
+        """PostgreSQL: note the run's ledger head as this write leaves it (`last_hash`: its
+        last new event's, None when it wrote none), for the next step's one-trip write. It
+        is only a guess, which that write has the database check: a transaction that rolled
+        back, or another process that wrote to the run since, sends it the usual way."""
+        heads = self._heads
+        if heads is None:
+            return
+        if last_hash is None:
+            known = heads.get(run.id)
+            if known is None or known.event_seq != run.event_seq:
+                heads.pop(run.id, None)
+                return
+            last_hash = known.hash
+        if len(heads) >= HEADS_MAX:
+            heads.clear()
+        heads[run.id] = Head(run.event_seq, run.steps_count, last_hash)
+
     def _write_run(
         self,
         cursor: Any,
@@ -271,21 +334,13 @@ class StoreBase:
         `now` (the caller's time, which the events carry). This is the hot path of every
         step: see hotpath.py.
         """
-        values: dict[str, Any] = dict(set_values) if set_values else {}
-        added: dict[str, int] = dict(add) if add else {}
-        owner = None
-        if changes is not None:
-            more_values, more_added = self._run_changes(changes)
-            values.update(more_values)
-            for name, amount in more_added.items():
-                added[name] = added.get(name, 0) + amount
-            owner = changes.owner
+        values, added, owner = self._run_write(changes, set_values, add)
         now = now or self.now()
         updated = self._hot.update_run(
             cursor,
             run_key=run_key,
             set_values=values,
-            added={name: amount for name, amount in added.items() if amount},
+            added=added,
             first_values=first_values,
             new_events=len(new_events),
             now=now,
@@ -300,6 +355,7 @@ class StoreBase:
             raise LeaseLost(f"run {run_key} is no longer held by {owner}")
         run, previous_hash = updated
         if not new_events:
+            self._remember_head(run, None)
             return run, []
         written = self._hot.chain(
             run_key,
@@ -308,6 +364,7 @@ class StoreBase:
             prev_hash=previous_hash or GENESIS_HASH,
             now=now,
         )
+        self._remember_head(run, written[-1].hash)
         if not events_written_by_caller:
             self._hot.insert(cursor, events.name, self._hot.event_rows(written))
         return run, written

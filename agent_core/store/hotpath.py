@@ -40,6 +40,7 @@ from agent_core.store.schema import (
 
 RUN_COLUMNS = tuple(column.name for column in runs.c)
 _DECODED_MAX = 1024  # decoded ids and times remembered (a few per run being executed)
+HEADS_MAX = 1024  # ledger heads remembered for one-trip step writes (one per run executing)
 # The columns of the rows a step inserts, in the order of the value tuples given for them.
 EVENT_COLUMNS = ("run_id", "seq", "event_type", "data", "created_at", "prev_hash", "hash")
 STEP_COLUMNS = (
@@ -90,6 +91,7 @@ APPROVAL_COLUMNS = (
     "created_at",
     "binding",
 )
+_TABLES = {table.name: table for table in (events, steps, tool_calls, approvals)}
 ROW_COLUMNS = {
     events.name: EVENT_COLUMNS,
     steps.name: STEP_COLUMNS,
@@ -241,6 +243,25 @@ def _json_result(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+def _hash_at(seq: str) -> str:
+    """SQL: the hash of the run's event number `seq` (of its checkpoint once compacted)."""
+    return (
+        f"COALESCE((SELECT e.hash FROM {events.name} e WHERE e.run_id = app_agent_runs.id "
+        f"AND e.seq = {seq}), (SELECT c.hash FROM {ledger_checkpoints.name} c "
+        f"WHERE c.run_id = app_agent_runs.id AND c.seq = {seq}))"
+    )
+
+
+def _pg_cast(table: str, column: str) -> str:
+    """The PostgreSQL type a parameter of `table.column` is cast to: the column's own,
+    text for a bounded VARCHAR (the column's length is then checked when it is stored,
+    where a cast to VARCHAR(n) would cut the value short)."""
+    from sqlalchemy.dialects import postgresql
+
+    compiled = _TABLES[table].c[column].type.compile(dialect=postgresql.dialect())
+    return "text" if compiled.startswith("VARCHAR") else compiled.lower()
+
+
 def _kind(column: sa.Column[Any]) -> str:
     if isinstance(column.type, sa.Uuid):
         return "uuid"
@@ -278,6 +299,16 @@ class ChainedEvent(NamedTuple):
         )
 
 
+class Head(NamedTuple):
+    """A run's ledger head as this process last wrote it: its event count, step count and
+    last event's hash. What a one-trip step write (`write_step_at_once`) builds on, and has
+    the database check before anything is written."""
+
+    event_seq: int
+    steps_count: int
+    hash: str
+
+
 class _RunUpdate(NamedTuple):
     """The run update for one shape of change: its SQL and how to fill its parameters."""
 
@@ -305,6 +336,7 @@ class HotPath:
         self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
+        self._at_once: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
         self._last_time: tuple[datetime | None, Any] = (None, None)
 
     def time_param(self, moment: datetime) -> Any:
@@ -339,25 +371,106 @@ class HotPath:
             (tuple(set_values), tuple(added), tuple(first_values), owner is not None),
             only_if_claimable,
         )
+        params = self._run_params(
+            shape, run_key, set_values, added, first_values, new_events, now, owner
+        )
+        if only_if_claimable:
+            params["p_running"], params["p_queued"] = "running", "queued"
+        cursor.execute(shape.sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return self._run_of(row), row[-1]
+
+    def _run_params(
+        self,
+        shape: _RunUpdate,
+        run_key: str,
+        set_values: Mapping[str, Any],
+        added: Mapping[str, int],
+        first_values: Mapping[str, Any],
+        new_events: int,
+        now: datetime,
+        owner: str | None,
+    ) -> dict[str, Any]:
+        """The parameters of a run update of this shape."""
         params: dict[str, Any] = {
             "p_run_id": self.codec.uuid(run_key),
             "p_owner": owner,
             "p_now": self.time_param(now),
             "p_events": new_events,
         }
-        if only_if_claimable:
-            params["p_running"], params["p_queued"] = "running", "queued"
         for key, name, convert in shape.set_params:
             params[key] = convert(set_values[name])
         for key, name in shape.add_params:
             params[key] = added[name]
         for key, name, convert in shape.first_params:
             params[key] = convert(first_values[name])
-        cursor.execute(shape.sql, params)
+        return params
+
+    def write_step_at_once(
+        self,
+        cursor: Any,
+        *,
+        run_key: str,
+        set_values: Mapping[str, Any],
+        added: Mapping[str, int],
+        new_events: int,
+        now: datetime,
+        owner: str | None,
+        head: Head,
+        batches: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
+    ) -> Run | None:
+        """PostgreSQL: the run update and the step's rows in one statement, for a cursor in
+        autocommit (the statement is the transaction: one round trip, COMMIT included).
+
+        The rows were built on `head`, the ledger head this process last wrote. The update
+        only matches while the run is at that head (its event count, step count and last
+        event's hash, checked by the database) and still held by `owner`; every insert
+        reads the update's result, so when it does not match nothing is written and None
+        is returned: the caller then writes the step the usual way, which finds the head
+        (or raises LeaseLost, NotFound)."""
+        batches = [(table, rows) for table, rows in batches if rows]
+        shape = self._run_update(
+            (tuple(set_values), tuple(added), (), owner is not None), False, guarded=True
+        )
+        sql, names = self._at_once_sql(shape.sql, tuple((t, len(rows)) for t, rows in batches))
+        params = self._run_params(shape, run_key, set_values, added, {}, new_events, now, owner)
+        params["g_seq"], params["g_steps"], params["g_hash"] = head
+        values = [value for _, rows in batches for row in rows for value in row]
+        params.update(zip(names, values, strict=True))
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-        if row is None:
-            return None
-        return self._run_of(row), row[-1]
+        return None if row is None else self._run_of(row)
+
+    def _at_once_sql(
+        self, update_sql: str, shape: tuple[tuple[str, int], ...]
+    ) -> tuple[str, tuple[str, ...]]:
+        """WITH r AS (UPDATE ... RETURNING ...), t0 AS (INSERT ... WHERE EXISTS (SELECT 1
+        FROM r)), ... SELECT * FROM r, with its value parameters' names, built once per
+        shape. The values are cast to their columns' types: inside VALUES, PostgreSQL would
+        take an untyped parameter for text."""
+        key = (update_sql, shape)
+        found = self._at_once.get(key)
+        if found is None:
+            names: list[str] = []
+            inserts = []
+            for index, (table, count) in enumerate(shape):
+                columns = ROW_COLUMNS[table]
+                rows = []
+                for _ in range(count):
+                    marks = []
+                    for column in columns:
+                        names.append(f"v{len(names)}")
+                        marks.append(f"%({names[-1]})s::{_pg_cast(table, column)}")
+                    rows.append(f"({', '.join(marks)})")
+                inserts.append(
+                    f"t{index} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM "
+                    f"(VALUES {', '.join(rows)}) AS v WHERE EXISTS (SELECT 1 FROM r))"
+                )
+            sql = f"WITH r AS ({update_sql}), {', '.join(inserts)} SELECT * FROM r"
+            found = self._at_once[key] = (sql, tuple(names))
+        return found
 
     def _run_of(self, row: Sequence[Any]) -> Run:
         """The run from its row as the driver gives it: only ids and times need decoding,
@@ -378,14 +491,19 @@ class HotPath:
         return Run.model_validate(dict(zip(RUN_COLUMNS, values, strict=True)))
 
     def _run_update(
-        self, names: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool], claim: bool
+        self,
+        names: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], bool],
+        claim: bool,
+        *,
+        guarded: bool = False,
     ) -> _RunUpdate:
         """The statement for this shape of change (the column names set, added to and set
-        if still NULL, whether it is fenced, whether it is a claim), built once."""
-        key = (*names, claim)
+        if still NULL, whether it is fenced, whether it is a claim, whether it is guarded by
+        the expected head), built once."""
+        key = (*names, claim, guarded)
         shape = self._run_updates.get(key)
         if shape is None:
-            shape = self._run_updates[key] = self._build_run_update(*names, claim)
+            shape = self._run_updates[key] = self._build_run_update(*names, claim, guarded)
         return shape
 
     def _build_run_update(
@@ -395,6 +513,7 @@ class HotPath:
         first_names: tuple[str, ...],
         fenced: bool,
         only_if_claimable: bool,
+        guarded: bool = False,
     ) -> _RunUpdate:
         p = self.codec.placeholder
         convert = self.codec.converter
@@ -412,16 +531,18 @@ class HotPath:
                 f"(status = {p('p_queued')} OR (status = {p('p_running')} "
                 f"AND lease_expires_at < {p('p_now')}))"
             )
-        before = f"app_agent_runs.event_seq - {p('p_events')}"
-        previous_hash = (
-            f"COALESCE((SELECT e.hash FROM {events.name} e WHERE e.run_id = app_agent_runs.id "
-            f"AND e.seq = {before}), (SELECT c.hash FROM {ledger_checkpoints.name} c "
-            f"WHERE c.run_id = app_agent_runs.id AND c.seq = {before}))"
-        )
+        if guarded:  # at the head the rows were built on (write_step_at_once)
+            conditions += [
+                f"event_seq = {p('g_seq')}",
+                f"steps_count = {p('g_steps')}",
+                f"{_hash_at(p('g_seq'))} = {p('g_hash')}",
+            ]
+        returned = ", ".join(RUN_COLUMNS)
+        if not guarded:  # and the hash of the event before the new ones
+            returned += f", {_hash_at('app_agent_runs.event_seq - ' + p('p_events'))}"
         sql = (
             f"UPDATE app_agent_runs SET {', '.join(assignments)} "
-            f"WHERE {' AND '.join(conditions)} "
-            f"RETURNING {', '.join(RUN_COLUMNS)}, {previous_hash}"
+            f"WHERE {' AND '.join(conditions)} RETURNING {returned}"
         )
         return _RunUpdate(
             sql=sql,

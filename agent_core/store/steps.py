@@ -41,7 +41,14 @@ from agent_core.store.base import (
     new_id,
     parse_id,
 )
-from agent_core.store.hotpath import json_text, json_value, text_of
+from agent_core.store.hotpath import (
+    ChainedEvent,
+    Head,
+    HotPath,
+    json_text,
+    json_value,
+    text_of,
+)
 from agent_core.store.ledger import (
     to_json_value,
 )
@@ -82,6 +89,185 @@ class StepStarted:
     def approval(self) -> Approval | None:
         values = self._values[2]
         return Approval.model_validate(values) if values is not None else None
+
+
+class _StepRows:
+    """The rows of a step being written (its step, tool call and approval request), built
+    once the step's number and its chained events are known, with each value converted
+    once: the step's time, the run's id and the result's JSON are shared by the rows."""
+
+    def __init__(
+        self,
+        hot: HotPath,
+        run_key: str,
+        step: NewStep,
+        tool_call: NewToolCall | None,
+        outcome: StepOutcome | None,
+        approval: NewApproval | None,
+        signing_key: LedgerKey | None,
+        now: datetime,
+    ) -> None:
+        self._hot = hot
+        self.run_key, self.now = run_key, now
+        self._step, self._tool_call, self._outcome = step, tool_call, outcome
+        self._approval, self._signing_key = approval, signing_key
+        self._run_param = self._hot.codec.uuid(run_key)
+        self._now_param = self._hot.time_param(now)
+        self._stored_result = json_value(outcome.result) if outcome else None
+        self._result_json = json_text(self._stored_result)
+        self._values: tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+
+    def batches(
+        self, step_number: int, written: Sequence[ChainedEvent]
+    ) -> list[tuple[str, list[tuple[Any, ...]]]]:
+        """The (table, rows) to insert for the step numbered `step_number`, after `written`."""
+        step, outcome, now, hot = self._step, self._outcome, self.now, self._hot
+        uuid, now_param = hot.codec.uuid, self._now_param
+        step_values: dict[str, Any] = {
+            "id": new_id(),
+            "run_id": self.run_key,
+            "step_number": step_number,
+            "thought": step.thought,
+            "tool": step.tool,
+            "args": json_value(step.args),
+            "raw_output": step.raw_output,
+            "status": outcome.step_status if outcome else StepStatus.EXECUTING,
+            "result": self._stored_result,
+            "model": step.model,
+            "prompt_tokens": step.prompt_tokens,
+            "completion_tokens": step.completion_tokens,
+            "latency_ms": step.latency_ms,
+            "usage": json_value(step.usage),
+            "created_at": now,
+            "completed_at": now if outcome else None,
+        }
+        step_row = (  # STEP_COLUMNS
+            uuid(step_values["id"]),
+            self._run_param,
+            step_number,
+            step.thought,
+            step.tool,
+            json_text(step_values["args"]),
+            step.raw_output,
+            text_of(step_values["status"]),
+            self._result_json,
+            step.model,
+            step.prompt_tokens,
+            step.completion_tokens,
+            step.latency_ms,
+            json_text(step_values["usage"]),
+            now_param,
+            now_param if outcome else None,
+        )
+        call_values = self._call_values(
+            self.run_key, step_values["id"], self._tool_call, outcome, self._stored_result, now
+        )
+        approval_values = None
+        if self._approval is not None and call_values is not None:
+            assert self._signing_key is not None
+            approval_values = _approval_values(
+                self.run_key, call_values, self._approval, self._signing_key, now
+            )
+        self._values = (step_values, call_values, approval_values)
+        return [
+            (events.name, hot.event_rows(written)),
+            (steps.name, [step_row]),
+            (
+                tool_calls.name,
+                self._call_rows(call_values, self._run_param, now_param, self._result_json),
+            ),
+            (approvals.name, self._approval_rows(approval_values, self._run_param)),
+        ]
+
+    def _call_values(
+        self,
+        run_key: str,
+        step_id: str,
+        tool_call: NewToolCall | None,
+        outcome: StepOutcome | None,
+        stored_result: Any,
+        now: datetime,
+    ) -> dict[str, Any] | None:
+        """The tool call of a step, as the ToolCall it becomes (`stored_result`: the outcome's
+        result as the step stores it)."""
+        if tool_call is None:
+            return None
+        args = json_value(tool_call.args)
+        return {
+            "id": new_id(),
+            "run_id": run_key,
+            "step_id": step_id,
+            "tool_name": tool_call.tool_name,
+            "args": args,
+            "args_hash": self._hot.args_hash(tool_call.tool_name, args),
+            "risk_level": tool_call.risk_level,
+            "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
+            "result": stored_result,
+            "error": outcome.tool_error if outcome else None,
+            "duration_ms": outcome.duration_ms if outcome else None,
+            "attempts": outcome.attempts if outcome else 0,
+            "created_at": now,
+            "completed_at": now if outcome and outcome.tool_call_status else None,
+        }
+
+    def _call_rows(
+        self,
+        values: dict[str, Any] | None,
+        run_param: Any,
+        now_param: Any,
+        result_json: str | None,
+    ) -> list[tuple[Any, ...]]:
+        """The tool call as insert parameters (CALL_COLUMNS): the step's result and time are
+        converted once, for both rows."""
+        if values is None:
+            return []
+        uuid = self._hot.codec.uuid
+        return [
+            (
+                uuid(values["id"]),
+                run_param,
+                uuid(values["step_id"]),
+                values["tool_name"],
+                json_text(values["args"]),
+                values["args_hash"],
+                text_of(values["risk_level"]),
+                text_of(values["status"]),
+                result_json,
+                values["error"],
+                values["duration_ms"],
+                values["attempts"],
+                now_param,
+                now_param if values["completed_at"] else None,
+            )
+        ]
+
+    def _approval_rows(
+        self, values: dict[str, Any] | None, run_param: Any
+    ) -> list[tuple[Any, ...]]:
+        """The approval request as insert parameters (APPROVAL_COLUMNS)."""
+        if values is None:
+            return []
+        uuid, time = self._hot.codec.uuid, self._hot.codec.time
+        return [
+            (
+                uuid(values["id"]),
+                run_param,
+                uuid(values["step_id"]),
+                uuid(values["tool_call_id"]),
+                values["tool_name"],
+                json_text(values["args"]),
+                values["args_hash"],
+                values["risk_reason"],
+                text_of(values["status"]),
+                time(values["expires_at"]),
+                time(values["created_at"]),
+                values["binding"],
+            )
+        ]
+
+    def started(self, run: Run) -> StepStarted:
+        """What was written, once it is (the rows of the last `batches`)."""
+        return StepStarted(run, *self._values)
 
 
 class StepStore(StoreBase):
@@ -171,11 +357,12 @@ class StepStore(StoreBase):
             raise ValueError("an approval needs the tool call it approves")
         if approval is not None and signing_key is None:
             raise ValueError("an approval is bound under the ledger key: pass it")
-        hot = self._hot
-        uuid = hot.codec.uuid
-        run_param, now_param = uuid(key), hot.time_param(now)
-        stored_result = json_value(outcome.result) if outcome else None
-        result_json = json_text(stored_result)
+        rows = _StepRows(self._hot, key, step, tool_call, outcome, approval, signing_key, now)
+        head = self._heads.get(key) if self._heads is not None else None
+        if head is not None:
+            started = self._start_step_at_once(key, head, rows, counters, run, new_events)
+            if started is not None:
+                return started
         with self._hot_transaction() as cursor:
             run_row, written = self._write_run(
                 cursor,
@@ -187,147 +374,43 @@ class StepStore(StoreBase):
                 now=now,
             )
             assert run_row is not None
-            step_values: dict[str, Any] = {
-                "id": new_id(),
-                "run_id": key,
-                "step_number": run_row.steps_count,
-                "thought": step.thought,
-                "tool": step.tool,
-                "args": json_value(step.args),
-                "raw_output": step.raw_output,
-                "status": outcome.step_status if outcome else StepStatus.EXECUTING,
-                "result": stored_result,
-                "model": step.model,
-                "prompt_tokens": step.prompt_tokens,
-                "completion_tokens": step.completion_tokens,
-                "latency_ms": step.latency_ms,
-                "usage": json_value(step.usage),
-                "created_at": now,
-                "completed_at": now if outcome else None,
-            }
-            step_row = (  # STEP_COLUMNS
-                uuid(step_values["id"]),
-                run_param,
-                step_values["step_number"],
-                step.thought,
-                step.tool,
-                json_text(step_values["args"]),
-                step.raw_output,
-                text_of(step_values["status"]),
-                result_json,
-                step.model,
-                step.prompt_tokens,
-                step.completion_tokens,
-                step.latency_ms,
-                json_text(step_values["usage"]),
-                now_param,
-                now_param if outcome else None,
-            )
-            call_values = self._call_values(
-                key, step_values["id"], tool_call, outcome, stored_result, now
-            )
-            approval_values = None
-            if approval is not None and call_values is not None and signing_key is not None:
-                approval_values = _approval_values(key, call_values, approval, signing_key, now)
-            hot.insert_rows(  # PostgreSQL: one statement for the step's rows
+            self._hot.insert_rows(cursor, rows.batches(run_row.steps_count, written))
+        return rows.started(run_row)
+
+    def _start_step_at_once(
+        self,
+        key: str,
+        head: Head,
+        rows: _StepRows,
+        counters: dict[str, int],
+        run: RunChanges | None,
+        new_events: Sequence[NewEvent],
+    ) -> StepStarted | None:
+        """PostgreSQL: the step written in one statement, chained to the ledger head this
+        process last wrote (`HotPath.write_step_at_once`); None, with nothing written, when
+        the run is no longer at that head or no longer held: the caller writes the step
+        the usual way, which finds out why."""
+        values, added, owner = self._run_write(run, None, counters)
+        hot = self._hot
+        written = hot.chain(
+            key, new_events, first_seq=head.event_seq + 1, prev_hash=head.hash, now=rows.now
+        )
+        with self._one_statement() as cursor:
+            run_row = hot.write_step_at_once(
                 cursor,
-                [
-                    (events.name, hot.event_rows(written)),
-                    (steps.name, [step_row]),
-                    (
-                        tool_calls.name,
-                        self._call_rows(call_values, run_param, now_param, result_json),
-                    ),
-                    (approvals.name, self._approval_rows(approval_values, run_param)),
-                ],
+                run_key=key,
+                set_values=values,
+                added=added,
+                new_events=len(new_events),
+                now=rows.now,
+                owner=owner,
+                head=head,
+                batches=rows.batches(head.steps_count + 1, written),
             )
-        return StepStarted(run_row, step_values, call_values, approval_values)
-
-    def _call_values(
-        self,
-        run_key: str,
-        step_id: str,
-        tool_call: NewToolCall | None,
-        outcome: StepOutcome | None,
-        stored_result: Any,
-        now: datetime,
-    ) -> dict[str, Any] | None:
-        """The tool call of a step, as the ToolCall it becomes (`stored_result`: the outcome's
-        result as the step stores it)."""
-        if tool_call is None:
+        if run_row is None:
             return None
-        args = json_value(tool_call.args)
-        return {
-            "id": new_id(),
-            "run_id": run_key,
-            "step_id": step_id,
-            "tool_name": tool_call.tool_name,
-            "args": args,
-            "args_hash": self._hot.args_hash(tool_call.tool_name, args),
-            "risk_level": tool_call.risk_level,
-            "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
-            "result": stored_result,
-            "error": outcome.tool_error if outcome else None,
-            "duration_ms": outcome.duration_ms if outcome else None,
-            "attempts": outcome.attempts if outcome else 0,
-            "created_at": now,
-            "completed_at": now if outcome and outcome.tool_call_status else None,
-        }
-
-    def _call_rows(
-        self,
-        values: dict[str, Any] | None,
-        run_param: Any,
-        now_param: Any,
-        result_json: str | None,
-    ) -> list[tuple[Any, ...]]:
-        """The tool call as insert parameters (CALL_COLUMNS): the step's result and time are
-        converted once, for both rows."""
-        if values is None:
-            return []
-        uuid = self._hot.codec.uuid
-        return [
-            (
-                uuid(values["id"]),
-                run_param,
-                uuid(values["step_id"]),
-                values["tool_name"],
-                json_text(values["args"]),
-                values["args_hash"],
-                text_of(values["risk_level"]),
-                text_of(values["status"]),
-                result_json,
-                values["error"],
-                values["duration_ms"],
-                values["attempts"],
-                now_param,
-                now_param if values["completed_at"] else None,
-            )
-        ]
-
-    def _approval_rows(
-        self, values: dict[str, Any] | None, run_param: Any
-    ) -> list[tuple[Any, ...]]:
-        """The approval request as insert parameters (APPROVAL_COLUMNS)."""
-        if values is None:
-            return []
-        uuid, time = self._hot.codec.uuid, self._hot.codec.time
-        return [
-            (
-                uuid(values["id"]),
-                run_param,
-                uuid(values["step_id"]),
-                uuid(values["tool_call_id"]),
-                values["tool_name"],
-                json_text(values["args"]),
-                values["args_hash"],
-                values["risk_reason"],
-                text_of(values["status"]),
-                time(values["expires_at"]),
-                time(values["created_at"]),
-                values["binding"],
-            )
-        ]
+        self._remember_head(run_row, written[-1].hash if written else None)
+        return rows.started(run_row)
 
     def finish_step(
         self,
