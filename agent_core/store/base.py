@@ -84,9 +84,8 @@ class StoreBase:
         # SQLite: the connection every step write uses, kept (under _write_lock, one writer at
         # a time) rather than checked out of the pool and returned at each step.
         self._sqlite_writer: Any = None
-        # PostgreSQL: each run's ledger head as this process last wrote it (see
-        # `_remember_head`); None on SQLite, which has no one-statement step write.
-        self._heads: dict[str, Head] | None = None if self._write_lock is not None else {}
+        # Each run's ledger head as this process last wrote it (see `_remember_head`).
+        self._heads: dict[str, Head] = {}
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Self:
@@ -187,7 +186,8 @@ class StoreBase:
         it is the one kept writer connection (writes take turns on the write lock anyway).
         On PostgreSQL the statements go in pipeline mode: only a statement whose result is
         read (the run update's RETURNING) waits for the server; the rest travel with the
-        COMMIT, so a step costs two round trips instead of one per statement."""
+        COMMIT: two round trips instead of one per statement. (A step on a known ledger head
+        takes one: `_one_statement`.)"""
         dbapi = self.engine.dialect.loaded_dbapi
         with self._writer(True):
             sqlite = self._write_lock is not None
@@ -291,13 +291,12 @@ class StoreBase:
         return values, {name: amount for name, amount in added.items() if amount}, owner
 
     def _remember_head(self, run: Run, last_hash: str | None) -> None:
-        """PostgreSQL: note the run's ledger head as this write leaves it (`last_hash`: its
-        last new event's, None when it wrote none), for the next step's one-trip write. It
-        is only a guess, which that write has the database check: a transaction that rolled
-        back, or another process that wrote to the run since, sends it the usual way."""
+        """Note the run's ledger head as this write leaves it (`last_hash`: its last new
+        event's, None when it wrote none), for the next step, whose rows are then built
+        before its transaction (steps.py). It is only a guess, which that write has the
+        database check: a transaction that rolled back, or another process that wrote to
+        the run since, sends it the usual way."""
         heads = self._heads
-        if heads is None:
-            return
         if last_hash is None:
             known = heads.get(run.id)
             if known is None or known.event_seq != run.event_seq:

@@ -380,7 +380,7 @@ class HotPath:
         row = cursor.fetchone()
         if row is None:
             return None
-        return self._run_of(row), row[-1]
+        return self.run_of(row), row[-1]
 
     def _run_params(
         self,
@@ -420,28 +420,38 @@ class HotPath:
         owner: str | None,
         head: Head,
         batches: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
-    ) -> Run | None:
-        """PostgreSQL: the run update and the step's rows in one statement, for a cursor in
-        autocommit (the statement is the transaction: one round trip, COMMIT included).
+    ) -> Sequence[Any] | None:
+        """A step whose rows were built before its transaction, on `head`, the ledger head
+        this process last wrote: the run's row as updated (`run_of` decodes it), or None
+        when nothing was written.
 
-        The rows were built on `head`, the ledger head this process last wrote. The update
-        only matches while the run is at that head (its event count, step count and last
-        event's hash, checked by the database) and still held by `owner`; every insert
-        reads the update's result, so when it does not match nothing is written and None
-        is returned: the caller then writes the step the usual way, which finds the head
-        (or raises LeaseLost, NotFound)."""
+        The run update only matches while the run is at that head (its event count, step
+        count and last event's hash, checked by the database) and still held by `owner`;
+        the rows are inserted only when it matched. Otherwise the caller writes the step
+        the usual way, which finds the head (or raises LeaseLost, NotFound).
+
+        On PostgreSQL it is one statement, for a cursor in autocommit: the statement is the
+        transaction, one round trip with its COMMIT; every insert reads the update's result.
+        On SQLite, the statements of one transaction: the write lock is held for the SQL
+        alone, none of the Python that built the rows."""
         batches = [(table, rows) for table, rows in batches if rows]
         shape = self._run_update(
             (tuple(set_values), tuple(added), (), owner is not None), False, guarded=True
         )
-        sql, names = self._at_once_sql(shape.sql, tuple((t, len(rows)) for t, rows in batches))
         params = self._run_params(shape, run_key, set_values, added, {}, new_events, now, owner)
         params["g_seq"], params["g_steps"], params["g_hash"] = head
+        if self.codec.sqlite:
+            cursor.execute(shape.sql, params)
+            row = cursor.fetchone()
+            if row is not None:
+                for table, rows in batches:
+                    self.insert(cursor, table, rows)
+            return row
+        sql, names = self._at_once_sql(shape.sql, tuple((t, len(rows)) for t, rows in batches))
         values = [value for _, rows in batches for row in rows for value in row]
         params.update(zip(names, values, strict=True))
         cursor.execute(sql, params)
-        row = cursor.fetchone()
-        return None if row is None else self._run_of(row)
+        return cursor.fetchone()  # type: ignore[no-any-return]
 
     def _at_once_sql(
         self, update_sql: str, shape: tuple[tuple[str, int], ...]
@@ -472,7 +482,7 @@ class HotPath:
             found = self._at_once[key] = (sql, tuple(names))
         return found
 
-    def _run_of(self, row: Sequence[Any]) -> Run:
+    def run_of(self, row: Sequence[Any]) -> Run:
         """The run from its row as the driver gives it: only ids and times need decoding,
         and most of them (its id, objective, creation and start) are the same at every step
         of a run, so decoded values are remembered (a bounded memo of immutable values)."""

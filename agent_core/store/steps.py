@@ -358,7 +358,7 @@ class StepStore(StoreBase):
         if approval is not None and signing_key is None:
             raise ValueError("an approval is bound under the ledger key: pass it")
         rows = _StepRows(self._hot, key, step, tool_call, outcome, approval, signing_key, now)
-        head = self._heads.get(key) if self._heads is not None else None
+        head = self._heads.get(key)
         if head is not None:
             started = self._start_step_at_once(key, head, rows, counters, run, new_events)
             if started is not None:
@@ -386,8 +386,9 @@ class StepStore(StoreBase):
         run: RunChanges | None,
         new_events: Sequence[NewEvent],
     ) -> StepStarted | None:
-        """PostgreSQL: the step written in one statement, chained to the ledger head this
-        process last wrote (`HotPath.write_step_at_once`); None, with nothing written, when
+        """The step chained to the ledger head this process last wrote, its rows built
+        before its transaction (`HotPath.write_step_at_once`: on PostgreSQL one statement,
+        on SQLite the write lock held for the SQL alone); None, with nothing written, when
         the run is no longer at that head or no longer held: the caller writes the step
         the usual way, which finds out why."""
         values, added, owner = self._run_write(run, None, counters)
@@ -395,8 +396,10 @@ class StepStore(StoreBase):
         written = hot.chain(
             key, new_events, first_seq=head.event_seq + 1, prev_hash=head.hash, now=rows.now
         )
-        with self._one_statement() as cursor:
-            run_row = hot.write_step_at_once(
+        batches = rows.batches(head.steps_count + 1, written)
+        writing = self._one_statement() if self._write_lock is None else self._hot_transaction()
+        with writing as cursor:
+            row = hot.write_step_at_once(
                 cursor,
                 run_key=key,
                 set_values=values,
@@ -405,10 +408,11 @@ class StepStore(StoreBase):
                 now=rows.now,
                 owner=owner,
                 head=head,
-                batches=rows.batches(head.steps_count + 1, written),
+                batches=batches,
             )
-        if run_row is None:
+        if row is None:
             return None
+        run_row = hot.run_of(row)
         self._remember_head(run_row, written[-1].hash if written else None)
         return rows.started(run_row)
 
