@@ -159,9 +159,7 @@ class _StepRows:
             now_param,
             now_param if outcome else None,
         )
-        call_values = self._call_values(
-            self.run_key, step_values["id"], self._tool_call, outcome, self._stored_result, now
-        )
+        call_values = self._call_values(step_values["id"])
         approval_values = None
         if self._approval is not None and call_values is not None:
             assert self._signing_key is not None
@@ -172,37 +170,26 @@ class _StepRows:
         return [
             (events.name, hot.event_rows(written)),
             (steps.name, [step_row]),
-            (
-                tool_calls.name,
-                self._call_rows(call_values, self._run_param, now_param, self._result_json),
-            ),
-            (approvals.name, self._approval_rows(approval_values, self._run_param)),
+            (tool_calls.name, self._call_rows(call_values)),
+            (approvals.name, self._approval_rows(approval_values)),
         ]
 
-    def _call_values(
-        self,
-        run_key: str,
-        step_id: str,
-        tool_call: NewToolCall | None,
-        outcome: StepOutcome | None,
-        stored_result: Any,
-        now: datetime,
-    ) -> dict[str, Any] | None:
-        """The tool call of a step, as the ToolCall it becomes (`stored_result`: the outcome's
-        result as the step stores it)."""
+    def _call_values(self, step_id: str) -> dict[str, Any] | None:
+        """The step's tool call, as the ToolCall it becomes."""
+        tool_call, outcome, now = self._tool_call, self._outcome, self.now
         if tool_call is None:
             return None
         args = json_value(tool_call.args)
         return {
             "id": new_id(),
-            "run_id": run_key,
+            "run_id": self.run_key,
             "step_id": step_id,
             "tool_name": tool_call.tool_name,
             "args": args,
             "args_hash": self._hot.args_hash(tool_call.tool_name, args),
             "risk_level": tool_call.risk_level,
             "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
-            "result": stored_result,
+            "result": self._stored_result,
             "error": outcome.tool_error if outcome else None,
             "duration_ms": outcome.duration_ms if outcome else None,
             "attempts": outcome.attempts if outcome else 0,
@@ -210,18 +197,12 @@ class _StepRows:
             "completed_at": now if outcome and outcome.tool_call_status else None,
         }
 
-    def _call_rows(
-        self,
-        values: dict[str, Any] | None,
-        run_param: Any,
-        now_param: Any,
-        result_json: str | None,
-    ) -> list[tuple[Any, ...]]:
-        """The tool call as insert parameters (CALL_COLUMNS): the step's result and time are
-        converted once, for both rows."""
+    def _call_rows(self, values: dict[str, Any] | None) -> list[tuple[Any, ...]]:
+        """The tool call as insert parameters (CALL_COLUMNS), with the step's result and time
+        as converted for the step's row."""
         if values is None:
             return []
-        uuid = self._hot.codec.uuid
+        uuid, run_param, now_param = self._hot.codec.uuid, self._run_param, self._now_param
         return [
             (
                 uuid(values["id"]),
@@ -232,7 +213,7 @@ class _StepRows:
                 values["args_hash"],
                 text_of(values["risk_level"]),
                 text_of(values["status"]),
-                result_json,
+                self._result_json,
                 values["error"],
                 values["duration_ms"],
                 values["attempts"],
@@ -241,9 +222,7 @@ class _StepRows:
             )
         ]
 
-    def _approval_rows(
-        self, values: dict[str, Any] | None, run_param: Any
-    ) -> list[tuple[Any, ...]]:
+    def _approval_rows(self, values: dict[str, Any] | None) -> list[tuple[Any, ...]]:
         """The approval request as insert parameters (APPROVAL_COLUMNS)."""
         if values is None:
             return []
@@ -251,7 +230,7 @@ class _StepRows:
         return [
             (
                 uuid(values["id"]),
-                run_param,
+                self._run_param,
                 uuid(values["step_id"]),
                 uuid(values["tool_call_id"]),
                 values["tool_name"],
