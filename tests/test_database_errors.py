@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import make_url
 
-from agent_core.models import RunStatus
+from agent_core.errors import StoreUnavailable
+from agent_core.models import NewEvent, NewStep, RunChanges, RunStatus
 from agent_core.runtime import open_runtime
 from agent_core.store import Store
 from agent_core.worker import Worker
@@ -133,3 +135,32 @@ def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_unseen(pg
     run = pg_store.create_run(objective.id)
 
     assert pg_store.get_run(run.id).status is RunStatus.QUEUED
+
+
+def test_a_connection_killed_between_two_steps_fails_the_next_in_one_sentence(
+    pg_store, pg_admin, caplog
+):
+    """The server ends the step writer's connection between two steps: the next step fails
+    with one sentence and no log line carries a traceback (the dead connection is dropped,
+    not reset); the step after it is written on a new connection."""
+    run = pg_store.create_run(make_objective(pg_store).id)
+    pg_store.claim_run(run.id, owner="worker", lease_s=600)
+    step = {
+        "run": RunChanges(owner="worker"),
+        "new_events": [NewEvent(event_type="step_started")],
+    }
+    pg_store.start_step(run.id, NewStep(thought="first"), **step)
+    pg_admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (pg_store.engine.url.database,),
+    )
+    with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailable) as failed:
+        pg_store.start_step(run.id, NewStep(thought="second"), **step)
+    assert str(failed.value).startswith("cannot use the database at ")
+    assert "\n" not in str(failed.value)
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text
+    third = pg_store.start_step(run.id, NewStep(thought="third"), **step)
+    assert third.step.step_number == 2
+    assert pg_store.verify_ledger(KEY, run.id).ok

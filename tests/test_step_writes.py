@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -169,9 +170,17 @@ def test_a_step_follows_what_another_process_appended_since_the_last_one(
     assert store.verify_ledger(KEY).ok
 
 
-@pytest.mark.parametrize("claimed_by", ["this process", "another process"])
+@pytest.mark.parametrize(
+    ("claimed_by", "model"),
+    [
+        ("this process", "test-model"),
+        ("another process", "test-model"),
+        # A value its column refuses (PostgreSQL checks it before the lease): still LeaseLost.
+        ("another process", "m" * 300),
+    ],
+)
 def test_a_worker_whose_run_was_taken_over_writes_no_further_step(
-    store, database_url, clock, claimed_by
+    store, database_url, clock, claimed_by, model
 ):
     run = store.create_run(make_objective(store).id)
     store.claim_run(run.id, owner="first", lease_s=60)
@@ -186,8 +195,9 @@ def test_a_worker_whose_run_was_taken_over_writes_no_further_step(
             assert elsewhere.claim_run(run.id, owner="second", lease_s=60) is not None
         finally:
             elsewhere.close()
+    late = STEP.model_copy(update={"model": model})
     with pytest.raises(LeaseLost):
-        store.start_step(run.id, STEP, tool_call=CALL, run=first, new_events=EVENTS)
+        store.start_step(run.id, late, tool_call=CALL, run=first, new_events=EVENTS)
     detail = store.run_detail(run.id)
     assert (detail.run.lease_owner, detail.run.steps_count, len(detail.steps)) == ("second", 1, 1)
     assert store.verify_ledger(KEY).ok
@@ -327,3 +337,42 @@ def test_steps_without_a_tool_are_counted_but_not_as_calls(store):
     assert second.step.step_number == 2
     assert (second.run.steps_count, second.run.tool_calls_count) == (2, 1)
     assert second.tool_call.status is ToolCallStatus.DENIED
+
+
+def test_a_step_that_waited_for_another_process_s_append_chains_on_it(pg_database, clock):
+    """PostgreSQL: another process appends to the run, and its transaction still holds the
+    run when a step of a process that knows nothing of the run's head starts: the step's
+    update waits, then chains on the appended event (not on the genesis hash)."""
+    store, elsewhere, stepper = (Store.open(pg_database, clock=clock) for _ in range(3))
+    try:
+        run = store.create_run(make_objective(store).id)
+        store.claim_run(run.id, owner="worker", lease_s=600)
+        store.start_step(run.id, STEP, run=RunChanges(owner="worker"), new_events=EVENTS)
+        with store.engine.begin() as conn:  # the append's transaction pauses in its insert
+            conn.exec_driver_sql(
+                "CREATE FUNCTION slow_append() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER slow_append BEFORE INSERT ON app_agent_events FOR EACH ROW "
+                "WHEN (NEW.event_type = 'notification_sent') EXECUTE FUNCTION slow_append()"
+            )
+        appending = threading.Thread(
+            target=elsewhere.append_events,
+            args=(run.id, [NewEvent(event_type="notification_sent")]),
+        )
+        appending.start()
+        deadline = time.monotonic() + 30
+        while not _paused_mid_transaction(store, None):
+            assert time.monotonic() < deadline, "the append never reached its insert"
+            time.sleep(0.02)
+        second = stepper.start_step(run.id, STEP, run=RunChanges(owner="worker"), new_events=EVENTS)
+        appending.join(timeout=30)
+        assert second.step.step_number == 2
+        events = store.list_events(run.id)
+        assert [event.event_type for event in events][-2:] == ["notification_sent", "step_started"]
+        assert events[-1].prev_hash == events[-2].hash
+        assert store.verify_ledger(KEY, run.id).ok
+    finally:
+        for opened in (store, elsewhere, stepper):
+            opened.close()

@@ -13,7 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -197,18 +197,18 @@ class StoreBase:
                     raw = self.engine.raw_connection()
             except (DBAPIError, dbapi.Error) as exc:
                 raise _unavailable(exc, self.engine) from exc
-            keep = sqlite
+            keep, failed = sqlite, False
             try:
                 yield from _hot_statements(raw.driver_connection, sqlite=sqlite)
             except dbapi.IntegrityError:
                 raise
             except dbapi.Error as exc:
-                keep = False  # a connection that failed is not kept
+                keep, failed = False, True  # a connection that failed is not kept
                 raise _unavailable(exc, self.engine) from exc
             finally:
                 self._sqlite_writer = raw if keep else None
                 if not keep:
-                    raw.close()
+                    _give_back(raw, failed=failed)
 
     @contextmanager
     def _one_statement(self) -> Iterator[Any]:
@@ -220,18 +220,22 @@ class StoreBase:
         except (DBAPIError, dbapi.Error) as exc:
             raise _unavailable(exc, self.engine) from exc
         driver = raw.driver_connection
+        failed = False
         try:
             driver.autocommit = True
             with driver.cursor() as cursor:
                 yield cursor
-        except dbapi.IntegrityError:
-            raise
+        except (dbapi.IntegrityError, dbapi.DataError):
+            raise  # a constraint, or a value refused (steps.py falls back): the caller's
         except dbapi.Error as exc:
+            failed = True
             raise _unavailable(exc, self.engine) from exc
         finally:
-            with suppress(dbapi.Error):
+            try:
                 driver.autocommit = False
-            raw.close()
+            except dbapi.Error:
+                failed = True
+            _give_back(raw, failed=failed)
 
     def _writer(self, write: bool) -> AbstractContextManager[object]:
         """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
@@ -356,10 +360,16 @@ class StoreBase:
         if not new_events:
             self._remember_head(run, None)
             return run, []
+        first_seq = run.event_seq - len(new_events) + 1
+        if previous_hash is None and first_seq > 1:
+            # PostgreSQL: an update that waited for another transaction's append to the run
+            # sees the run as that one left it, but its RETURNING reads events as they were
+            # when it started, without the appended one: read the hash again, now.
+            previous_hash = self._hot.hash_at(cursor, run_key, first_seq - 1)
         written = self._hot.chain(
             run_key,
             new_events,
-            first_seq=run.event_seq - len(new_events) + 1,
+            first_seq=first_seq,
             prev_hash=previous_hash or GENESIS_HASH,
             now=now,
         )
@@ -367,6 +377,15 @@ class StoreBase:
         if not events_written_by_caller:
             self._hot.insert(cursor, events.name, self._hot.event_rows(written))
         return run, written
+
+
+def _give_back(raw: Any, *, failed: bool) -> None:
+    """Return a pooled connection; one that failed is discarded instead, without the pool's
+    reset (on a dead connection, that reset would log a traceback)."""
+    if failed:
+        raw.invalidate()
+    else:
+        raw.close()
 
 
 def _hot_statements(driver: Any, *, sqlite: bool) -> Iterator[Any]:

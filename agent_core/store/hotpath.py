@@ -243,12 +243,12 @@ def _json_result(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def _hash_at(seq: str) -> str:
+def _hash_at(seq: str, run: str = "app_agent_runs.id") -> str:
     """SQL: the hash of the run's event number `seq` (of its checkpoint once compacted)."""
     return (
-        f"COALESCE((SELECT e.hash FROM {events.name} e WHERE e.run_id = app_agent_runs.id "
+        f"COALESCE((SELECT e.hash FROM {events.name} e WHERE e.run_id = {run} "
         f"AND e.seq = {seq}), (SELECT c.hash FROM {ledger_checkpoints.name} c "
-        f"WHERE c.run_id = app_agent_runs.id AND c.seq = {seq}))"
+        f"WHERE c.run_id = {run} AND c.seq = {seq}))"
     )
 
 
@@ -564,6 +564,16 @@ class HotPath:
                 ("first_" + name, name, convert(self._run_kinds[name])) for name in first_names
             ),
         )
+
+    def hash_at(self, cursor: Any, run_key: str, seq: int) -> str | None:
+        """The hash of the run's event number `seq` (of its checkpoint once compacted)."""
+        p = self.codec.placeholder
+        cursor.execute(
+            f"SELECT {_hash_at(p('p_seq'), p('p_run_id'))}",
+            {"p_run_id": self.codec.uuid(run_key), "p_seq": seq},
+        )
+        row = cursor.fetchone()
+        return row[0] if row else None
 
     def run_exists(self, cursor: Any, run_key: str) -> bool:
         sql = f"SELECT 1 FROM app_agent_runs WHERE id = {self.codec.placeholder('p_id')}"

@@ -377,18 +377,24 @@ class StepStore(StoreBase):
         )
         batches = rows.batches(head.steps_count + 1, written)
         writing = self._one_statement() if self._write_lock is None else self._hot_transaction()
-        with writing as cursor:
-            row = hot.write_step_at_once(
-                cursor,
-                run_key=key,
-                set_values=values,
-                added=added,
-                new_events=len(new_events),
-                now=rows.now,
-                owner=owner,
-                head=head,
-                batches=batches,
-            )
+        try:
+            with writing as cursor:
+                row = hot.write_step_at_once(
+                    cursor,
+                    run_key=key,
+                    set_values=values,
+                    added=added,
+                    new_events=len(new_events),
+                    now=rows.now,
+                    owner=owner,
+                    head=head,
+                    batches=batches,
+                )
+        except self.engine.dialect.loaded_dbapi.DataError:
+            # PostgreSQL: a value refused (too long for its column...), found before the
+            # head and the lease were looked at; the statement wrote nothing. The usual
+            # path says what is wrong: LeaseLost first, if it is lost.
+            return None
         if row is None:
             return None
         run_row = hot.run_of(row)
