@@ -288,7 +288,9 @@ class Worker:
         started = time.monotonic()
         log.info("run %s (#%d) started", run.id, run.run_number)
         try:
-            ended = self._orchestrator.execute(run.id, should_stop=self._stopping.is_set)
+            ended = self._orchestrator.execute(
+                run.id, should_stop=self._stopping.is_set, claimed=run
+            )
             waiting = None
             if ended.status is RunStatus.PAUSED:
                 found = self.store.step_awaiting_decision(ended.id)

@@ -32,12 +32,11 @@ def execute_run(context: LoopContext, run: Run, should_stop: Callable[[], bool])
 def _until_it_ends(session: Session, run: Run, should_stop: Callable[[], bool]) -> NoReturn:
     context = session.context
     store = context.store
-    objective = store.get_objective(run.objective_id)
+    objective, previous = store.run_memory(run)
     budget = effective_budget(objective, context.settings)
     if context.llm is None:
         problem = context.llm_problem or "no LLM is configured"
         session.end(run, RunStatus.FAILED, StopReason.CONFIG_ERROR, problem)
-    previous = context.previous_run(run)
     run = _start(session, run, objective, budget, previous)
 
     # Resume: settle what the last session left unfinished.

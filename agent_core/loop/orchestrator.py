@@ -58,11 +58,22 @@ class Orchestrator:
     def owner(self) -> str:
         return self.context.owner
 
-    def execute(self, run_id: str, *, should_stop: Callable[[], bool] | None = None) -> Run:
+    def execute(
+        self,
+        run_id: str,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        claimed: Run | None = None,
+    ) -> Run:
         """Run the claimed run until it completes, fails, pauses or is cancelled. When
         `should_stop` turns true (the worker is shutting down), the run is given back to the
-        queue before its next step, to resume elsewhere from the ledger."""
-        run = self.store.get_run(run_id)
+        queue before its next step, to resume elsewhere from the ledger. `claimed` is the run
+        as this worker's claim returned it, which spares reading it again (the run's start
+        write returns it as it then is)."""
+        if claimed is not None and claimed.id == run_id:
+            run = claimed
+        else:
+            run = self.store.get_run(run_id)
         if run.status is not RunStatus.RUNNING or run.lease_owner != self.owner:
             raise Conflict(f"run {run_id} is not claimed by this worker ({self.owner})")
         try:

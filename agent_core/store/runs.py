@@ -19,6 +19,7 @@ from agent_core.models import (
     ACTIVE_RUN_STATUSES,
     ApprovalStatus,
     NewEvent,
+    Objective,
     Run,
     RunChanges,
     RunDetail,
@@ -30,6 +31,7 @@ from agent_core.store.base import (
     StoreBase,
     as_approval,
     as_event,
+    as_objective,
     as_run,
     as_step,
     as_tool_call,
@@ -243,14 +245,32 @@ class RunStore(StoreBase):
     def previous_run(self, run: Run) -> Run | None:
         """The objective's run before this one (memory across runs, as in the seed)."""
         with self._transaction(write=False) as conn:
+            return _previous_run(conn, run)
+
+    def run_memory(self, run: Run) -> tuple[Objective, Run | None]:
+        """What a run starts from, in one read: its objective, and the objective's run
+        before it (whose summary is the agent's memory)."""
+        with self._transaction(write=False) as conn:
             row = conn.execute(
-                runs.select()
-                .where(
-                    runs.c.objective_id == run.objective_id,
-                    runs.c.run_number < run.run_number,
-                    runs.c.status != RunStatus.SKIPPED,
-                )
-                .order_by(runs.c.run_number.desc())
-                .limit(1)
+                objectives.select().where(objectives.c.id == run.objective_id)
             ).one_or_none()
-        return as_run(row) if row is not None else None
+            if row is None:
+                raise NotFound(f"no objective has id {run.objective_id}")
+            return as_objective(row), _previous_run(conn, run)
+
+
+def _previous_run(conn: sa.Connection, run: Run) -> Run | None:
+    """The objective's run before `run`, skipped runs left out; none before the first."""
+    if run.run_number <= 1:
+        return None
+    row = conn.execute(
+        runs.select()
+        .where(
+            runs.c.objective_id == run.objective_id,
+            runs.c.run_number < run.run_number,
+            runs.c.status != RunStatus.SKIPPED,
+        )
+        .order_by(runs.c.run_number.desc())
+        .limit(1)
+    ).one_or_none()
+    return as_run(row) if row is not None else None
