@@ -93,7 +93,7 @@ class Orchestrator:
         """The messages the LLM is sent for the run's next step, rebuilt from the ledger
         (`steps` and `previous` spare the queries when the caller has them already)."""
         if previous == "unknown":
-            previous = self.context.previous_run(run)
+            previous = self.store.previous_run(run)
         return prompting.conversation(
             objective,
             run,

@@ -52,10 +52,6 @@ class LoopContext:
             approval_flow=self.settings.agent_approval_flow,
         )
 
-    def previous_run(self, run: Run) -> Run | None:
-        """The objective's run before this one (its summary is the agent's memory)."""
-        return self.store.previous_run(run) if run.run_number > 1 else None
-
 
 class Session:
     """One run being executed by this worker: its active time and its fenced writes."""

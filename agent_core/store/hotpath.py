@@ -444,8 +444,7 @@ class HotPath:
             cursor.execute(shape.sql, params)
             row = cursor.fetchone()
             if row is not None:
-                for table, rows in batches:
-                    self.insert(cursor, table, rows)
+                self.insert_rows(cursor, batches)
             return row
         sql, names = self._at_once_sql(shape.sql, tuple((t, len(rows)) for t, rows in batches))
         values = [value for _, rows in batches for row in rows for value in row]
