@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import deque
@@ -115,7 +114,9 @@ class Supervisor:
     with_worker: bool = True
     say: Callable[[str], None] = print
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    _stopping: threading.Event = field(default_factory=threading.Event)
+    # Raised by the signal handler, which takes no lock (the main thread may hold one it
+    # would need, inside an Event or Popen.poll, when the signal arrives).
+    _stopping: bool = False
     _restarts: dict[str, deque[float]] = field(default_factory=dict)
 
     @property
@@ -136,8 +137,7 @@ class Supervisor:
             self.say(f"error: {problem}")
             return 2
         previous = {
-            sig: signal.signal(sig, lambda *_: self._stopping.set())
-            for sig in (signal.SIGTERM, signal.SIGINT)
+            sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
             if self.with_worker:
@@ -147,9 +147,9 @@ class Supervisor:
             if not wait_healthy(
                 self.url,
                 timeout_s=HEALTH_TIMEOUT_S,
-                alive=lambda: dashboard.poll() is None and not self._stopping.is_set(),
+                alive=lambda: dashboard.poll() is None and not self._stopping,
             ):
-                if self._stopping.is_set():
+                if self._stopping:
                     return 0
                 self.say(
                     f"error: the dashboard did not start on {self.host}:{self.port} "
@@ -159,8 +159,9 @@ class Supervisor:
             self.say(
                 f"agent runtime is up: open {self.url}  (Ctrl-C stops the dashboard and the worker)"
             )
-            while not self._stopping.wait(1.0):
-                if not self._restart_dead():
+            while not self._stopping:
+                time.sleep(1.0)
+                if not self._stopping and not self._restart_dead():
                     return 1
             return 0
         finally:
@@ -189,9 +190,12 @@ class Supervisor:
             log.warning("the %s stopped (exit code %s); starting it again", name, code)
             self.say(f"the {name} stopped (exit code {code}); starting it again")
             time.sleep(RESTART_PAUSE_S * len(recent))  # a little longer each time
-            if not self._stopping.is_set():
+            if not self._stopping:
                 self._start(name)
         return True
+
+    def _request_stop(self, *_: object) -> None:
+        self._stopping = True
 
     def _stop_all(self) -> None:
         for child in self._children.values():

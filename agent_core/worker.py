@@ -71,7 +71,10 @@ class Worker:
         self._stopping = threading.Event()
         self._scheduler: BackgroundScheduler | None = None
         self._unreadable: set[tuple[str, str | None]] = set()
-        self._reload_now = threading.Event()
+        # Raised by signal handlers, which must take no lock: the main thread may hold the
+        # one inside an Event (waiting on it) when the signal arrives. wait() acts on them.
+        self._stop_requested = False
+        self._reload_requested = False
         self._told_restart: set[str] = set()
 
     # lifecycle --------------------------------------------------------------------------------
@@ -113,13 +116,21 @@ class Worker:
 
     def wait(self) -> None:
         while not self._stopping.wait(0.5):
-            if self._reload_now.is_set():
-                self._reload_now.clear()
+            if self._stop_requested:
+                self.stop()
+            elif self._reload_requested:
+                self._reload_requested = False
                 self._guarded(self.reload_settings, "settings reload")()
 
+    def request_stop(self) -> None:
+        """SIGTERM, Ctrl-C: stop, from a signal handler (a flag wait() acts on within
+        0.5 s; stop() itself takes the lock of an Event the main thread may hold)."""
+        self._stop_requested = True
+
     def request_reload(self) -> None:
-        """SIGHUP: re-read the settings now rather than at the next heartbeat."""
-        self._reload_now.set()
+        """SIGHUP: re-read the settings now rather than at the next heartbeat (a flag, as
+        for request_stop)."""
+        self._reload_requested = True
 
     def shutdown(self) -> None:
         """Let each run finish its current step, give the rest back to the queue, and return
@@ -419,25 +430,34 @@ def supervise(concurrencies: list[int], *, shutdown_s: float) -> int:
         ]
         return subprocess.Popen(command)
 
-    stopping = threading.Event()
     children = [spawn(concurrency) for concurrency in concurrencies]
+    # The handlers only raise flags: the main thread may hold a lock they would need
+    # (Popen's, in poll()) when a signal arrives. The loop below passes the signals on.
+    requested = {signal.SIGTERM: False, signal.SIGHUP: False}
 
     def stop(*_: object) -> None:
-        stopping.set()
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        requested[signal.SIGTERM] = True
 
     def reload(*_: object) -> None:  # SIGHUP: every process re-reads its settings
+        requested[signal.SIGHUP] = True
+
+    def pass_on(sig: signal.Signals) -> None:
         for child in children:
             if child.poll() is None:
-                child.send_signal(signal.SIGHUP)
+                child.send_signal(sig)
 
     handlers = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
     previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     log.info("supervising %d worker processes", len(children))
     try:
-        while not stopping.wait(1.0):
+        while True:
+            time.sleep(1.0)
+            if requested[signal.SIGTERM]:
+                pass_on(signal.SIGTERM)
+                break
+            if requested[signal.SIGHUP]:
+                requested[signal.SIGHUP] = False
+                pass_on(signal.SIGHUP)
             for index, child in enumerate(children):
                 if child.poll() is not None:
                     log.warning(

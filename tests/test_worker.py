@@ -440,3 +440,25 @@ def test_run_threads_live_on_from_run_to_run_and_grow_only_when_all_are_busy():
         assert done.acquire(timeout=10)
     assert len(set(seen)) == 3
     threads.stop()
+
+
+def test_a_stop_signal_arriving_while_the_worker_waits_stops_it(store):
+    """Ctrl-C or SIGTERM lands while the main thread is inside the wait on the worker's
+    stopping event, holding that event's lock: the handler must not need it (it used to,
+    and the process hung there for good)."""
+    worker = _in_process_worker(store)
+    handled = threading.Event()
+
+    def handler() -> None:  # what the signal handler runs, on the thread holding the lock
+        with worker._stopping._cond:
+            worker.request_stop()
+        handled.set()
+
+    thread = threading.Thread(target=handler, daemon=True)
+    thread.start()
+    assert handled.wait(5), "the stop request waited for the lock its own thread holds"
+    waiting = threading.Thread(target=worker.wait, daemon=True)
+    waiting.start()
+    waiting.join(timeout=5)
+    assert not waiting.is_alive(), "the worker did not stop after the request"
+    assert worker._stopping.is_set()

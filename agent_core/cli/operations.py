@@ -137,7 +137,7 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
             {"worker": worker.id, "executed": executed},
             f"worker {worker.id}: {executed} runs executed",
         )
-    stop = lambda *_: worker.stop()  # noqa: E731
+    stop = lambda *_: worker.request_stop()  # noqa: E731
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: worker.request_reload())
     worker.start()
