@@ -14,7 +14,10 @@ as the runtime) or raw psycopg in one transaction per step, one statement at a t
 values prepared in advance: what the database itself costs for those rows. A second SQLite
 floor runs the runtime's own run UPDATE (the whole run and the previous event's hash returned,
 fenced by the lease owner) in place of the minimal one: what the runtime's SQL costs the
-database, so that the difference to our step is its Python. Peers, each optional
+database, so that the difference to our step is its Python. A third runs the floor's SQL
+after the least Python a durable agent step needs (its reply checked by pydantic, its event
+hashed on the last, ids, time, the observation; `minimal_step`): what Python costs any
+runtime before its own abstractions. Peers, each optional
 (requirements-bench.txt; skipped with a printed line when not installed): the same loop as a
 LangGraph graph with its SqliteSaver (durability "sync": each step's checkpoint saved before the
 next step starts, the guarantee our step gives; its default, "async", saves it while the next
@@ -32,6 +35,7 @@ The table ends with each target of the issue beside its figure.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import sqlite3
@@ -52,7 +56,7 @@ from sqlalchemy.engine import make_url
 from agent_core.config import load_settings
 from agent_core.llm import ScriptedLLM
 from agent_core.loop import Orchestrator
-from agent_core.models import ObjectiveSpec, RiskLevel
+from agent_core.models import ObjectiveSpec, RiskLevel, StepDecision
 from agent_core.store import Store
 from agent_core.store.hotpath import HotPath
 from agent_core.tools import Tool, ToolRegistry
@@ -262,6 +266,58 @@ def sqlite_floor(path: Path, runtime_update: bool = False) -> Contender:
         return (time.perf_counter() - started) / steps
 
     return Contender("raw sqlite3", measure, connection.close)
+
+
+def minimal_step(path: Path) -> Contender:
+    """The least Python a durable agent step needs, on the floor's SQL (raw sqlite3, one
+    transaction): the model's reply read and checked (json, then pydantic, as ours), its
+    arguments checked, the tool called, the result encoded, the event's payload encoded
+    canonically and hashed on the previous hash, two ids, the time, the observation added
+    to the conversation. No policy, budgets, gateway, watchdog, run read back or models of
+    what was written: what separates ours from this is the runtime itself."""
+    run_hex = uuid.UUID(_prepared_run(f"sqlite:///{path}", owner="minimal")).hex
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    statements = [sql.format(p="?") for sql in _FLOOR_SQL]
+    counter = iter(range(1_000_000, 10**9))
+    StepDecision.model_rebuild()
+
+    def measure(steps: int) -> float:
+        messages: list[dict[str, str]] = []
+        prev_hash = "0" * 64
+        started = time.perf_counter()
+        for _ in range(steps):
+            step = next(counter)
+            decision = StepDecision.model_validate(json.loads(STEP))
+            args = NoArgs.model_validate(decision.args or {})
+            result_json = json.dumps(NOOP.handler(args, None))  # type: ignore[arg-type]
+            now = datetime.now(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            payload = {"step_number": step, "tool": decision.tool, "success": True}
+            data = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+            event_hash = hashlib.sha256(f"{prev_hash}{data}{now}".encode()).hexdigest()
+            step_id = uuid.uuid4().hex
+            rows = (
+                (step, now, run_hex),
+                (run_hex, step, "step_completed", data, now, prev_hash, event_hash),
+                (step_id, run_hex, step, decision.thought, decision.tool, "{}", STEP,
+                 result_json, "completed", "scripted", 100, 20, 0, now, now),
+                (uuid.uuid4().hex, run_hex, step_id, decision.tool, "{}", event_hash, "low",
+                 "succeeded", result_json, 1, 1, now, now),
+            )  # fmt: skip
+            connection.execute("BEGIN IMMEDIATE")
+            for sql, values in zip(statements, rows, strict=True):
+                connection.execute(sql, values).fetchall()
+            connection.execute("COMMIT")
+            prev_hash = event_hash
+            messages += [
+                {"role": "assistant", "content": STEP},
+                {"role": "user", "content": f"<observation>{result_json}</observation>"},
+            ]
+        return (time.perf_counter() - started) / steps
+
+    return Contender("minimal Python step", measure, connection.close)
 
 
 def postgres_floor(url: str) -> Contender:
@@ -522,6 +578,7 @@ def _start_contenders(
     contenders["sqlite ours"] = Isolated(ours, f"sqlite:///{folder}/ours.db")
     contenders["sqlite floor"] = Isolated(sqlite_floor, folder / "f.db")
     contenders["sqlite floor, runtime's SQL"] = Isolated(sqlite_floor, folder / "fr.db", True)
+    contenders["sqlite minimal step"] = Isolated(minimal_step, folder / "minimal.db")
     peers: list[tuple[str, str, Callable[..., Contender | None], Any]] = [
         ("langgraph", "LangGraph", langgraph_peer, folder / "langgraph.db")
     ]
@@ -557,13 +614,21 @@ def _print_report(
                 f"{backend:<12}{steps:>6}{mine * 1e3:>10.3f}ms{floor * 1e3:>10.3f}ms"
                 f"{mine / floor:>7.2f}x"
             )
+    mine, floor = medians["sqlite ours", 200], medians["sqlite floor", 200]
     runtime_sql = medians.get(("sqlite floor, runtime's SQL", 200))
     if runtime_sql is not None:
-        mine, floor = medians["sqlite ours", 200], medians["sqlite floor", 200]
         print(
             f"sqlite, 200 steps: raw sqlite3 running the runtime's own run update (whole run "
             f"and previous hash returned) {runtime_sql * 1e3:.3f} ms, {runtime_sql / floor:.2f}x "
             f"the floor; the rest of our step, {(mine - runtime_sql) * 1e3:.3f} ms, is Python"
+        )
+    minimal = medians.get(("sqlite minimal step", 200))
+    if minimal is not None:
+        print(
+            f"sqlite, 200 steps: the least Python a durable agent step needs (the reply "
+            f"checked by pydantic, the event hashed on the last, ids, time, the observation) "
+            f"on the floor's SQL: {minimal * 1e3:.3f} ms, {minimal / floor:.2f}x the floor; "
+            f"ours is {mine / minimal:.2f}x that"
         )
     growth = medians["sqlite ours", 200] / medians["sqlite ours", 10]
     print(f"sqlite growth from 10 to 200 steps: {growth:.2f}x per step (1.00 = none)")

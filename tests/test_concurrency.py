@@ -17,6 +17,22 @@ from tests.support import KEY, make_objective
 
 REPO = Path(__file__).resolve().parent.parent
 
+_CLAIM_RUNS = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from agent_core.store import Store
+    url, owner, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+    store = Store.open(url)
+    while not go.exists():
+        time.sleep(0.005)
+    claimed = []
+    while batch := store.claim_next(owner=owner, limit=3, lease_s=600):
+        claimed += [run.id for run in batch]
+    print(",".join(claimed))
+    """
+)
+
 _CREATE_RUNS = textwrap.dedent(
     """
     import sys, time
@@ -32,28 +48,37 @@ _CREATE_RUNS = textwrap.dedent(
 )
 
 
-def test_runs_started_at_once_by_several_processes_get_unique_numbers(
-    database_url, store, tmp_path
-):
-    objective = make_objective(store)
-    go = tmp_path / "go"
-    workers = [
+def _released_together(script: str, arguments: list[list[str]], go: Path) -> list[str]:
+    """What each process running `script` with its arguments (and `go`, the file it waits
+    for) printed, once all were started, then released together."""
+    processes = [
         subprocess.Popen(
-            [sys.executable, "-c", _CREATE_RUNS, database_url, objective.id, "40", str(go)],
+            [sys.executable, "-c", script, *each, str(go)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for each in arguments
     ]
     time.sleep(1.5)  # let every process import and connect, then release them together
     go.touch()
-    numbers: list[int] = []
-    for worker in workers:
-        out, err = worker.communicate(timeout=120)
-        assert worker.returncode == 0, err
-        numbers += [int(n) for n in out.strip().split(",")]
+    printed = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        printed.append(out.strip())
+    return printed
+
+
+def test_runs_started_at_once_by_several_processes_get_unique_numbers(
+    database_url, store, tmp_path
+):
+    objective = make_objective(store)
+    printed = _released_together(
+        _CREATE_RUNS, [[database_url, objective.id, "40"]] * 3, tmp_path / "go"
+    )
+    numbers = [int(n) for out in printed for n in out.split(",")]
     assert sorted(numbers) == list(range(1, 121))
     assert len({run.run_number for run in store.list_runs(limit=500)}) == 120
     assert store.get_objective(objective.id).last_run_number == 120
@@ -113,3 +138,24 @@ def test_postgresql_never_prepares_statements_so_transaction_poolers_work(pg_sto
         for _ in range(12):
             conn.execute(sa.select(objectives.c.id).where(objectives.c.id == objective.id))
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
+
+
+def test_workers_claiming_at_once_take_every_queued_run_once_oldest_first(
+    database_url, store, tmp_path
+):
+    objective = make_objective(store)
+    queued = [store.create_run(objective.id).id for _ in range(45)]
+    printed = _released_together(
+        _CLAIM_RUNS, [[database_url, f"worker-{n}"] for n in range(3)], tmp_path / "go"
+    )
+    claimed: list[str] = []
+    for out in printed:
+        mine = [run_id for run_id in out.split(",") if run_id]
+        # Each worker takes the oldest of what is left: its own claims are in queue order.
+        assert mine == sorted(mine, key=queued.index)
+        claimed += mine
+    assert sorted(claimed) == sorted(queued)
+    runs = {run.id: run for run in store.list_runs(limit=100)}
+    assert {runs[run_id].attempts for run_id in queued} == {1}
+    assert all(runs[run_id].lease_owner.startswith("worker-") for run_id in queued)
+    assert store.verify_ledger(KEY).ok

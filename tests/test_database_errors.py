@@ -89,8 +89,14 @@ def test_a_server_lost_during_a_step_is_logged_once_and_the_run_recovers(
 
     def wait_for(predicate, what):
         deadline = time.monotonic() + 30
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        last_error = None
+        while True:
+            try:
+                if predicate():
+                    return
+            except StoreUnavailable as exc:  # this test's own pooled connection, cut too
+                last_error = exc
+            assert time.monotonic() < deadline, f"timed out waiting for {what} ({last_error})"
             time.sleep(0.1)
 
     try:

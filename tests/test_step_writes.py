@@ -203,6 +203,62 @@ def test_a_worker_whose_run_was_taken_over_writes_no_further_step(
     assert store.verify_ledger(KEY).ok
 
 
+def test_a_run_change_follows_what_another_process_appended_since_the_claim(
+    store, database_url, clock
+):
+    # The worker's first write after its claim (the run's start) is built on the head the
+    # claim left; an event appended by another process in between is chained on, not lost.
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="worker", lease_s=600)
+    elsewhere = Store.open(database_url, clock=clock)
+    try:
+        elsewhere.append_events(run.id, [NewEvent(event_type="notification_sent")])
+    finally:
+        elsewhere.close()
+    started = store.update_run(
+        run.id, RunChanges(owner="worker", active_ms=5), [NewEvent(event_type="run_started")]
+    )
+    assert (started.active_ms, started.event_seq) == (5, 4)
+    assert [event.event_type for event in store.list_events(run.id)] == [
+        "run_queued",
+        "run_claimed",
+        "notification_sent",
+        "run_started",
+    ]
+    assert store.verify_ledger(KEY).ok
+
+
+def test_a_run_change_with_hundreds_of_events_is_written_whole(store):
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="worker", lease_s=600)  # the head is known from here
+    many = [NewEvent(event_type="note", data={"n": n}) for n in range(300)]
+    changed = store.update_run(run.id, RunChanges(owner="worker"), many)
+    assert changed.event_seq == 302
+    assert len(store.list_events(run.id)) == 302
+    after = store.start_step(run.id, STEP, tool_call=CALL, run=RunChanges(owner="worker"))
+    assert (after.run.event_seq, after.step.step_number) == (302, 1)
+    assert store.verify_ledger(KEY).ok
+
+
+def test_a_worker_whose_run_was_taken_over_changes_it_no_more(store, database_url, clock):
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="first", lease_s=60)
+    clock.advance(seconds=120)
+    elsewhere = Store.open(database_url, clock=clock)
+    try:
+        assert elsewhere.claim_run(run.id, owner="second", lease_s=60) is not None
+    finally:
+        elsewhere.close()
+    with pytest.raises(LeaseLost):
+        store.update_run(
+            run.id, RunChanges(owner="first", active_ms=5), [NewEvent(event_type="run_started")]
+        )
+    after = store.get_run(run.id)
+    assert (after.lease_owner, after.active_ms) == ("second", 0)
+    assert [event.event_type for event in store.list_events(run.id)][-1] == "run_claimed"
+    assert store.verify_ledger(KEY).ok
+
+
 _WRITE_A_STEP = textwrap.dedent(
     """
     import sys, time

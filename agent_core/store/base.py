@@ -43,7 +43,14 @@ from agent_core.store.engine import (
     create_engine,
     normalize_database_url,
 )
-from agent_core.store.hotpath import HEADS_MAX, ChainedEvent, Head, HotPath
+from agent_core.store.hotpath import (
+    AT_ONCE_MAX_VALUES,
+    HEADS_MAX,
+    ChainedEvent,
+    Head,
+    HotPath,
+    RowBatches,
+)
 from agent_core.store.ledger import GENESIS_HASH
 from agent_core.store.schema import events, runs
 
@@ -180,14 +187,16 @@ class StoreBase:
             yield conn
 
     @contextmanager
-    def _hot_transaction(self) -> Iterator[Any]:
+    def _hot_transaction(self, *, one_statement: bool = False) -> Iterator[Any]:
         """A write transaction on a DBAPI connection, for the per-step writes: the same
         transaction semantics as `_transaction`, without its per-statement cost. On SQLite
         it is the one kept writer connection (writes take turns on the write lock anyway).
         On PostgreSQL the statements go in pipeline mode: only a statement whose result is
         read (the run update's RETURNING) waits for the server; the rest travel with the
         COMMIT: two round trips instead of one per statement. (A step on a known ledger head
-        takes one: `_one_statement`.)"""
+        takes one: `_one_statement`.) With `one_statement`, SQLite: no BEGIN and COMMIT,
+        for statements that are each a transaction by itself, the write lock still held
+        across them."""
         dbapi = self.engine.dialect.loaded_dbapi
         with self._writer(True):
             sqlite = self._write_lock is not None
@@ -199,7 +208,9 @@ class StoreBase:
                 raise _unavailable(exc, self.engine) from exc
             keep, failed = sqlite, False
             try:
-                yield from _hot_statements(raw.driver_connection, sqlite=sqlite)
+                yield from _hot_statements(
+                    raw.driver_connection, sqlite=sqlite, begin=not one_statement
+                )
             except dbapi.IntegrityError:
                 raise
             except dbapi.Error as exc:
@@ -213,7 +224,7 @@ class StoreBase:
     @contextmanager
     def _one_statement(self) -> Iterator[Any]:
         """PostgreSQL: a cursor in autocommit, for one statement that is a transaction by
-        itself (a step's one-trip write): its COMMIT travels with it."""
+        itself (a one-trip write: `_write_at_once`): its COMMIT travels with it."""
         dbapi = self.engine.dialect.loaded_dbapi
         try:
             raw = self.engine.raw_connection()
@@ -226,7 +237,7 @@ class StoreBase:
             with driver.cursor() as cursor:
                 yield cursor
         except (dbapi.IntegrityError, dbapi.DataError):
-            raise  # a constraint, or a value refused (steps.py falls back): the caller's
+            raise  # a constraint, or a value refused (`_write_at_once` falls back)
         except dbapi.Error as exc:
             failed = True
             raise _unavailable(exc, self.engine) from exc
@@ -296,8 +307,9 @@ class StoreBase:
 
     def _remember_head(self, run: Run, last_hash: str | None) -> None:
         """Note the run's ledger head as this write leaves it (`last_hash`: its last new
-        event's, None when it wrote none), for the next step, whose rows are then built
-        before its transaction (steps.py). It is only a guess, which that write has the
+        event's, None when it wrote none), for the next write of the run by this process,
+        whose rows are then built before it (`_write_at_once`). It is only a guess, which
+        that write has the
         database check: a transaction that rolled back, or another process that wrote to
         the run since, sends it the usual way."""
         heads = self._heads
@@ -310,6 +322,62 @@ class StoreBase:
         if len(heads) >= HEADS_MAX:
             heads.clear()
         heads[run.id] = Head(run.event_seq, run.steps_count, last_hash)
+
+    def _write_at_once(
+        self,
+        key: str,
+        head: Head,
+        *,
+        changes: RunChanges | None,
+        add: Mapping[str, int] | None,
+        new_events: Sequence[NewEvent],
+        now: datetime,
+        rows: Callable[[list[ChainedEvent]], RowBatches] | None = None,
+    ) -> Run | None:
+        """A run write chained to `head`, the ledger head this process last wrote, its rows
+        built before it: the new events (chained here), or what `rows` makes of them (a
+        step's rows, its events among them). On PostgreSQL one statement; on SQLite one,
+        then the run read back (HotPath.write_step_at_once); the write lock is held for the
+        SQL alone. None, with nothing written, when the run is no longer at that head or no
+        longer held, or when the write binds more than AT_ONCE_MAX_VALUES values: the caller
+        then writes the usual way (`_write_run`), which finds out why (LeaseLost,
+        NotFound)."""
+        values, added, owner = self._run_write(changes, None, add)
+        hot = self._hot
+        written = hot.chain(
+            key, new_events, first_seq=head.event_seq + 1, prev_hash=head.hash, now=now
+        )
+        batches = rows(written) if rows else [(events.name, hot.event_rows(written))]
+        if sum(len(row) for _, table_rows in batches for row in table_rows) > AT_ONCE_MAX_VALUES:
+            return None
+        writing = (
+            self._one_statement()
+            if self._write_lock is None
+            else self._hot_transaction(one_statement=True)
+        )
+        try:
+            with writing as cursor:
+                row = hot.write_step_at_once(
+                    cursor,
+                    run_key=key,
+                    set_values=values,
+                    added=added,
+                    new_events=len(new_events),
+                    now=now,
+                    owner=owner,
+                    head=head,
+                    batches=batches,
+                )
+        except self.engine.dialect.loaded_dbapi.DataError:
+            # PostgreSQL: a value refused (too long for its column...), found before the
+            # head and the lease were looked at; the statement wrote nothing. The usual
+            # path says what is wrong: LeaseLost first, if it is lost.
+            return None
+        if row is None:
+            return None
+        run = hot.run_of(row)
+        self._remember_head(run, written[-1].hash if written else None)
+        return run
 
     def _write_run(
         self,
@@ -388,11 +456,13 @@ def _give_back(raw: Any, *, failed: bool) -> None:
         raw.close()
 
 
-def _hot_statements(driver: Any, *, sqlite: bool) -> Iterator[Any]:
+def _hot_statements(driver: Any, *, sqlite: bool, begin: bool = True) -> Iterator[Any]:
     """The cursor of one transaction on `driver`: committed when the caller's block ends,
-    rolled back when it raises."""
+    rolled back when it raises. SQLite without `begin`: each statement is its own."""
     try:
-        if sqlite:
+        if sqlite and not begin:
+            yield driver.cursor()
+        elif sqlite:
             cursor = driver.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             yield cursor
@@ -406,7 +476,8 @@ def _hot_statements(driver: Any, *, sqlite: bool) -> Iterator[Any]:
                 yield cursor
                 cursor.execute("COMMIT")
     except BaseException:
-        driver.rollback()
+        if begin or driver.in_transaction:
+            driver.rollback()
         raise
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import Enum
@@ -41,6 +42,9 @@ from agent_core.store.schema import (
 RUN_COLUMNS = tuple(column.name for column in runs.c)
 _DECODED_MAX = 1024  # decoded ids and times remembered (a few per run being executed)
 HEADS_MAX = 1024  # ledger heads remembered for one-trip step writes (one per run executing)
+# The most values a one-trip write binds (SQLite's view takes one column per value, and has
+# at most 2000): a larger write (hundreds of events at once) takes the usual path.
+AT_ONCE_MAX_VALUES = 1000
 # The columns of the rows a step inserts, in the order of the value tuples given for them.
 EVENT_COLUMNS = ("run_id", "seq", "event_type", "data", "created_at", "prev_hash", "hash")
 STEP_COLUMNS = (
@@ -99,6 +103,9 @@ ROW_COLUMNS = {
     approvals.name: APPROVAL_COLUMNS,
 }
 
+
+# Rows to insert, by table: (table name, rows in the order of its ROW_COLUMNS).
+RowBatches = Sequence[tuple[str, Sequence[tuple[Any, ...]]]]
 
 _PLAIN_TYPES = frozenset({int, bool, type(None)})
 
@@ -301,8 +308,9 @@ class ChainedEvent(NamedTuple):
 
 class Head(NamedTuple):
     """A run's ledger head as this process last wrote it: its event count, step count and
-    last event's hash. What a one-trip step write (`write_step_at_once`) builds on, and has
-    the database check before anything is written."""
+    last event's hash. What a one-trip write (`write_step_at_once`: a step, or another change
+    of the run by its worker) builds on, and has the database check before anything is
+    written."""
 
     event_seq: int
     steps_count: int
@@ -313,9 +321,23 @@ class _RunUpdate(NamedTuple):
     """The run update for one shape of change: its SQL and how to fill its parameters."""
 
     sql: str
+    key: tuple[Any, ...]  # the shape: what `_run_update` built it from
     set_params: tuple[tuple[str, str, Callable[[Any], Any]], ...]  # (key, column, convert)
     add_params: tuple[tuple[str, str], ...]
     first_params: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+
+
+# What the SQLite step trigger raises when the run is not at the expected head.
+_NOT_AT_HEAD = "agent runtime: the run is not at the ledger head this step was built on"
+
+
+class _StepStatement(NamedTuple):
+    """SQLite: the statement that writes a step of one shape, and what it needs created."""
+
+    view: str
+    insert: str
+    create: tuple[str, ...]
+    value_names: tuple[str, ...]
 
 
 class HotPath:
@@ -337,6 +359,11 @@ class HotPath:
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
         self._at_once: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+        self._step_statements: dict[tuple[Any, ...], _StepStatement] = {}
+        self._run_select = (
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_runs "
+            f"WHERE id = {self.codec.placeholder('p_run_id')}"
+        )
         self._last_time: tuple[datetime | None, Any] = (None, None)
 
     def time_param(self, moment: datetime) -> Any:
@@ -421,9 +448,9 @@ class HotPath:
         head: Head,
         batches: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
     ) -> Sequence[Any] | None:
-        """A step whose rows were built before its transaction, on `head`, the ledger head
-        this process last wrote: the run's row as updated (`run_of` decodes it), or None
-        when nothing was written.
+        """A step (or another change of the run, with its events) whose rows were built
+        before its transaction, on `head`, the ledger head this process last wrote: the
+        run's row as updated (`run_of` decodes it), or None when nothing was written.
 
         The run update only matches while the run is at that head (its event count, step
         count and last event's hash, checked by the database) and still held by `owner`;
@@ -432,8 +459,9 @@ class HotPath:
 
         On PostgreSQL it is one statement, for a cursor in autocommit: the statement is the
         transaction, one round trip with its COMMIT; every insert reads the update's result.
-        On SQLite, the statements of one transaction: the write lock is held for the SQL
-        alone, none of the Python that built the rows."""
+        On SQLite, one statement too, into a view whose trigger does the same
+        (`_write_step_sqlite`), for a cursor in autocommit: the write lock is held for the
+        SQL alone, none of the Python that built the rows."""
         batches = [(table, rows) for table, rows in batches if rows]
         shape = self._run_update(
             (tuple(set_values), tuple(added), (), owner is not None), False, guarded=True
@@ -441,16 +469,104 @@ class HotPath:
         params = self._run_params(shape, run_key, set_values, added, {}, new_events, now, owner)
         params["g_seq"], params["g_steps"], params["g_hash"] = head
         if self.codec.sqlite:
-            cursor.execute(shape.sql, params)
-            row = cursor.fetchone()
-            if row is not None:
-                self.insert_rows(cursor, batches)
-            return row
+            return self._write_step_sqlite(cursor, shape, params, batches)
         sql, names = self._at_once_sql(shape.sql, tuple((t, len(rows)) for t, rows in batches))
         values = [value for _, rows in batches for row in rows for value in row]
         params.update(zip(names, values, strict=True))
         cursor.execute(sql, params)
         return cursor.fetchone()  # type: ignore[no-any-return]
+
+    def _write_step_sqlite(
+        self,
+        cursor: Any,
+        shape: _RunUpdate,
+        params: dict[str, Any],
+        batches: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
+    ) -> Sequence[Any] | None:
+        """SQLite has no data-modifying CTE; a step's writes are one INSERT into a view of
+        this connection whose INSTEAD OF trigger checks the head and the lease, updates the
+        run and inserts the rows: one statement, in autocommit its own transaction, all of
+        it or none (every error the schema raises aborts the statement: no trigger of ours
+        uses RAISE(FAIL), no constraint an ON CONFLICT clause). The driver releases the GIL
+        around each statement it runs: held by one writer at a time, the write lock waits
+        for this thread to get it back after each one, which threads busy with their own
+        steps delay; two statements (this one, then the run read back under the same lock)
+        instead of six (BEGIN, the run update, its row, three inserts, COMMIT) are two
+        waits. The step is written once the first returns: should the read fail, the
+        caller learns that the database failed, and the run resumes from its ledger as
+        after any failed write."""
+        statement = self._step_statement(shape, tuple((t, len(rows)) for t, rows in batches))
+        values = [value for _, rows in batches for row in rows for value in row]
+        params.update(zip(statement.value_names, values, strict=True))
+        try:
+            try:
+                cursor.execute(statement.insert, params)
+            except sqlite3.OperationalError as exc:
+                if statement.view not in str(exc):
+                    raise
+                for sql in statement.create:  # a connection's first step of this shape
+                    cursor.execute(sql)
+                cursor.execute(statement.insert, params)
+        except sqlite3.IntegrityError as exc:
+            if _NOT_AT_HEAD not in str(exc):
+                raise
+            return None  # the trigger wrote nothing: not at that head, or no longer held
+        cursor.execute(self._run_select, {"p_run_id": params["p_run_id"]})
+        return cursor.fetchone()  # type: ignore[no-any-return]
+
+    def _step_statement(
+        self, shape: _RunUpdate, rows: tuple[tuple[str, int], ...]
+    ) -> _StepStatement:
+        """SQLite: the view and trigger of a step's shape (`_write_step_sqlite`), built once;
+        the same names on every connection of this process, each creating them (TEMP) for
+        itself at its first step of the shape."""
+        key = (shape.key, rows)
+        found = self._step_statements.get(key)
+        if found is not None:
+            return found
+        columns: list[str] = []
+
+        def new(name: str) -> str:
+            if name not in columns:
+                columns.append(name)
+            return f"NEW.{name}"
+
+        assignments, conditions = self._run_update_parts(*shape.key, p=new)
+        inserts = []
+        value_names: list[str] = []
+        for table, count in rows:
+            table_columns = ROW_COLUMNS[table]
+            for _ in range(count):
+                marks = []
+                for _column in table_columns:
+                    value_names.append(f"v{len(value_names)}")
+                    marks.append(new(value_names[-1]))
+                inserts.append(
+                    f"INSERT INTO {table} ({', '.join(table_columns)}) VALUES ({', '.join(marks)});"
+                )
+        # changes(), in a trigger: the rows its last statement changed.
+        body = (
+            f"UPDATE app_agent_runs SET {', '.join(assignments)} "
+            f"WHERE {' AND '.join(conditions)}; "
+            f"SELECT RAISE(ABORT, '{_NOT_AT_HEAD}') WHERE changes() = 0; "
+            f"{' '.join(inserts)}"
+        )
+        # Named after what it does: a connection that already has it created it the same.
+        view = f"agent_step_write_{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+        create = (
+            f"CREATE TEMP VIEW IF NOT EXISTS {view} AS SELECT "
+            + ", ".join(f"NULL AS {column}" for column in columns),
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {view}_rows INSTEAD OF INSERT ON {view} "
+            f"BEGIN {body} END",
+        )
+        insert = (
+            f"INSERT INTO {view} ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + column for column in columns)})"
+        )
+        found = self._step_statements[key] = _StepStatement(
+            view, insert, create, tuple(value_names)
+        )
+        return found
 
     def _at_once_sql(
         self, update_sql: str, shape: tuple[tuple[str, int], ...]
@@ -477,7 +593,7 @@ class HotPath:
                     f"t{index} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM "
                     f"(VALUES {', '.join(rows)}) AS v WHERE EXISTS (SELECT 1 FROM r))"
                 )
-            sql = f"WITH r AS ({update_sql}), {', '.join(inserts)} SELECT * FROM r"
+            sql = f"WITH {', '.join([f'r AS ({update_sql})', *inserts])} SELECT * FROM r"
             found = self._at_once[key] = (sql, tuple(names))
         return found
 
@@ -515,17 +631,17 @@ class HotPath:
             shape = self._run_updates[key] = self._build_run_update(*names, claim, guarded)
         return shape
 
-    def _build_run_update(
-        self,
+    @staticmethod
+    def _run_update_parts(
         set_names: tuple[str, ...],
         add_names: tuple[str, ...],
         first_names: tuple[str, ...],
         fenced: bool,
         only_if_claimable: bool,
-        guarded: bool = False,
-    ) -> _RunUpdate:
-        p = self.codec.placeholder
-        convert = self.codec.converter
+        guarded: bool,
+        p: Callable[[str], str],
+    ) -> tuple[list[str], list[str]]:
+        """The assignments and conditions of a run update, each parameter written by `p`."""
         for name in (*set_names, *add_names, *first_names):
             runs.c[name]  # an unknown column is a KeyError (a bug)
         assignments = [f"{name} = {p('set_' + name)}" for name in set_names]
@@ -546,6 +662,28 @@ class HotPath:
                 f"steps_count = {p('g_steps')}",
                 f"{_hash_at(p('g_seq'))} = {p('g_hash')}",
             ]
+        return assignments, conditions
+
+    def _build_run_update(
+        self,
+        set_names: tuple[str, ...],
+        add_names: tuple[str, ...],
+        first_names: tuple[str, ...],
+        fenced: bool,
+        only_if_claimable: bool,
+        guarded: bool = False,
+    ) -> _RunUpdate:
+        convert = self.codec.converter
+        assignments, conditions = self._run_update_parts(
+            set_names,
+            add_names,
+            first_names,
+            fenced,
+            only_if_claimable,
+            guarded,
+            self.codec.placeholder,
+        )
+        p = self.codec.placeholder
         returned = ", ".join(RUN_COLUMNS)
         if not guarded:  # and the hash of the event before the new ones
             returned += f", {_hash_at('app_agent_runs.event_seq - ' + p('p_events'))}"
@@ -555,6 +693,7 @@ class HotPath:
         )
         return _RunUpdate(
             sql=sql,
+            key=(set_names, add_names, first_names, fenced, only_if_claimable, guarded),
             set_params=tuple(
                 ("set_" + name, name, convert(self._run_kinds[name])) for name in set_names
             ),
@@ -573,6 +712,19 @@ class HotPath:
         )
         row = cursor.fetchone()
         return row[0] if row else None
+
+    def queued_run_keys(self, cursor: Any, limit: int) -> list[str]:
+        """The ids of up to `limit` queued runs, oldest first; on PostgreSQL their rows are
+        locked, skipping those another worker's claim holds (FOR UPDATE SKIP LOCKED)."""
+        p = self.codec.placeholder
+        sql = (
+            f"SELECT id FROM app_agent_runs WHERE status = {p('p_queued')} "
+            f"ORDER BY created_at, id LIMIT {p('p_limit')}"
+        )
+        if not self.codec.sqlite:
+            sql += " FOR UPDATE SKIP LOCKED"
+        cursor.execute(sql, {"p_queued": "queued", "p_limit": limit})
+        return [_uuid_result(row[0]) for row in cursor.fetchall()]
 
     def run_exists(self, cursor: Any, run_key: str) -> bool:
         sql = f"SELECT 1 FROM app_agent_runs WHERE id = {self.codec.placeholder('p_id')}"

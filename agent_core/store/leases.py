@@ -68,18 +68,11 @@ class LeaseStore(StoreBase):
         wait for each other; on SQLite the write lock serialises claims."""
         if limit < 1:
             return []
-        pick = (
-            sa.select(runs.c.id)
-            .where(runs.c.status == RunStatus.QUEUED)
-            .order_by(runs.c.created_at, runs.c.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
         claimed = []
-        with self._transaction(write=True) as conn:
-            cursor = driver_cursor(conn)
-            for run_key in conn.execute(pick).scalars().all():
+        # The claim is a write: on SQLite it takes the write lock, which every step of this
+        # worker's runs waits for, so it runs as plain SQL on the hot path's connection.
+        with self._hot_transaction() as cursor:
+            for run_key in self._hot.queued_run_keys(cursor, limit):
                 row = self._claim(
                     cursor,
                     run_key,

@@ -201,6 +201,13 @@ class RunStore(StoreBase):
     ) -> Run:
         """Change the run (end it, count a repair attempt's tokens...) and log why."""
         key = parse_id(run_id, "run")
+        head = self._heads.get(key)
+        if head is not None:
+            run = self._write_at_once(
+                key, head, changes=changes, add=None, new_events=new_events, now=self.now()
+            )
+            if run is not None:
+                return run
         with self._hot_transaction() as cursor:
             row, _ = self._write_run(cursor, key, changes=changes, new_events=new_events)
         assert row is not None

@@ -366,40 +366,18 @@ class StepStore(StoreBase):
         new_events: Sequence[NewEvent],
     ) -> StepStarted | None:
         """The step chained to the ledger head this process last wrote, its rows built
-        before its transaction (`HotPath.write_step_at_once`: on PostgreSQL one statement,
-        on SQLite the write lock held for the SQL alone); None, with nothing written, when
-        the run is no longer at that head or no longer held: the caller writes the step
-        the usual way, which finds out why."""
-        values, added, owner = self._run_write(run, None, counters)
-        hot = self._hot
-        written = hot.chain(
-            key, new_events, first_seq=head.event_seq + 1, prev_hash=head.hash, now=rows.now
+        before its write (`_write_at_once`); None, with nothing written, when the run is
+        no longer at that head or no longer held."""
+        run_row = self._write_at_once(
+            key,
+            head,
+            changes=run,
+            add=counters,
+            new_events=new_events,
+            now=rows.now,
+            rows=lambda written: rows.batches(head.steps_count + 1, written),
         )
-        batches = rows.batches(head.steps_count + 1, written)
-        writing = self._one_statement() if self._write_lock is None else self._hot_transaction()
-        try:
-            with writing as cursor:
-                row = hot.write_step_at_once(
-                    cursor,
-                    run_key=key,
-                    set_values=values,
-                    added=added,
-                    new_events=len(new_events),
-                    now=rows.now,
-                    owner=owner,
-                    head=head,
-                    batches=batches,
-                )
-        except self.engine.dialect.loaded_dbapi.DataError:
-            # PostgreSQL: a value refused (too long for its column...), found before the
-            # head and the lease were looked at; the statement wrote nothing. The usual
-            # path says what is wrong: LeaseLost first, if it is lost.
-            return None
-        if row is None:
-            return None
-        run_row = hot.run_of(row)
-        self._remember_head(run_row, written[-1].hash if written else None)
-        return rows.started(run_row)
+        return rows.started(run_row) if run_row is not None else None
 
     def finish_step(
         self,
