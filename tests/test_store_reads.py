@@ -577,3 +577,22 @@ def test_pages_cost_the_same_number_of_queries_whatever_the_rows(store):
     assert _selects(store, lambda: store.run_view(large_run.id)) == 1
     assert _selects(store, lambda: store.interrupted_calls(large_run.id)) == 1
     assert _selects(store, store.run_counts) == 1
+
+
+def test_a_run_starts_from_its_objective_and_the_run_before_it_skipped_ones_left_out(store):
+    objective = make_objective(
+        store, budget={"maxSteps": 7}, tools_allowed=["count_database"], risk_level="high"
+    )
+    first = store.create_run(objective.id)
+    slot = store.now().replace(minute=0, second=0, microsecond=0)
+    skipped = store.schedule_run(objective.id, slot)  # the first run is still queued
+    assert skipped is not None
+    assert skipped.status is RunStatus.SKIPPED
+    latest = store.create_run(objective.id)
+    remembered, previous = store.run_memory(latest)
+    assert remembered == store.get_objective(objective.id)
+    assert remembered.budget.max_steps == 7
+    assert previous == store.get_run(first.id)
+    assert store.run_memory(first) == (remembered, None)
+    with pytest.raises(NotFound):
+        store.run_memory(latest.model_copy(update={"objective_id": MISSING}))

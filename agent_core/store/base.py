@@ -222,6 +222,26 @@ class StoreBase:
                     _give_back(raw, failed=failed)
 
     @contextmanager
+    def _hot_reads(self) -> Iterator[Any]:
+        """A DBAPI cursor for a few plain-SQL reads on the hot path (HotPath's), each a
+        consistent read by itself; without SQLAlchemy's execution machinery, which costs a
+        run start more CPU than the reads themselves. An unreachable database is
+        StoreUnavailable."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            raw = self.engine.raw_connection()
+        except (DBAPIError, dbapi.Error) as exc:
+            raise _unavailable(exc, self.engine) from exc
+        failed = False
+        try:
+            yield raw.driver_connection.cursor()
+        except dbapi.Error as exc:
+            failed = True
+            raise _unavailable(exc, self.engine) from exc
+        finally:
+            _give_back(raw, failed=failed)
+
+    @contextmanager
     def _one_statement(self) -> Iterator[Any]:
         """PostgreSQL: a cursor in autocommit, for one statement that is a transaction by
         itself (a one-trip write: `_write_at_once`): its COMMIT travels with it."""

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from agent_core.models import Event, NewEvent, Run
+from agent_core.models import Event, NewEvent, Objective, Run, RunStatus
 from agent_core.store.ledger import to_json_value
 from agent_core.store.schema import (
     JSONDocument,
@@ -34,12 +34,14 @@ from agent_core.store.schema import (
     approvals,
     events,
     ledger_checkpoints,
+    objectives,
     runs,
     steps,
     tool_calls,
 )
 
 RUN_COLUMNS = tuple(column.name for column in runs.c)
+OBJECTIVE_COLUMNS = tuple(column.name for column in objectives.c)
 _DECODED_MAX = 1024  # decoded ids and times remembered (a few per run being executed)
 HEADS_MAX = 1024  # ledger heads remembered for one-trip step writes (one per run executing)
 # The most values a one-trip write binds (SQLite's view takes one column per value, and has
@@ -360,6 +362,10 @@ class HotPath:
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
         self._at_once: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
         self._step_statements: dict[tuple[Any, ...], _StepStatement] = {}
+        self._objective_decoders = (
+            OBJECTIVE_COLUMNS,
+            tuple(self.codec.decoder(_kind(column)) for column in objectives.c),
+        )
         self._run_select = (
             f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_runs "
             f"WHERE id = {self.codec.placeholder('p_run_id')}"
@@ -712,6 +718,37 @@ class HotPath:
         )
         row = cursor.fetchone()
         return row[0] if row else None
+
+    def objective(self, cursor: Any, objective_id: str) -> Objective | None:
+        """The objective, read by its id."""
+        p = self.codec.placeholder
+        cursor.execute(
+            f"SELECT {', '.join(OBJECTIVE_COLUMNS)} FROM {objectives.name} WHERE id = {p('p_id')}",
+            {"p_id": self.codec.uuid(objective_id)},
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        decoders = self._objective_decoders
+        return Objective.model_validate(
+            {name: decode(value) for name, decode, value in zip(*decoders, row, strict=True)}
+        )
+
+    def previous_run(self, cursor: Any, run: Run) -> Run | None:
+        """The objective's run before `run`, skipped runs left out."""
+        p = self.codec.placeholder
+        cursor.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_runs "
+            f"WHERE objective_id = {p('p_objective')} AND run_number < {p('p_number')} "
+            f"AND status <> {p('p_skipped')} ORDER BY run_number DESC LIMIT 1",
+            {
+                "p_objective": self.codec.uuid(run.objective_id),
+                "p_number": run.run_number,
+                "p_skipped": RunStatus.SKIPPED.value,
+            },
+        )
+        row = cursor.fetchone()
+        return self.run_of(row) if row is not None else None
 
     def queued_run_keys(self, cursor: Any, limit: int) -> list[str]:
         """The ids of up to `limit` queued runs, oldest first; on PostgreSQL their rows are

@@ -31,7 +31,6 @@ from agent_core.store.base import (
     StoreBase,
     as_approval,
     as_event,
-    as_objective,
     as_run,
     as_step,
     as_tool_call,
@@ -255,15 +254,16 @@ class RunStore(StoreBase):
             return _previous_run(conn, run)
 
     def run_memory(self, run: Run) -> tuple[Objective, Run | None]:
-        """What a run starts from, in one read: its objective, and the objective's run
-        before it (whose summary is the agent's memory)."""
-        with self._transaction(write=False) as conn:
-            row = conn.execute(
-                objectives.select().where(objectives.c.id == run.objective_id)
-            ).one_or_none()
-            if row is None:
-                raise NotFound(f"no objective has id {run.objective_id}")
-            return as_objective(row), _previous_run(conn, run)
+        """What a run starts from: its objective, and the objective's run before it (whose
+        summary is the agent's memory), read as plain SQL: a worker does this at every run
+        start."""
+        hot = self._hot
+        with self._hot_reads() as cursor:
+            objective = hot.objective(cursor, run.objective_id)
+            previous = hot.previous_run(cursor, run) if run.run_number > 1 else None
+        if objective is None:
+            raise NotFound(f"no objective has id {run.objective_id}")
+        return objective, previous
 
 
 def _previous_run(conn: sa.Connection, run: Run) -> Run | None:
