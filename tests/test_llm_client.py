@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from huggingface_hub import AsyncInferenceClient
@@ -14,6 +19,7 @@ from agent_core.config import load_settings
 from agent_core.errors import ConfigError
 from agent_core.llm import InferenceLLM, LLMError, LLMTimeout, ScriptedLLM, build_llm
 
+REPO = Path(__file__).resolve().parent.parent
 ASK = [
     {"role": "system", "content": "You plan one step at a time."},
     {"role": "user", "content": "How many leads came in this week?"},
@@ -356,3 +362,67 @@ def test_the_token_never_appears_in_a_repr_of_the_client_or_its_requests(llm_ser
 
     assert "hf_secret_token_123" not in repr(llm)
     assert all("hf_secret_token_123" not in repr(request) for request in llm._prepared.values())
+
+
+_FIRST_CALL = """
+import sys
+from agent_core.config import load_settings
+from agent_core.llm import build_llm
+llm = build_llm(load_settings(agent_llm_base_url=sys.argv[1], agent_ai_model="test-model"))
+print(llm.complete([{"role": "user", "content": "hi"}], timeout_s=30).content)
+"""
+
+
+def test_a_call_to_the_admin_s_llm_server_asks_nothing_of_the_hugging_face_hub(
+    llm_server, tmp_path
+):
+    """huggingface_hub's telemetry would fetch a registry from the Hub at a process's first
+    request (offline, waiting 5 s for the lookup to fail): the runtime turns it off unless
+    the admin turns it on. The "Hub" here is a local server that counts what reaches it."""
+    asked: list[str] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"standardEnvVars": [], "harnesses": {}}')
+
+        def log_message(self, *_args):
+            pass
+
+    hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    llm_server.done("Counted.").done("Counted.")  # one for each process
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("HF_HUB_DISABLE_TELEMETRY", "DO_NOT_TRACK", "HF_HUB_OFFLINE")
+    }
+    env |= {"HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}", "HF_HOME": str(tmp_path)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL, llm_server.url],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert '"done": true' in done.stdout
+        assert asked == []
+        # The admin's own choice stands: with telemetry on, the Hub is asked.
+        on = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL, llm_server.url],
+            env=env | {"HF_HUB_DISABLE_TELEMETRY": "0"},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert on.returncode == 0, on.stderr
+        assert asked == ["/api/agent-harnesses"]
+    finally:
+        hub.shutdown()
