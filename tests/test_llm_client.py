@@ -373,6 +373,18 @@ print(llm.complete([{"role": "user", "content": "hi"}], timeout_s=30).content)
 """
 
 
+def _first_call(url: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A process's first LLM call, to `url`, in a fresh process with `env`."""
+    return subprocess.run(
+        [sys.executable, "-c", _FIRST_CALL, url],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def test_a_call_to_the_admin_s_llm_server_asks_nothing_of_the_hugging_face_hub(
     llm_server, tmp_path
 ):
@@ -402,26 +414,12 @@ def test_a_call_to_the_admin_s_llm_server_asks_nothing_of_the_hugging_face_hub(
     }
     env |= {"HF_ENDPOINT": f"http://127.0.0.1:{hub.server_address[1]}", "HF_HOME": str(tmp_path)}
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", _FIRST_CALL, llm_server.url],
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = _first_call(llm_server.url, env)
         assert done.returncode == 0, done.stderr
         assert '"done": true' in done.stdout
         assert asked == []
         # The admin's own choice stands: with telemetry on, the Hub is asked.
-        on = subprocess.run(
-            [sys.executable, "-c", _FIRST_CALL, llm_server.url],
-            env=env | {"HF_HUB_DISABLE_TELEMETRY": "0"},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        on = _first_call(llm_server.url, env | {"HF_HUB_DISABLE_TELEMETRY": "0"})
         assert on.returncode == 0, on.stderr
         assert asked == ["/api/agent-harnesses"]
     finally:
