@@ -735,7 +735,9 @@ class HotPath:
         )
 
     def previous_run(self, cursor: Any, run: Run) -> Run | None:
-        """The objective's run before `run`, skipped runs left out."""
+        """The objective's run before `run`, skipped runs left out; none before the first."""
+        if run.run_number <= 1:
+            return None
         p = self.codec.placeholder
         cursor.execute(
             f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_runs "

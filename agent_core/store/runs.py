@@ -250,8 +250,8 @@ class RunStore(StoreBase):
 
     def previous_run(self, run: Run) -> Run | None:
         """The objective's run before this one (memory across runs, as in the seed)."""
-        with self._transaction(write=False) as conn:
-            return _previous_run(conn, run)
+        with self._hot_reads() as cursor:
+            return self._hot.previous_run(cursor, run)
 
     def run_memory(self, run: Run) -> tuple[Objective, Run | None]:
         """What a run starts from: its objective, and the objective's run before it (whose
@@ -260,24 +260,7 @@ class RunStore(StoreBase):
         hot = self._hot
         with self._hot_reads() as cursor:
             objective = hot.objective(cursor, run.objective_id)
-            previous = hot.previous_run(cursor, run) if run.run_number > 1 else None
+            previous = hot.previous_run(cursor, run)
         if objective is None:
             raise NotFound(f"no objective has id {run.objective_id}")
         return objective, previous
-
-
-def _previous_run(conn: sa.Connection, run: Run) -> Run | None:
-    """The objective's run before `run`, skipped runs left out; none before the first."""
-    if run.run_number <= 1:
-        return None
-    row = conn.execute(
-        runs.select()
-        .where(
-            runs.c.objective_id == run.objective_id,
-            runs.c.run_number < run.run_number,
-            runs.c.status != RunStatus.SKIPPED,
-        )
-        .order_by(runs.c.run_number.desc())
-        .limit(1)
-    ).one_or_none()
-    return as_run(row) if row is not None else None
