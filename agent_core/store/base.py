@@ -329,9 +329,8 @@ class StoreBase:
         """Note the run's ledger head as this write leaves it (`last_hash`: its last new
         event's, None when it wrote none), for the next write of the run by this process,
         whose rows are then built before it (`_write_at_once`). It is only a guess, which
-        that write has the
-        database check: a transaction that rolled back, or another process that wrote to
-        the run since, sends it the usual way."""
+        that write has the database check: a transaction that rolled back, or another
+        process that wrote to the run since, sends it the usual way."""
         heads = self._heads
         if last_hash is None:
             known = heads.get(run.id)
