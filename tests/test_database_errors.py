@@ -143,6 +143,33 @@ def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_unseen(pg
     assert pg_store.get_run(run.id).status is RunStatus.QUEUED
 
 
+def test_a_step_after_a_pause_is_written_though_the_server_dropped_its_connection(
+    pg_store, pg_admin
+):
+    """A worker's steps go out on one kept connection; one the server dropped while the run
+    waited (longer than PING_AFTER_IDLE_S, on the LLM, say) is replaced unseen."""
+    from agent_core.store.engine import PING_AFTER_IDLE_S
+
+    run = pg_store.create_run(make_objective(pg_store).id)
+    pg_store.claim_run(run.id, owner="worker", lease_s=600)
+    step = {
+        "run": RunChanges(owner="worker"),
+        "new_events": [NewEvent(event_type="step_started")],
+    }
+    pg_store.start_step(run.id, NewStep(thought="first"), **step)
+    pg_admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (pg_store.engine.url.database,),
+    )
+    time.sleep(PING_AFTER_IDLE_S + 0.2)
+
+    second = pg_store.start_step(run.id, NewStep(thought="second"), **step)
+
+    assert second.step.step_number == 2
+    assert pg_store.verify_ledger(KEY, run.id).ok
+
+
 def test_a_connection_killed_between_two_steps_fails_the_next_in_one_sentence(
     pg_store, pg_admin, caplog
 ):

@@ -61,3 +61,17 @@ def test_anon_reads_zero_rows_and_cannot_insert(pg_store, anon_role):
     # The runtime's own connection is unaffected.
     assert [item.id for item in pg_store.list_objectives()] == [objective.id]
     assert len(pg_store.list_runs()) == 1
+
+
+def test_anon_cannot_call_the_step_function(pg_store, anon_role):
+    # The runtime's one-call step write (migration 0008) is executable by its owner only.
+    run = pg_store.create_run(make_objective(pg_store).id)
+    with pg_store.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql(f'SET LOCAL ROLE "{anon_role}"')
+        with pytest.raises(sa.exc.DBAPIError, match="permission denied for function"):
+            conn.exec_driver_sql(
+                "SELECT * FROM app_agent_write_step(%(run)s, NULL, now(), 1, 0, '', '{}', "
+                "0, 0, 0, 0, 0, NULL, NULL, NULL, NULL)",
+                {"run": run.id},
+            )
+    assert pg_store.get_run(run.id).event_seq == 1

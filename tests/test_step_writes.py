@@ -8,10 +8,13 @@ import sys
 import textwrap
 import threading
 import time
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from agent_core.enums import StopReason
 from agent_core.errors import LeaseLost
 from agent_core.models import (
     NewEvent,
@@ -19,6 +22,7 @@ from agent_core.models import (
     NewToolCall,
     RiskLevel,
     RunChanges,
+    RunStatus,
     StepOutcome,
     StepStatus,
     ToolCallStatus,
@@ -41,6 +45,7 @@ STEP = NewStep(
 )
 CALL = NewToolCall(tool_name="count_database", args={"table": "app_leads"}, risk_level="low")
 EVENTS = [NewEvent(event_type="step_started", data={"step_number": 1, "tool": "count_database"})]
+MOMENT = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 def _nothing_written(store, run_id):
@@ -116,6 +121,77 @@ def _refuse_tool_call_inserts(store):
                 "CREATE TRIGGER disk_full BEFORE INSERT ON app_agent_tool_calls "
                 "FOR EACH ROW EXECUTE FUNCTION disk_full()"
             )
+
+
+def _a_run_of_two_steps(writer, objective_id):
+    """A run claimed, two steps with their calls and results, and its end: each write by
+    `writer()`. What was stored, without what differs from run to run (ids, numbers, the
+    hashes over them, the queued event that names the run's number)."""
+    run = writer().create_run(objective_id)
+    writer().claim_run(run.id, owner="worker", lease_s=600)
+    held = RunChanges(owner="worker")
+    for number in (1, 2):
+        data = {"step_number": number, "seen": {"names": ["Zoë", None, "« 😀 »"], "n": 1.5}}
+        started = writer().start_step(
+            run.id,
+            STEP,
+            tool_call=CALL,
+            run=held,
+            new_events=[NewEvent(event_type="step_started", data=data)],
+        )
+        writer().finish_step(
+            run.id,
+            started.step.id,
+            StepOutcome(
+                step_status=StepStatus.COMPLETED,
+                result={"rows": [{"name": "Zoë", "note": None}], "text": "a\nb \u00e9"},
+                tool_call_status=ToolCallStatus.SUCCEEDED,
+                duration_ms=15,
+                attempts=1,
+            ),
+            tool_call_id=started.tool_call.id,
+            run=held,
+        )
+    writer().update_run(
+        run.id,
+        RunChanges(
+            owner="worker",
+            status=RunStatus.COMPLETED,
+            stop_reason=StopReason.DONE,
+            summary="Two leads « followed up ».",
+            active_ms=42,
+            add_prompt_tokens=7,
+        ),
+        [NewEvent(event_type="run_completed", data={"summary": "Two leads."})],
+    )
+    detail = writer().run_detail(run.id)
+    return (
+        detail.run.model_dump(exclude={"id", "run_number"}),
+        [step.model_dump(exclude={"id", "run_id"}) for step in detail.steps],
+        [call.model_dump(exclude={"id", "run_id", "step_id"}) for call in detail.tool_calls],
+        [(event.seq, event.event_type, event.data) for event in detail.events[1:]],
+    )
+
+
+def test_steps_written_in_one_trip_are_stored_as_the_usual_way_stores_them(store, database_url):
+    # A Store writes a run's later steps and its end in one trip, on the ledger head it
+    # left; a new Store at each write knows no head and writes them the usual way. The
+    # clock stands still, so that the times of both runs are the same.
+    objective = make_objective(store)
+    with ExitStack() as opened:
+
+        def new_store():
+            fresh = Store.open(database_url, clock=lambda: MOMENT)
+            opened.callback(fresh.close)
+            return fresh
+
+        usual = _a_run_of_two_steps(new_store, objective.id)
+        same = new_store()
+        one_trip = _a_run_of_two_steps(lambda: same, objective.id)
+    assert one_trip == usual
+    assert (one_trip[0]["status"], one_trip[0]["completed_at"]) == (RunStatus.COMPLETED, MOMENT)
+    assert one_trip[0]["lease_owner"] is None
+    assert store.verify_ledger(KEY).ok
 
 
 def test_a_failure_in_the_middle_of_a_step_leaves_nothing(store):

@@ -39,6 +39,7 @@ from agent_core.render import redact_url
 from agent_core.store import migrations
 from agent_core.store.engine import (
     WRITE,
+    KeptAutocommit,
     SqliteWriteTurns,
     create_engine,
     normalize_database_url,
@@ -91,6 +92,8 @@ class StoreBase:
         # SQLite: the connection every step write uses, kept (under _write_lock, one writer at
         # a time) rather than checked out of the pool and returned at each step.
         self._sqlite_writer: Any = None
+        # PostgreSQL: the connection the one-statement writes use first (`_one_statement`).
+        self._kept_autocommit = KeptAutocommit(engine) if self._write_lock is None else None
         # Each run's ledger head as this process last wrote it (see `_remember_head`).
         self._heads: dict[str, Head] = {}
 
@@ -119,6 +122,8 @@ class StoreBase:
                 writer.close()
         if self._write_lock is not None:
             self._write_lock.close()
+        if self._kept_autocommit is not None:
+            self._kept_autocommit.close()
         self.engine.dispose()
 
     @property
@@ -244,16 +249,20 @@ class StoreBase:
     @contextmanager
     def _one_statement(self) -> Iterator[Any]:
         """PostgreSQL: a cursor in autocommit, for one statement that is a transaction by
-        itself (a one-trip write: `_write_at_once`): its COMMIT travels with it."""
+        itself (a one-trip write: `_write_at_once`): its COMMIT travels with it. On the
+        kept connection (KeptAutocommit) unless another thread is using it."""
         dbapi = self.engine.dialect.loaded_dbapi
+        assert self._kept_autocommit is not None
         try:
-            raw = self.engine.raw_connection()
+            kept = self._kept_autocommit.take()
+            raw = kept if kept is not None else self.engine.raw_connection()
         except (DBAPIError, dbapi.Error) as exc:
             raise _unavailable(exc, self.engine) from exc
         driver = raw.driver_connection
         failed = False
         try:
-            driver.autocommit = True
+            if kept is None:
+                driver.autocommit = True
             with driver.cursor() as cursor:
                 yield cursor
         except (dbapi.IntegrityError, dbapi.DataError):
@@ -262,11 +271,14 @@ class StoreBase:
             failed = True
             raise _unavailable(exc, self.engine) from exc
         finally:
-            try:
-                driver.autocommit = False
-            except dbapi.Error:
-                failed = True
-            _give_back(raw, failed=failed)
+            if kept is not None:
+                self._kept_autocommit.give_back(kept, failed=failed)
+            else:
+                try:
+                    driver.autocommit = False
+                except dbapi.Error:
+                    failed = True
+                _give_back(raw, failed=failed)
 
     def _writer(self, write: bool) -> AbstractContextManager[object]:
         """SQLite allows one writer at a time, and a writer that finds the lock taken sleeps
@@ -388,9 +400,8 @@ class StoreBase:
                     batches=batches,
                 )
         except self.engine.dialect.loaded_dbapi.DataError:
-            # PostgreSQL: a value refused (too long for its column...), found before the
-            # head and the lease were looked at; the statement wrote nothing. The usual
-            # path says what is wrong: LeaseLost first, if it is lost.
+            # PostgreSQL: a value refused (too long for its column...); the statement wrote
+            # nothing. The usual path says what is wrong: LeaseLost first, if it is lost.
             return None
         if row is None:
             return None

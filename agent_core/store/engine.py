@@ -205,3 +205,70 @@ class SqliteWriteTurns:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class KeptAutocommit:
+    """PostgreSQL: one pooled connection kept out of the pool, in autocommit, for the writes
+    that are one statement each (a step on a known ledger head): a checkout and return
+    through the pool, with its reset, cost a step more of the client's CPU than sending the
+    statement. One thread uses it at a time; a thread that finds it in use is given None,
+    and takes a connection from the pool. One left idle for longer than PING_AFTER_IDLE_S is
+    pinged before use, as the pool's are, and replaced if the server dropped it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._raw: Any = None
+        self._used_at = 0.0
+
+    def take(self) -> Any | None:
+        """The kept connection (the pool's proxy) for this thread's statement, or None when
+        another thread is using it. Errors of a checkout propagate, as the pool's."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            raw = self._raw
+            if raw is not None and time.monotonic() - self._used_at > PING_AFTER_IDLE_S:
+                try:  # as the pool's checkout does (see _postgresql_engine)
+                    self._engine.dialect.do_ping(raw.driver_connection)
+                except self._engine.dialect.loaded_dbapi.Error:
+                    self._raw = None
+                    raw.invalidate()
+                    raw = None
+            if raw is None:
+                raw = self._engine.raw_connection()
+                try:
+                    raw.driver_connection.autocommit = True
+                except BaseException:
+                    raw.invalidate()
+                    raise
+                self._raw = raw
+            return raw
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def give_back(self, raw: Any, *, failed: bool) -> None:
+        """Done with what `take` gave; a connection that failed is discarded."""
+        if failed:
+            self._raw = None
+            raw.invalidate()
+        else:
+            self._used_at = time.monotonic()
+        self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            raw, self._raw = self._raw, None
+            if raw is not None:
+                self._to_pool(raw)
+
+    def _to_pool(self, raw: Any) -> None:
+        """Return the kept connection to the pool as the pool hands them out: not in
+        autocommit."""
+        try:
+            raw.driver_connection.autocommit = False
+        except self._engine.dialect.loaded_dbapi.Error:  # dead: not to be reused
+            raw.invalidate()
+            return
+        raw.close()

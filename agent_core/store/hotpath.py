@@ -211,6 +211,45 @@ def _pg_time_result(value: Any) -> Any:
     return None if value is None else value.astimezone(UTC)
 
 
+def _json_time(value: Any) -> str:
+    return "null" if value is None else f'"{value.isoformat()}"'
+
+
+def _json_document(value: Any) -> str:
+    return "null" if value is None else value  # type: ignore[no-any-return]
+
+
+# A PostgreSQL row parameter as a JSON value, by column kind (`HotPath._row_json_encoder`).
+_JSON_FIELDS: dict[str, Callable[[Any], str]] = {
+    "uuid": _DUMPS,
+    "time": _json_time,
+    "json": _json_document,
+    "plain": _DUMPS,
+}
+# What `app_agent_write_step` (migration 0008) covers: the run columns it sets when named,
+# the counters it adds to, and the tables whose rows it inserts, in its parameters' order.
+_FUNCTION_SETS = frozenset(
+    {
+        "status",
+        "stop_reason",
+        "summary",
+        "error",
+        "previous_run_id",
+        "started_at",
+        "completed_at",
+        "lease_owner",
+        "lease_expires_at",
+        "cancel_requested_at",
+        "attempts",
+        "active_ms",
+    }
+)
+_FUNCTION_ADDS = frozenset(
+    {"steps_count", "tool_calls_count", "prompt_tokens", "completion_tokens"}
+)
+_FUNCTION_ROWS = (events.name, steps.name, tool_calls.name, approvals.name)
+
+
 class Codec:
     """Python values to driver parameters and back, per backend and column kind."""
 
@@ -259,16 +298,6 @@ def _hash_at(seq: str, run: str = "app_agent_runs.id") -> str:
         f"AND e.seq = {seq}), (SELECT c.hash FROM {ledger_checkpoints.name} c "
         f"WHERE c.run_id = {run} AND c.seq = {seq}))"
     )
-
-
-def _pg_cast(table: str, column: str) -> str:
-    """The PostgreSQL type a parameter of `table.column` is cast to: the column's own,
-    text for a bounded VARCHAR (the column's length is then checked when it is stored,
-    where a cast to VARCHAR(n) would cut the value short)."""
-    from sqlalchemy.dialects import postgresql
-
-    compiled = _TABLES[table].c[column].type.compile(dialect=postgresql.dialect())
-    return "text" if compiled.startswith("VARCHAR") else compiled.lower()
 
 
 def _kind(column: sa.Column[Any]) -> str:
@@ -360,7 +389,13 @@ class HotPath:
         self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
-        self._at_once: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+        self._row_json = {table: self._row_json_encoder(table) for table in _FUNCTION_ROWS}
+        self._step_call = (
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_write_step(%s::uuid, %s::text, "
+            "%s::timestamptz, %s::integer, %s::integer, %s::text, %s::jsonb, %s::integer, "
+            "%s::integer, %s::integer, %s::integer, %s::integer, %s::json, %s::json, "
+            "%s::json, %s::json)"
+        )
         self._step_statements: dict[tuple[Any, ...], _StepStatement] = {}
         self._objective_decoders = (
             OBJECTIVE_COLUMNS,
@@ -371,6 +406,26 @@ class HotPath:
             f"WHERE id = {self.codec.placeholder('p_run_id')}"
         )
         self._last_time: tuple[datetime | None, Any] = (None, None)
+
+    def _row_json_encoder(self, table: str) -> Callable[[tuple[Any, ...]], str]:
+        """A row of `table` (its ROW_COLUMNS' parameters, as the PostgreSQL codec makes
+        them) as the JSON object `json_populate_recordset` reads: a JSON column's text
+        is put in as it is, a time in ISO 8601 with its offset."""
+        fields = tuple(
+            (f"{encode_basestring(column)}:", _JSON_FIELDS[_kind(_TABLES[table].c[column])])
+            for column in ROW_COLUMNS[table]
+        )
+
+        def encode(row: tuple[Any, ...]) -> str:
+            return (
+                "{"
+                + ",".join(
+                    [name + field(value) for (name, field), value in zip(fields, row, strict=True)]
+                )
+                + "}"
+            )
+
+        return encode
 
     def time_param(self, moment: datetime) -> Any:
         """`codec.time(moment)`, remembering the last moment converted: the rows of a step
@@ -463,24 +518,79 @@ class HotPath:
         the rows are inserted only when it matched. Otherwise the caller writes the step
         the usual way, which finds the head (or raises LeaseLost, NotFound).
 
-        On PostgreSQL it is one statement, for a cursor in autocommit: the statement is the
-        transaction, one round trip with its COMMIT; every insert reads the update's result.
-        On SQLite, one statement too, into a view whose trigger does the same
-        (`_write_step_sqlite`), for a cursor in autocommit: the write lock is held for the
-        SQL alone, none of the Python that built the rows."""
+        On PostgreSQL it is one statement, for a cursor in autocommit: a call of the
+        schema's function that does all of it (`_write_step_postgresql`), the transaction,
+        one round trip with its COMMIT. On SQLite, one statement too, into a view whose
+        trigger does the same (`_write_step_sqlite`), for a cursor in autocommit: the write
+        lock is held for the SQL alone, none of the Python that built the rows."""
+        if not self.codec.sqlite:
+            return self._write_step_postgresql(
+                cursor, run_key, set_values, added, new_events, now, owner, head, batches
+            )
         batches = [(table, rows) for table, rows in batches if rows]
         shape = self._run_update(
             (tuple(set_values), tuple(added), (), owner is not None), False, guarded=True
         )
         params = self._run_params(shape, run_key, set_values, added, {}, new_events, now, owner)
         params["g_seq"], params["g_steps"], params["g_hash"] = head
-        if self.codec.sqlite:
-            return self._write_step_sqlite(cursor, shape, params, batches)
-        sql, names = self._at_once_sql(shape.sql, tuple((t, len(rows)) for t, rows in batches))
-        values = [value for _, rows in batches for row in rows for value in row]
-        params.update(zip(names, values, strict=True))
-        cursor.execute(sql, params)
+        return self._write_step_sqlite(cursor, shape, params, batches)
+
+    def _write_step_postgresql(
+        self,
+        cursor: Any,
+        run_key: str,
+        set_values: Mapping[str, Any],
+        added: Mapping[str, int],
+        new_events: int,
+        now: datetime,
+        owner: str | None,
+        head: Head,
+        batches: RowBatches,
+    ) -> Sequence[Any] | None:
+        """PostgreSQL: one call of the schema's `app_agent_write_step` (migration 0008),
+        whose plans the server keeps per connection, where a statement of data-modifying
+        CTEs was planned afresh at every step (nothing is prepared: transaction poolers do
+        not keep prepared statements). The run's changes and the rows travel as JSON, each
+        row encoded once (`_row_json`). A change the function does not cover (a column it
+        does not set) returns None, nothing written: the caller writes it the usual way."""
+        if not (set_values.keys() <= _FUNCTION_SETS and added.keys() <= _FUNCTION_ADDS):
+            return None
+        rows: dict[str, list[str]] = {table: [] for table in _FUNCTION_ROWS}
+        for table, table_rows in batches:
+            encode = self._row_json[table]
+            rows[table] += [encode(row) for row in table_rows]
+        cursor.execute(
+            self._step_call,
+            (
+                run_key,
+                owner,
+                self.time_param(now),
+                head.event_seq,
+                head.steps_count,
+                head.hash,
+                self._set_json(set_values),
+                added.get("steps_count", 0),
+                added.get("tool_calls_count", 0),
+                added.get("prompt_tokens", 0),
+                added.get("completion_tokens", 0),
+                new_events,
+                *(
+                    f"[{','.join(rows[table])}]" if rows[table] else None
+                    for table in _FUNCTION_ROWS
+                ),
+            ),
+        )
         return cursor.fetchone()  # type: ignore[no-any-return]
+
+    def _set_json(self, set_values: Mapping[str, Any]) -> str:
+        """The run's new column values, as `app_agent_write_step` reads them (`p_set`)."""
+        values = {}
+        for name, value in set_values.items():
+            if self._run_kinds[name] == "time":
+                values[name] = None if value is None else _pg_time_param(value).isoformat()
+            else:
+                values[name] = text_of(value)
+        return _DUMPS(values)
 
     def _write_step_sqlite(
         self,
@@ -572,35 +682,6 @@ class HotPath:
         found = self._step_statements[key] = _StepStatement(
             view, insert, create, tuple(value_names)
         )
-        return found
-
-    def _at_once_sql(
-        self, update_sql: str, shape: tuple[tuple[str, int], ...]
-    ) -> tuple[str, tuple[str, ...]]:
-        """WITH r AS (UPDATE ... RETURNING ...), t0 AS (INSERT ... WHERE EXISTS (SELECT 1
-        FROM r)), ... SELECT * FROM r, with its value parameters' names, built once per
-        shape. The values are cast to their columns' types: inside VALUES, PostgreSQL would
-        take an untyped parameter for text."""
-        key = (update_sql, shape)
-        found = self._at_once.get(key)
-        if found is None:
-            names: list[str] = []
-            inserts = []
-            for index, (table, count) in enumerate(shape):
-                columns = ROW_COLUMNS[table]
-                rows = []
-                for _ in range(count):
-                    marks = []
-                    for column in columns:
-                        names.append(f"v{len(names)}")
-                        marks.append(f"%({names[-1]})s::{_pg_cast(table, column)}")
-                    rows.append(f"({', '.join(marks)})")
-                inserts.append(
-                    f"t{index} AS (INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM "
-                    f"(VALUES {', '.join(rows)}) AS v WHERE EXISTS (SELECT 1 FROM r))"
-                )
-            sql = f"WITH {', '.join([f'r AS ({update_sql})', *inserts])} SELECT * FROM r"
-            found = self._at_once[key] = (sql, tuple(names))
         return found
 
     def run_of(self, row: Sequence[Any]) -> Run:
