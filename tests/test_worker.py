@@ -462,3 +462,16 @@ def test_a_stop_signal_arriving_while_the_worker_waits_stops_it(store):
     waiting.join(timeout=5)
     assert not waiting.is_alive(), "the worker did not stop after the request"
     assert worker._stopping.is_set()
+
+
+@pytest.mark.parametrize("after_s", [0.2, 0.6, 1.5])
+def test_ctrl_c_stops_the_worker_even_while_it_starts(sqlite_database, llm_server, after_s):
+    """Ctrl-C is how an admin stops a worker in a terminal (and `make run` stops its
+    worker): whenever it lands, starting or running, it is a stop, not an error."""
+    worker = _start_worker(_worker_env(sqlite_database, llm_server), "--processes", "1")
+    time.sleep(after_s)
+    out, err = _stop(worker, signal.SIGINT)
+    assert worker.returncode == 0, err
+    assert "stopped" in out.splitlines()[-1]
+    assert "error" not in out + err
+    assert "Traceback" not in out + err

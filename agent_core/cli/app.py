@@ -16,7 +16,7 @@ from typing import TextIO
 
 from agent_core import __version__
 from agent_core.cli import approvals, objectives, operations, report, runs
-from agent_core.cli.common import Commands, Context, Parser
+from agent_core.cli.common import Commands, Context, Output, Parser
 from agent_core.errors import AgentRuntimeError
 
 
@@ -60,7 +60,10 @@ def main(
     except AgentRuntimeError as exc:
         return _fail(str(exc), exc.exit_code, as_json, out, err)
     except KeyboardInterrupt:
-        return _fail("interrupted", 130, as_json, out, err)
+        stopped = _stopped_by_ctrl_c(arguments)
+        if stopped is None:
+            return _fail("interrupted", 130, as_json, out, err)
+        output = Output({"stopped": True}, stopped)
     except Exception as exc:  # noqa: BLE001 - a bug: one line for the admin, no traceback
         first = (str(exc).strip().splitlines() or [""])[0]
         return _fail(f"unexpected {type(exc).__name__}: {first}", 1, as_json, out, err)
@@ -74,6 +77,19 @@ def main(
 
         out.write(printable(output.text.rstrip("\n")) + "\n")
     return output.exit_code
+
+
+# The commands that run until stopped, and what they say when stopped: Ctrl-C is how an admin
+# stops them in a terminal (and `make run` its worker), also while they are still starting.
+_RUN_UNTIL_STOPPED = {"worker": "worker stopped", "up": "agent runtime stopped"}
+
+
+def _stopped_by_ctrl_c(arguments: Sequence[str]) -> str | None:
+    """What a command interrupted by Ctrl-C says: a stop for those that run until stopped
+    (None for the rest, whose interruption is an error)."""
+    if not arguments or "status" in arguments[1:2]:
+        return None
+    return _RUN_UNTIL_STOPPED.get(arguments[0])
 
 
 def _fail(message: str, code: int, as_json: bool, out: TextIO, err: TextIO) -> int:
