@@ -143,13 +143,9 @@ def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_unseen(pg
     assert pg_store.get_run(run.id).status is RunStatus.QUEUED
 
 
-def test_a_step_after_a_pause_is_written_though_the_server_dropped_its_connection(
-    pg_store, pg_admin
-):
-    """A worker's steps go out on one kept connection; one the server dropped while the run
-    waited (longer than PING_AFTER_IDLE_S, on the LLM, say) is replaced unseen."""
-    from agent_core.store.engine import PING_AFTER_IDLE_S
-
+def _a_step_then_its_connections_cut(pg_store, pg_admin):
+    """A claimed run's first step, then every connection of the store ended by the server;
+    the run, and the arguments of its next step."""
     run = pg_store.create_run(make_objective(pg_store).id)
     pg_store.claim_run(run.id, owner="worker", lease_s=600)
     step = {
@@ -162,6 +158,17 @@ def test_a_step_after_a_pause_is_written_though_the_server_dropped_its_connectio
         "WHERE datname = %s AND pid <> pg_backend_pid()",
         (pg_store.engine.url.database,),
     )
+    return run, step
+
+
+def test_a_step_after_a_pause_is_written_though_the_server_dropped_its_connection(
+    pg_store, pg_admin
+):
+    """A worker's steps go out on one kept connection; one the server dropped while the run
+    waited (longer than PING_AFTER_IDLE_S, on the LLM, say) is replaced unseen."""
+    from agent_core.store.engine import PING_AFTER_IDLE_S
+
+    run, step = _a_step_then_its_connections_cut(pg_store, pg_admin)
     time.sleep(PING_AFTER_IDLE_S + 0.2)
 
     second = pg_store.start_step(run.id, NewStep(thought="second"), **step)
@@ -176,18 +183,7 @@ def test_a_connection_killed_between_two_steps_fails_the_next_in_one_sentence(
     """The server ends the step writer's connection between two steps: the next step fails
     with one sentence and no log line carries a traceback (the dead connection is dropped,
     not reset); the step after it is written on a new connection."""
-    run = pg_store.create_run(make_objective(pg_store).id)
-    pg_store.claim_run(run.id, owner="worker", lease_s=600)
-    step = {
-        "run": RunChanges(owner="worker"),
-        "new_events": [NewEvent(event_type="step_started")],
-    }
-    pg_store.start_step(run.id, NewStep(thought="first"), **step)
-    pg_admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()",
-        (pg_store.engine.url.database,),
-    )
+    run, step = _a_step_then_its_connections_cut(pg_store, pg_admin)
     with caplog.at_level(logging.DEBUG), pytest.raises(StoreUnavailable) as failed:
         pg_store.start_step(run.id, NewStep(thought="second"), **step)
     assert str(failed.value).startswith("cannot use the database at ")

@@ -123,13 +123,18 @@ def _refuse_tool_call_inserts(store):
             )
 
 
-def _a_run_of_two_steps(writer, objective_id):
-    """A run claimed, two steps with their calls and results, and its end: each write by
-    `writer()`. What was stored, without what differs from run to run (ids, numbers, the
-    hashes over them, the queued event that names the run's number)."""
+def _a_run_of_two_steps(writer, objective_id, previous_run_id):
+    """A run claimed, started, two steps with their calls and results, and its end: each
+    write by `writer()`. What was stored, without what differs from run to run (ids,
+    numbers, the hashes over them, the queued event that names the run's number)."""
     run = writer().create_run(objective_id)
     writer().claim_run(run.id, owner="worker", lease_s=600)
     held = RunChanges(owner="worker")
+    writer().update_run(
+        run.id,
+        RunChanges(owner="worker", previous_run_id=previous_run_id, active_ms=1),
+        [NewEvent(event_type="run_started")],
+    )
     for number in (1, 2):
         data = {"step_number": number, "seen": {"names": ["Zoë", None, "« 😀 »"], "n": 1.5}}
         started = writer().start_step(
@@ -156,13 +161,14 @@ def _a_run_of_two_steps(writer, objective_id):
         run.id,
         RunChanges(
             owner="worker",
-            status=RunStatus.COMPLETED,
-            stop_reason=StopReason.DONE,
+            status=RunStatus.FAILED,
+            stop_reason=StopReason.LLM_ERROR,
             summary="Two leads « followed up ».",
+            error="the LLM answered 503 « busy »",
             active_ms=42,
             add_prompt_tokens=7,
         ),
-        [NewEvent(event_type="run_completed", data={"summary": "Two leads."})],
+        [NewEvent(event_type="run_failed", data={"summary": "Two leads."})],
     )
     detail = writer().run_detail(run.id)
     return (
@@ -185,12 +191,18 @@ def test_steps_written_in_one_trip_are_stored_as_the_usual_way_stores_them(store
             opened.callback(fresh.close)
             return fresh
 
-        usual = _a_run_of_two_steps(new_store, objective.id)
+        previous = store.create_run(objective.id).id
+        usual = _a_run_of_two_steps(new_store, objective.id, previous)
         same = new_store()
-        one_trip = _a_run_of_two_steps(lambda: same, objective.id)
+        one_trip = _a_run_of_two_steps(lambda: same, objective.id, previous)
     assert one_trip == usual
-    assert (one_trip[0]["status"], one_trip[0]["completed_at"]) == (RunStatus.COMPLETED, MOMENT)
-    assert one_trip[0]["lease_owner"] is None
+    ended = one_trip[0]
+    assert (ended["status"], ended["completed_at"], ended["lease_owner"]) == (
+        RunStatus.FAILED,
+        MOMENT,
+        None,
+    )
+    assert (ended["previous_run_id"], ended["error"]) == (previous, "the LLM answered 503 « busy »")
     assert store.verify_ledger(KEY).ok
 
 
