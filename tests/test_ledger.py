@@ -249,3 +249,15 @@ def test_event_data_is_stored_as_json_the_hash_can_recompute(store):
     assert written.data["nested"]["tuple"] == [1, 2]
     assert store.list_events(run.id)[-1] == written
     assert store.verify_ledger(KEY).ok
+
+
+def test_large_floats_in_event_data_still_verify(store):
+    # A float of 1e16 or more (a model's argument, say) is a whole number: PostgreSQL's
+    # JSONB gives it back with all its digits, so it is stored and hashed as one.
+    run = store.create_run(make_objective(store).id)
+    large = {"amount": 1e16, "more": [1e20, -3.5e17], "huge": 1.5e300, "small": 123.456}
+    (written,) = store.append_events(run.id, [NewEvent(event_type="large", data=large)])
+    assert written.data["amount"] == 10**16
+    assert written.data["small"] == 123.456
+    assert store.list_events(run.id)[-1] == written
+    assert store.verify_ledger(KEY, run.id).ok

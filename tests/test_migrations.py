@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -12,6 +13,7 @@ from alembic.runtime.migration import MigrationContext
 
 from agent_core.errors import StoreUnavailable
 from agent_core.store import Store, migrations
+from agent_core.store.hotpath import ROW_COLUMNS, STEP_FUNCTION_SETS
 from agent_core.store.schema import metadata
 
 
@@ -101,3 +103,20 @@ def test_a_schema_behind_or_ahead_of_this_version_is_refused_saying_which(empty_
             store.check_schema()
     finally:
         store.close()
+
+
+def test_the_step_function_writes_every_column_the_store_writes(pg_store):
+    """PostgreSQL's one-call step write (migration 0008): what it inserts and may set is
+    what the Store's rows and run changes hold, so a column added to them and not to the
+    function fails here rather than being dropped unseen."""
+    with pg_store.engine.connect() as conn:
+        source = conn.exec_driver_sql(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'app_agent_write_step'"
+        ).scalar_one()
+    inserted = {
+        table: tuple(column.strip() for column in columns.split(","))
+        for table, columns in re.findall(r"INSERT INTO (\w+) \(([^)]*)\)", source)
+    }
+    assert inserted == ROW_COLUMNS
+    settable = set(re.findall(r"p_set \? '(\w+)'", source))
+    assert settable >= STEP_FUNCTION_SETS

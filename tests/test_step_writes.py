@@ -8,11 +8,14 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from agent_core.enums import StopReason
 from agent_core.errors import LeaseLost
@@ -520,3 +523,47 @@ def test_a_step_that_waited_for_another_process_s_append_chains_on_it(pg_databas
     finally:
         for opened in (store, elsewhere, stepper):
             opened.close()
+
+
+def test_a_runtime_role_that_does_not_own_the_schema_still_writes_its_steps(
+    pg_database, pg_admin, clock
+):
+    # The owner ran `db upgrade`; the runtime connects as a role granted the tables (and
+    # exempt from row level security) but not the step function: its steps take the usual
+    # path, whole and chained, instead of failing.
+    role = f"agent_test_runtime_{uuid.uuid4().hex[:8]}"
+    pg_admin.execute(sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS").format(sql.Identifier(role)))
+    owner = Store.open(pg_database, clock=clock)
+    try:
+        with owner.engine.begin() as conn:
+            conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA public TO "{role}"')
+            conn.exec_driver_sql(
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO "{role}"'
+            )
+        as_role = make_url(pg_database).set(username=role, password=None)
+        runtime = Store.open(as_role.render_as_string(hide_password=False), clock=clock)
+        try:
+            run = runtime.create_run(make_objective(runtime).id)
+            runtime.claim_run(run.id, owner="worker", lease_s=600)
+            held = RunChanges(owner="worker")
+            for number in (1, 2, 3):
+                started = runtime.start_step(
+                    run.id, STEP, tool_call=CALL, run=held, new_events=EVENTS
+                )
+                assert started.step.step_number == number
+            ended = runtime.update_run(
+                run.id, RunChanges(owner="worker", status=RunStatus.COMPLETED, summary="ok")
+            )
+            assert (ended.status, ended.steps_count, ended.lease_owner) == (
+                RunStatus.COMPLETED,
+                3,
+                None,
+            )
+        finally:
+            runtime.close()
+        assert owner.verify_ledger(KEY, run.id).ok
+        with owner.engine.begin() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+    finally:
+        owner.close()
+        pg_admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

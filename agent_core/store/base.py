@@ -268,6 +268,8 @@ class StoreBase:
         except (dbapi.IntegrityError, dbapi.DataError):
             raise  # a constraint, or a value refused (`_write_at_once` falls back)
         except dbapi.Error as exc:
+            if getattr(exc, "sqlstate", None) in STEP_FUNCTION_REFUSED:
+                raise  # the connection is fine; `_write_at_once` falls back
             failed = True
             raise _unavailable(exc, self.engine) from exc
         finally:
@@ -403,6 +405,13 @@ class StoreBase:
             # PostgreSQL: a value refused (too long for its column...); the statement wrote
             # nothing. The usual path says what is wrong: LeaseLost first, if it is lost.
             return None
+        except self.engine.dialect.loaded_dbapi.Error as exc:
+            if getattr(exc, "sqlstate", None) not in STEP_FUNCTION_REFUSED:
+                raise
+            # PostgreSQL: this role may not execute the step function (it does not own the
+            # schema), or the function is missing: this Store's writes take the usual path.
+            hot.step_function = False
+            return None
         if row is None:
             return None
         run = hot.run_of(row)
@@ -475,6 +484,11 @@ class StoreBase:
         if not events_written_by_caller:
             self._hot.insert(cursor, events.name, self._hot.event_rows(written))
         return run, written
+
+
+# PostgreSQL errors of a one-call step write (`_write_at_once`) after which the write takes
+# the usual path: the step function is not this role's to execute (42501), or is missing.
+STEP_FUNCTION_REFUSED = frozenset({"42501", "42883"})
 
 
 def _give_back(raw: Any, *, failed: bool) -> None:

@@ -228,7 +228,7 @@ _JSON_FIELDS: dict[str, Callable[[Any], str]] = {
 }
 # What `app_agent_write_step` (migration 0008) covers: the run columns it sets when named,
 # the counters it adds to, and the tables whose rows it inserts, in its parameters' order.
-_FUNCTION_SETS = frozenset(
+STEP_FUNCTION_SETS = frozenset(
     {
         "status",
         "stop_reason",
@@ -389,6 +389,9 @@ class HotPath:
         self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
+        # PostgreSQL: whether this role may call the schema's step function (a role that
+        # does not own the schema may not: its steps are then written the usual way).
+        self.step_function = True
         self._row_json = {table: self._row_json_encoder(table) for table in _FUNCTION_ROWS}
         self._step_call = (
             f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_write_step(%s::uuid, %s::text, "
@@ -552,8 +555,13 @@ class HotPath:
         CTEs was planned afresh at every step (nothing is prepared: transaction poolers do
         not keep prepared statements). The run's changes and the rows travel as JSON, each
         row encoded once (`_row_json`). A change the function does not cover (a column it
-        does not set) returns None, nothing written: the caller writes it the usual way."""
-        if not (set_values.keys() <= _FUNCTION_SETS and added.keys() <= _FUNCTION_ADDS):
+        does not set), or a role that may not call it (`step_function`), returns None,
+        nothing written: the caller writes it the usual way."""
+        if not (
+            self.step_function
+            and set_values.keys() <= STEP_FUNCTION_SETS
+            and added.keys() <= _FUNCTION_ADDS
+        ):
             return None
         rows: dict[str, list[str]] = {table: [] for table in _FUNCTION_ROWS}
         for table, table_rows in batches:

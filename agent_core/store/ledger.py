@@ -17,18 +17,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+# From here on a float is a whole number (2**53 < 1e16), which Python writes with an exponent
+# and PostgreSQL's JSONB with all its digits.
+_WHOLE_FLOATS = 1e16
 
 
 def to_json_value(value: Any) -> Any:
     """A JSON-native copy of `value`, the same after a round trip through JSONB or SQLite.
 
-    Non-finite floats become None, NUL characters (refused by PostgreSQL) are dropped, and
-    anything else that JSON cannot hold becomes its string form.
+    Non-finite floats become None, a float of 1e16 or more the whole number it is (JSONB
+    gives it back as one: 1e+16 would come back 10000000000000000, and an event hashed over
+    the first would no longer match its hash), NUL characters (refused by PostgreSQL) are
+    dropped, and anything else that JSON cannot hold becomes its string form.
     """
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        return int(value) if abs(value) >= _WHOLE_FLOATS else value
     if isinstance(value, str):
         return value.replace("\x00", "")
     if isinstance(value, dict):

@@ -7,7 +7,8 @@ CTEs' execution cost the server about twice what the same writes cost as the pla
 statements of this function, whose plans PL/pgSQL keeps for the connection. The function is
 the same transaction: the run updated under the same guard (lease, event count, step count,
 hash at that head), and the rows inserted only when it matched; it returns the run as
-updated, or nothing. Executable by the runtime's own role only (its owner).
+updated, or nothing. Executable by the runtime's own role only (its owner); a runtime role
+that may not execute it writes its steps the usual way (StoreBase._write_at_once).
 
 SQLite has no such functions; its step is one INSERT into a view (see HotPath).
 
@@ -99,15 +100,18 @@ def _function() -> str:
             event_seq = r.event_seq + p_events,
             updated_at = p_now
         FROM jsonb_populate_record(NULL::app_agent_runs, p_set) AS s
+        -- Operands of the same type (text = text, not varchar = text): no operator another
+        -- role may have created in a schema on the search path matches better than the
+        -- built-in one.
         WHERE r.id = p_run
-            AND (p_owner IS NULL OR r.lease_owner = p_owner)
+            AND (p_owner IS NULL OR r.lease_owner::text = p_owner)
             AND r.event_seq = g_seq
             AND r.steps_count = g_steps
             AND COALESCE(
                 (SELECT e.hash FROM app_agent_events e WHERE e.run_id = p_run AND e.seq = g_seq),
                 (SELECT c.hash FROM app_agent_ledger_checkpoints c
                  WHERE c.run_id = p_run AND c.seq = g_seq)
-            ) = g_hash
+            )::text = g_hash
         RETURNING r.* INTO updated;
         IF NOT FOUND THEN
             RETURN;  -- not at that head, or no longer held: nothing written
