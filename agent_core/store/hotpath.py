@@ -466,7 +466,10 @@ class HotPath:
             shape, run_key, set_values, added, first_values, new_events, now, owner
         )
         if only_if_claimable:
-            params["p_running"], params["p_queued"] = "running", "queued"
+            params["p_running"], params["p_queued"] = (
+                RunStatus.RUNNING.value,
+                RunStatus.QUEUED.value,
+            )
         cursor.execute(shape.sql, params)
         row = cursor.fetchone()
         if row is None:
@@ -851,7 +854,7 @@ class HotPath:
         )
         if not self.codec.sqlite:
             sql += " FOR UPDATE SKIP LOCKED"
-        cursor.execute(sql, {"p_queued": "queued", "p_limit": limit})
+        cursor.execute(sql, {"p_queued": RunStatus.QUEUED.value, "p_limit": limit})
         return [_uuid_result(row[0]) for row in cursor.fetchall()]
 
     def run_exists(self, cursor: Any, run_key: str) -> bool:
