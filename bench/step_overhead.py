@@ -10,8 +10,11 @@ event with its hash chain, run counters), in one transaction. Runs of 10 and of 
 show whether a step costs more as a run grows.
 
 Floor: the same rows written by raw sqlite3 (WAL, synchronous=NORMAL, foreign keys checked,
-as the runtime) or raw psycopg in one transaction per step, one statement at a time, with
-values prepared in advance: what the database itself costs for those rows. A second SQLite
+as the runtime) in one transaction per step, one statement at a time, or by raw psycopg in
+one round trip per step (pipeline mode: the statements and the COMMIT sent together, as our
+step's one call is), with values prepared in advance: what the database itself costs for
+those rows. A second PostgreSQL floor sends the same statements one at a time, a round trip
+each, as a client without pipelining would. A second SQLite
 floor runs the runtime's own run UPDATE (the whole run and the previous event's hash returned,
 fenced by the lease owner) in place of the minimal one: what the runtime's SQL costs the
 database, so that the difference to our step is its Python. A third runs the floor's SQL
@@ -44,7 +47,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -320,7 +323,9 @@ def minimal_step(path: Path) -> Contender:
     return Contender("minimal Python step", measure, connection.close)
 
 
-def postgres_floor(url: str) -> Contender:
+def postgres_floor(url: str, pipeline: bool = True) -> Contender:
+    """The raw psycopg floor: a step's statements and its COMMIT in one round trip
+    (`pipeline`), or each statement in a round trip of its own."""
     run_id = _prepared_run(url)
     connection = psycopg.connect(url.replace("+psycopg", ""), prepare_threshold=None)
     statements = [sql.format(p="%s") for sql in _FLOOR_SQL]
@@ -334,10 +339,11 @@ def postgres_floor(url: str) -> Contender:
         ]
         started = time.perf_counter()
         for rows in prepared:
-            with connection.cursor() as cursor:
-                for sql, values in zip(statements, rows, strict=True):
-                    cursor.execute(sql, values)
-            connection.commit()
+            with connection.pipeline() if pipeline else nullcontext():
+                with connection.cursor() as cursor:
+                    for sql, values in zip(statements, rows, strict=True):
+                        cursor.execute(sql, values)
+                connection.commit()
         return (time.perf_counter() - started) / steps
 
     return Contender("raw psycopg", measure, connection.close)
@@ -583,11 +589,14 @@ def _start_contenders(
         ("langgraph", "LangGraph", langgraph_peer, folder / "langgraph.db")
     ]
     if not args.no_postgres:
-        urls = [_create_pg_database(args.postgres_url) for _ in range(3)]
+        urls = [_create_pg_database(args.postgres_url) for _ in range(4)]
         databases += [url for url in urls if url]
         if all(urls):
             contenders["postgresql ours"] = Isolated(ours, urls[0])
             contenders["postgresql floor"] = Isolated(postgres_floor, urls[1])
+            contenders["postgresql floor, a round trip per statement"] = Isolated(
+                postgres_floor, urls[3], False
+            )
             peers.append(("dbos", "DBOS", dbos_peer, str(urls[2]).replace("+psycopg", "")))
         else:
             print("postgresql: not measured (server not reachable at --postgres-url)")
@@ -629,6 +638,14 @@ def _print_report(
             f"checked by pydantic, the event hashed on the last, ids, time, the observation) "
             f"on the floor's SQL: {minimal * 1e3:.3f} ms, {minimal / floor:.2f}x the floor; "
             f"ours is {mine / minimal:.2f}x that"
+        )
+    per_statement = medians.get(("postgresql floor, a round trip per statement", 200))
+    if per_statement is not None:
+        mine, floor = medians["postgresql ours", 200], medians["postgresql floor", 200]
+        print(
+            f"postgresql, 200 steps: raw psycopg sending the floor's statements one at a time "
+            f"(a round trip each) {per_statement * 1e3:.3f} ms, {per_statement / floor:.2f}x "
+            f"the floor (one round trip); ours is {mine / per_statement:.2f}x that"
         )
     growth = medians["sqlite ours", 200] / medians["sqlite ours", 10]
     print(f"sqlite growth from 10 to 200 steps: {growth:.2f}x per step (1.00 = none)")
