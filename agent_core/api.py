@@ -120,6 +120,7 @@ from agent_core.store import Store
 from agent_core.system import Check, test_email, test_llm, test_whatsapp
 from agent_core.system import checks as system_checks
 from agent_core.tools import Tool, ToolRegistry
+from agent_core.up import is_loopback
 
 __all__ = [
     "ANALYTICS_TABLES",
@@ -197,6 +198,7 @@ __all__ = [
     "format_duration",
     "format_share",
     "format_time",
+    "is_loopback",
     "live_workers",
     "load_settings",
     "model_stats",

@@ -8,6 +8,7 @@ dies is started again; Ctrl-C or SIGTERM stops both (the worker gives its runs b
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import os
 import signal
@@ -33,8 +34,33 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 120.0
 
 
+# The names a browser may reach a dashboard served on loopback by. Any other Host header
+# is refused, so a web page whose name its attacker points at 127.0.0.1 (DNS rebinding)
+# cannot open the dashboard's connection from the admin's browser.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """Streamlit's `server.allowedHosts` for a dashboard served on `host`: on loopback, its
+    loopback names only; on a network, any (a login is required there: access.py)."""
+    if not is_loopback(host):
+        return ["*"]
+    return list(dict.fromkeys([*LOOPBACK_NAMES, host.strip("[]")]))
+
+
 def dashboard_command(host: str, port: int) -> list[str]:
     """`streamlit run app.py` through dashboard/serve.py (see why there)."""
+    hosts = [option for name in allowed_hosts(host) for option in ("--server.allowedHosts", name)]
     return [
         sys.executable,
         "-m",
@@ -43,6 +69,7 @@ def dashboard_command(host: str, port: int) -> list[str]:
         host,
         "--server.port",
         str(port),
+        *hosts,
         "--server.headless",
         "true",
         "--browser.gatherUsageStats",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import getpass
 import hmac
-import ipaddress
 import secrets
 import threading
 import time
@@ -101,12 +100,20 @@ def served_on_loopback() -> bool:
     address = config.get_option("server.address")
     if not address:
         return False  # unset: Streamlit listens on every interface
-    if address == "localhost" or str(address).startswith("unix://"):
+    return str(address).startswith("unix://") or api.is_loopback(str(address))
+
+
+def reached_by_loopback_name() -> bool:
+    """Whether the browser reached the dashboard by a loopback name (localhost, 127.0.0.1,
+    [::1]): a page of another site whose name was pointed at 127.0.0.1 (DNS rebinding)
+    sends its own. `up` also has Streamlit refuse such connections (server.allowedHosts);
+    this holds when the dashboard is started another way. No Host header (no browser):
+    nothing to check."""
+    host = st.context.headers.get("Host") if st.context.headers else None
+    if not host:
         return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+    name = host[1 : host.find("]")] if host.startswith("[") else host.split(":", 1)[0]
+    return api.is_loopback(name)
 
 
 def oidc_configured() -> bool:
@@ -128,7 +135,7 @@ def authenticated(settings: api.Settings) -> bool:
         return bool(st.user.get("is_logged_in", False))
     if settings.agent_admin_password is not None:
         return bool(st.session_state.get(PASSED_KEY)) and bool(st.session_state.get(NAME_KEY))
-    return served_on_loopback()
+    return served_on_loopback() and reached_by_loopback_name()
 
 
 def current_admin(settings: api.Settings) -> str:
@@ -151,6 +158,13 @@ def login(settings: api.Settings) -> None:
         st.write("Sign in to see your agents.")
         if st.button("Sign in", type="primary", key="oidc_login"):
             st.login()
+        st.stop()
+    if settings.agent_admin_password is None and served_on_loopback():
+        st.title("Agent runtime")
+        st.error(
+            "This dashboard was opened under a name that is not this machine's own, so "
+            "nothing is shown: open it at http://127.0.0.1 with its port (or localhost)."
+        )
         st.stop()
     if settings.agent_admin_password is None:
         st.title("Agent runtime")
