@@ -18,9 +18,11 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Protocol
 
+import requests
 from twilio.base.exceptions import TwilioException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
+from urllib3.exceptions import NewConnectionError
 
 from agent_core import events as ledger_events
 from agent_core.config import Settings
@@ -55,6 +57,30 @@ PHONE_PATTERN = re.compile(r"^(whatsapp:)?\+[1-9][0-9]{6,14}$")
 
 class NotificationError(Exception):
     """A message could not be sent; the text says why, without any secret."""
+
+
+class NotificationOutcomeUnknown(NotificationError):
+    """The message was handed over and no answer came back: it may have been sent. Never to
+    be sent again on that account (the send_* tools record the call as outcome unknown)."""
+
+
+class _TrackedSMTP(smtplib.SMTP):
+    """smtplib.SMTP noting when the DATA command went out: from then on the server may keep
+    the message whatever happens to the connection."""
+
+    data_sent = False
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self.data_sent = True
+        return super().data(msg)
+
+
+class _TrackedSMTPSSL(smtplib.SMTP_SSL):
+    data_sent = False
+
+    def data(self, msg: bytes | str) -> tuple[int, bytes]:
+        self.data_sent = True
+        return super().data(msg)
 
 
 def _reason(error: BaseException) -> str:
@@ -115,23 +141,37 @@ class EmailTransport:
         message["To"] = to
         message["Subject"] = subject
         message.set_content(body)
+        client: _TrackedSMTP | _TrackedSMTPSSL | None = None
+        delivered = False
         try:
             if self.security == SmtpSecurity.SSL:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                client = _TrackedSMTPSSL(
                     self.host,
                     self.port,
                     timeout=self.timeout_s,
                     context=ssl.create_default_context(),
                 )
             else:
-                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout_s)
+                client = _TrackedSMTP(self.host, self.port, timeout=self.timeout_s)
             with client:
                 if self.security == SmtpSecurity.STARTTLS:
                     client.starttls(context=ssl.create_default_context())
                 if self.user and self.password:
                     client.login(self.user, self.password)
                 client.send_message(message, to_addrs=[to])  # one recipient, whatever To says
+                delivered = True
         except (OSError, smtplib.SMTPException) as exc:
+            if delivered:
+                return  # the server accepted the message; only saying goodbye failed
+            if (
+                client is not None
+                and client.data_sent
+                and not isinstance(exc, smtplib.SMTPResponseException)
+            ):
+                raise NotificationOutcomeUnknown(
+                    f"the mail server {self.host}:{self.port} stopped answering once it had the "
+                    f"message, which it may have sent: {_reason(exc)}"
+                ) from None
             raise NotificationError(
                 f"the mail server {self.host}:{self.port} refused or failed: {_reason(exc)}"
             ) from None
@@ -182,8 +222,24 @@ class WhatsAppTransport:
                 from_=whatsapp_address(self.sender), to=whatsapp_address(to), body=body
             )
         except (TwilioException, OSError) as exc:
+            if _request_may_have_arrived(exc):
+                raise NotificationOutcomeUnknown(
+                    f"Twilio did not answer once it had the request, which it may have carried "
+                    f"out: {_reason(exc)}"
+                ) from None
             raise NotificationError(f"Twilio refused or failed: {_reason(exc)}") from None
         return str(message.sid)
+
+
+def _request_may_have_arrived(error: BaseException) -> bool:
+    """Whether an HTTP request that failed may still have reached the server: an answer
+    (any status) or a connection never made says no; an answer that never came says maybe."""
+    if isinstance(error, (TwilioException, requests.ConnectTimeout)):
+        return False
+    if isinstance(error, requests.ConnectionError):
+        reason = getattr(error.args[0], "reason", None) if error.args else None
+        return not isinstance(reason, NewConnectionError)
+    return isinstance(error, requests.RequestException)
 
 
 def whatsapp_address(number: str) -> str:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -82,6 +83,9 @@ class TwilioServer:
     account_sid: str = "AC" + "0" * 32
     auth_token: str = "twilio-test-token"
     fail_with: int | None = None  # answer with this HTTP status instead of sending
+    # Delay the answer to a message it keeps (already kept): a sender that stops waiting
+    # never learns it was sent.
+    hold_s: float = 0.0
     messages: list[dict[str, str]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
 
@@ -120,6 +124,7 @@ class TwilioServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 peer.messages.append(form)
+                time.sleep(peer.hold_s)
                 self._send(
                     201,
                     {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -198,6 +199,49 @@ def test_a_mail_server_error_after_the_data_is_not_retried(notify_settings):
     assert len(server.received) == 1  # the side effect was attempted exactly once
     assert "451" in result.error
     assert "Mailbox temporarily unavailable" in result.error
+
+
+def test_a_mail_server_silent_once_it_has_the_mail_makes_the_call_unknown_never_failed(
+    notify_settings,
+):
+    """The mail is in the server's hands, its answer never comes: it may be delivered, and
+    'not sent' would invite the agent to send it again."""
+    server = MailServer(hold_s=3).start()
+    try:
+        settings = agent_settings(**{**notify_settings, "smtp_port": server.port})
+        email = replace(EmailTransport.from_settings(settings), timeout_s=0.5)
+        (send_email, _) = messaging_tools(email, WhatsAppTransport.from_settings(settings))
+        result = call(send_email, EMAIL)
+    finally:
+        server.stop()
+
+    assert result.status is ToolCallStatus.UNKNOWN
+    assert result.attempts == 1
+    assert len(server.received) == 1
+    assert result.error.startswith(
+        f"the email may have been sent: the mail server 127.0.0.1:{server.port} stopped "
+        "answering once it had the message, which it may have sent: "
+    )
+    assert result.error.endswith("; do not send it again")
+
+
+def test_twilio_silent_once_it_has_the_message_makes_the_call_unknown_never_failed(
+    counting_twilio, notify_settings
+):
+    counting_twilio.hold_s = 3
+    settings = agent_settings(**twilio_settings(notify_settings, counting_twilio))
+    whatsapp = replace(WhatsAppTransport.from_settings(settings), timeout_s=0.5)
+    (_, send_whatsapp) = messaging_tools(EmailTransport.from_settings(settings), whatsapp)
+
+    result = call(send_whatsapp, WHATSAPP)
+
+    assert result.status is ToolCallStatus.UNKNOWN
+    assert len(counting_twilio.messages) == 1
+    assert result.error.startswith(
+        "the WhatsApp message may have been sent: Twilio did not answer once it had the "
+        "request, which it may have carried out: "
+    )
+    assert counting_twilio.auth_token not in result.error
 
 
 @pytest.mark.parametrize("status", [500, 503, 429])

@@ -95,6 +95,28 @@ def test_a_tool_that_hangs_is_stopped_at_its_timeout_and_told_to_stop():
     assert ended.wait(1), "the handler kept running after its cancel callback"
 
 
+def test_a_side_effect_still_running_at_its_timeout_is_unknown_never_failed():
+    """Told to stop, a send may have gone already, or still go: a 'failed' call would invite
+    the agent to send it again."""
+    sent = threading.Event()
+
+    def slow_send(args, context: ToolContext):
+        time.sleep(0.8)  # ignores its cancellation, as a message already handed over does
+        sent.set()
+        return {"sent": True}
+
+    result = run(make_tool(slow_send, name="send_email", side_effects=True), timeout_s=0.3)
+
+    assert result.status is ToolCallStatus.UNKNOWN
+    assert result.timed_out is True
+    assert result.error == (
+        "send_email did not finish within 0.3 s: whether it took effect is unknown (it may "
+        "still complete), so it must not be repeated"
+    )
+    assert result.result == {"error": result.error, "outcome": "unknown"}
+    assert sent.wait(2), "the send went on after the deadline, as the result warned"
+
+
 def test_an_interruptible_read_only_tool_runs_on_the_callers_thread_and_is_stopped_in_time():
     threads: list[threading.Thread] = []
     cancelled = threading.Event()

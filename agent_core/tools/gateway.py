@@ -107,6 +107,21 @@ class ToolGateway:
                     duration_ms=elapsed_ms,
                     attempts=attempts,
                 )
+            if outcome == "timeout" and tool.side_effects:
+                # Asked to stop, a handler may have done its work already, or do it still
+                # (a message handed over, a reply late): never "failed", which invites a retry.
+                error = (
+                    f"{tool.name} did not finish within {timeout_s:g} s: whether it took effect "
+                    "is unknown (it may still complete), so it must not be repeated"
+                )
+                return ToolResult(
+                    status=ToolCallStatus.UNKNOWN,
+                    result={"error": error, "outcome": "unknown"},
+                    error=error,
+                    duration_ms=elapsed_ms,
+                    attempts=attempts,
+                    timed_out=True,
+                )
             if outcome == "timeout":
                 error = f"{tool.name} timed out after {timeout_s:g} s and was stopped"
                 return ToolResult(

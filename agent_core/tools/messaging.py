@@ -14,8 +14,9 @@ from agent_core.notify import (
     MailSender,
     MessageSender,
     NotificationError,
+    NotificationOutcomeUnknown,
 )
-from agent_core.tools.registry import Tool, ToolContext, ToolInputError
+from agent_core.tools.registry import Tool, ToolContext, ToolInputError, ToolOutcomeUnknown
 
 
 class EmailArgs(BaseModel):
@@ -39,6 +40,10 @@ def messaging_tools(email: MailSender, whatsapp: MessageSender) -> list[Tool]:
     def send_email(args: EmailArgs, _context: ToolContext) -> dict[str, Any]:
         try:
             email.send(args.to, args.subject, args.body)
+        except NotificationOutcomeUnknown as exc:
+            raise ToolOutcomeUnknown(
+                f"the email may have been sent: {exc}; do not send it again"
+            ) from None
         except NotificationError as exc:
             raise ToolInputError(f"the email was not sent: {exc}") from None
         return {"sent": True, "to": args.to}
@@ -46,6 +51,10 @@ def messaging_tools(email: MailSender, whatsapp: MessageSender) -> list[Tool]:
     def send_whatsapp(args: WhatsAppArgs, _context: ToolContext) -> dict[str, Any]:
         try:
             sid = whatsapp.send(args.to, args.message)
+        except NotificationOutcomeUnknown as exc:
+            raise ToolOutcomeUnknown(
+                f"the WhatsApp message may have been sent: {exc}; do not send it again"
+            ) from None
         except NotificationError as exc:
             raise ToolInputError(f"the WhatsApp message was not sent: {exc}") from None
         return {"sent": True, "to": args.to, "sid": sid}
