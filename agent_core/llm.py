@@ -45,6 +45,7 @@ from agent_core.config import Settings, redact_url
 from agent_core.deadlines import Deadlines
 from agent_core.errors import AgentRuntimeError, ConfigError
 from agent_core.llm_loop import ThreadClients, run_coroutine
+from agent_core.render import redact_urls_in, without_secrets_of
 
 Message = dict[str, str]
 
@@ -98,7 +99,9 @@ def estimate_tokens(text: str) -> int:
 
 
 def _short(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+    """The error in one line, any URL in it without its secrets (the text is stored in the
+    run's error and the ledger, and shown)."""
+    text = redact_urls_in(" ".join(str(error).split())) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 
 
@@ -207,7 +210,7 @@ class InferenceLLM:
                 timeouts += 1
                 failures.append(f"{model}: timed out after {time.monotonic() - started:.1f} s")
             except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
-                failures.append(f"{model}: {_describe(exc)}")
+                failures.append(without_secrets_of(self.base_url, f"{model}: {_describe(exc)}"))
         if failures and (timeouts == len(failures) or time.monotonic() >= deadline - _MARGIN_S):
             raise LLMTimeout(_out_of_time(failures))
         raise LLMError("no model answered: " + "; ".join(failures))
@@ -501,7 +504,7 @@ def served_model(base_url: str, token: str | None, *, timeout_s: float = MODELS_
         except TimeoutError:
             models, failure = [], f"no answer within {timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - any failure is told as one sentence
-            models, failure = [], _describe(exc)
+            models, failure = [], without_secrets_of(base_url, _describe(exc))
         if not models:
             where = redact_url(base_url)
             message = (

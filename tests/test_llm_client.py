@@ -364,6 +364,21 @@ def test_the_token_never_appears_in_a_repr_of_the_client_or_its_requests(llm_ser
     assert all("hf_secret_token_123" not in repr(request) for request in llm._prepared.values())
 
 
+def test_credentials_in_the_servers_address_never_reach_the_error_stored_and_shown(llm_server):
+    """The server refuses, and its error page echoes the path and query it was asked for."""
+    address = llm_server.url.replace("http://", "http://proxyuser:Pr0xyPassw0rd@")
+    llm = InferenceLLM(models=["m1"], base_url=f"{address}?api_key=sk-live-SECRET123")
+
+    with pytest.raises(LLMError) as failed:
+        llm.complete(ASK, timeout_s=5)
+
+    error = str(failed.value)
+    assert error.startswith("no model answered: m1: ")
+    assert "proxyuser:***@" in error
+    assert "Pr0xyPassw0rd" not in error
+    assert "sk-live-SECRET123" not in error
+
+
 _FIRST_CALL = """
 import sys
 from agent_core.config import load_settings

@@ -10,6 +10,8 @@ from agent_core.render.text import (
     format_time,
     printable,
     redact_url,
+    redact_urls_in,
+    without_secrets_of,
 )
 from agent_core.render.wording import (
     APPROVAL_STATUS_LABELS,
@@ -53,6 +55,7 @@ __all__ = [
     "ledger_report_lines",
     "printable",
     "redact_url",
+    "redact_urls_in",
     "refusal_sentence",
     "run_counters",
     "run_headline",
@@ -65,4 +68,5 @@ __all__ = [
     "stop_reason_sentence",
     "why_not_claimable",
     "why_undecidable",
+    "without_secrets_of",
 ]

@@ -49,6 +49,33 @@ def redact_url(url: str) -> str:
     return f"{base}?{hidden}"
 
 
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def redact_urls_in(text: str) -> str:
+    """`text` with every URL in it passed through `redact_url`: the error texts of HTTP
+    clients quote the URL they failed on, user:password and `?api_key=` included."""
+    return _URL_IN_TEXT.sub(lambda found: redact_url(found.group(0)), text)
+
+
+def without_secrets_of(url: str | None, text: str) -> str:
+    """`text` with its URLs redacted and every secret of `url` (its password, the values of
+    its query parameters named like secrets) hidden wherever it appears: a server may echo
+    the path and query it was asked for in its error page."""
+    text = redact_urls_in(text)
+    if not url:
+        return text
+    parts = urlsplit(url.strip())
+    found = [parts.password or ""] + [
+        value
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+        if sep and _SECRET_QUERY_KEYS.search(name)
+    ]
+    for secret in sorted({each for each in found if len(each) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, HIDDEN)
+    return text
+
+
 def format_time(moment: datetime | None) -> str:
     return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
