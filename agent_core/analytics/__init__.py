@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from agent_core.analytics.approvals import APPROVAL_COLUMNS
 from agent_core.analytics.cost import DEAREST_COLUMNS
+from agent_core.analytics.export import csv_text
 from agent_core.analytics.figures import (
     TABLES,
     Analytics,
@@ -116,6 +117,7 @@ __all__ = [
     "cost_by_model",
     "cost_by_objective",
     "cost_per_run",
+    "csv_text",
     "format_cost",
     "format_share",
     "model_stats",
