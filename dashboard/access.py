@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import getpass
 import hmac
+import math
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import streamlit as st
@@ -34,6 +36,14 @@ MAX_DELAY_S = 60.0
 MAX_CLIENTS = 10_000
 FORGET_AFTER_S = 3600.0
 CLIENT_KEY = "login_client"
+# Every client together: past this many wrong passwords within the window, tries are spaced
+# at least GLOBAL_SPACING_S apart, whoever makes them. A client Streamlit cannot tell apart
+# (on 127.0.0.1, or behind a proxy on this machine, it knows no address) could otherwise
+# open a new session for every few guesses; this bounds guessing to one try per
+# GLOBAL_SPACING_S, and slows the admin by that much at most.
+GLOBAL_FREE_TRIES = 10
+GLOBAL_WINDOW_S = 600.0
+GLOBAL_SPACING_S = 2.0
 
 
 @dataclass
@@ -48,19 +58,27 @@ class _Guesses:
 class _Throttle:
     """Wrong passwords per client (its IP address, or its browser session when Streamlit
     does not know the address): after a few, each further try from that client must wait
-    longer (doubling up to a minute). Guessing is slow for the guesser, and never locks out
-    the admin typing the right password elsewhere."""
+    longer (doubling up to a minute). And of every client together: past GLOBAL_FREE_TRIES
+    within the window, tries are GLOBAL_SPACING_S apart. Guessing is slow for the guesser,
+    and never locks out the admin typing the right password elsewhere (who waits a few
+    seconds at most)."""
 
     clients: dict[str, _Guesses] = field(default_factory=dict)
+    recent: deque[float] = field(default_factory=deque)  # every client's, within the window
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def wait_s(self, client: str, now: float) -> float:
         with self.lock:
+            while self.recent and now - self.recent[0] > GLOBAL_WINDOW_S:
+                self.recent.popleft()
+            wait = 0.0
+            if len(self.recent) >= GLOBAL_FREE_TRIES:
+                wait = max(0.0, self.recent[-1] + GLOBAL_SPACING_S - now)
             guesses = self.clients.get(client)
             if guesses is None or guesses.failures < FREE_TRIES:
-                return 0.0
+                return wait
             delay = min(MAX_DELAY_S, 2.0 ** (guesses.failures - FREE_TRIES + 1))
-            return max(0.0, guesses.last_failure + delay - now)
+            return max(wait, guesses.last_failure + delay - now)
 
     def failed(self, client: str, now: float) -> None:
         with self.lock:
@@ -73,6 +91,7 @@ class _Throttle:
             guesses = self.clients.setdefault(client, _Guesses())
             guesses.failures += 1
             guesses.last_failure = now
+            self.recent.append(now)
 
     def passed(self, client: str) -> None:
         with self.lock:
@@ -192,7 +211,10 @@ def _password_form(settings: api.Settings) -> None:
         return
     wait = throttle.wait_s(client, time.monotonic())
     if wait > 0:
-        st.error(f"Too many wrong passwords: try again in {wait:.0f} seconds.")
+        seconds = math.ceil(wait)
+        st.error(
+            f"Too many wrong passwords: try again in {seconds} second{'' if seconds == 1 else 's'}."
+        )
         return
     expected = settings.agent_admin_password
     assert expected is not None

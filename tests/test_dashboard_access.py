@@ -3,6 +3,9 @@ set, and nothing at all when served on a network without a login."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 
 from tests.dashboard_support import no_traceback, serve_on, text
@@ -109,4 +112,23 @@ def test_wrong_passwords_from_one_browser_never_lock_out_another(
     log_in(admin)
     no_traceback(admin)
     assert "Too many wrong passwords" not in text(admin)
+    assert [field.label for field in admin.text_input] == ["Your name"]
+
+
+def test_guesses_spread_over_new_sessions_are_slowed_down_for_everyone_not_locked_out(
+    dashboard, live_store, with_password
+):
+    """On 127.0.0.1 (or behind a proxy on this machine) Streamlit knows no address: a
+    guesser could open a new session for every try. Past ten wrong passwords in all, tries
+    are two seconds apart, whoever makes them."""
+    for _ in range(10):
+        log_in(dashboard.open("home"), "guess")
+
+    guesser = log_in(dashboard.open("home"), "guess")
+    assert re.search(r"Too many wrong passwords: try again in [12] seconds?\.", text(guesser))
+    assert "Wrong password." not in text(guesser)
+
+    time.sleep(2.1)
+    admin = log_in(dashboard.open("home"))
+    no_traceback(admin)
     assert [field.label for field in admin.text_input] == ["Your name"]
