@@ -182,6 +182,32 @@ def test_token_budget(store, llm_server):
     assert len(llm_server.requests) == 1
 
 
+def test_tokens_a_tool_spends_on_the_model_count_against_the_token_budget(store, llm_server):
+    """generate_content asks the fast model: what that costs is the run's, as the agent's
+    own calls are, and ends the run at its token budget."""
+    from agent_core.llm import InferenceLLM
+    from agent_core.runtime import build_tools
+    from tests.support import agent_settings
+
+    settings = agent_settings(hf_model_fast="fast-model")
+    fast = InferenceLLM(models=["fast-model"], base_url=llm_server.url, token="t")
+    tools = build_tools(settings, data_engine=store.engine, content_llm=fast)
+    objective = make_objective(
+        store, tools_allowed=["generate_content"], budget={"maxTokens": 1000}
+    )
+    llm_server.reply(
+        _step_json("generate_content", prompt="Write a long report."),
+        prompt_tokens=10,
+        completion_tokens=5,
+    )
+    llm_server.reply("A long report.", model="fast-model", prompt_tokens=300, completion_tokens=900)
+    llm_server.step("more", "generate_content", prompt="And another.")
+    run = run_to_end(make_orchestrator(store, llm_server.url, tools=tools), objective.id)
+    assert (run.status, run.stop_reason) == (RunStatus.FAILED, StopReason.BUDGET_TOKENS)
+    assert (run.prompt_tokens, run.completion_tokens) == (310, 905)
+    assert len(llm_server.requests) == 2  # the agent's step and the tool's draft: no more
+
+
 def test_duration_budget_also_bounds_a_step_in_flight(store, llm_server):
     objective = make_objective(store, budget={"maxDurationMs": 1500})
     llm_server.hang(10)

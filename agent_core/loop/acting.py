@@ -177,7 +177,7 @@ def _record_finished(
         step,
         tool_call=NewToolCall(tool_name=tool_name, args=args, risk_level=risk or "high"),
         outcome=outcome_of(result, status),
-        run=session.changes(),
+        run=session.changes(**tool_tokens(result)),
         new_events=[
             *events,
             *result_events(run.steps_count + 1, tool_name, result, llm=llm),
@@ -213,7 +213,7 @@ def _run_side_effect(
         started.step.id,
         outcome,
         tool_call_id=started.tool_call.id if started.tool_call else None,
-        run=session.changes(),
+        run=session.changes(**tool_tokens(result)),
         new_events=result_events(started.step.step_number, tool.name, result),
     )
     finished = started.step.model_copy(
@@ -273,6 +273,17 @@ def _pause(
 
 
 # --- what a tool result becomes ----------------------------------------------------------------
+
+
+def tool_tokens(result: gateway.ToolResult) -> dict[str, int]:
+    """The run's token counts to add for what the tool spent on a language model (none
+    when it spent nothing): they count against the run's token budget."""
+    if not (result.prompt_tokens or result.completion_tokens):
+        return {}
+    return {
+        "add_prompt_tokens": result.prompt_tokens,
+        "add_completion_tokens": result.completion_tokens,
+    }
 
 
 def outcome_of(result: gateway.ToolResult, status: ToolCallStatus | None = None) -> StepOutcome:

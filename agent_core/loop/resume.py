@@ -15,7 +15,7 @@ from __future__ import annotations
 from agent_core import events as ledger_events
 from agent_core.config import ledger_key
 from agent_core.errors import ConfigError
-from agent_core.loop.acting import outcome_of, result_events, run_tool
+from agent_core.loop.acting import outcome_of, result_events, run_tool, tool_tokens
 from agent_core.loop.session import RunEnded, Session
 from agent_core.models import (
     Approval,
@@ -164,7 +164,7 @@ def _run_approved_call(
         step.id,
         outcome,
         tool_call_id=call.id,
-        run=session.changes(),
+        run=session.changes(**tool_tokens(result)),
         new_events=result_events(
             step.step_number, approval.tool_name, result, approval_id=approval.id
         ),

@@ -30,6 +30,7 @@ def content_tools(llm: LLMClient | None) -> list[Tool]:
             timeout_s=max(0.1, context.remaining()),
             max_tokens=args.max_tokens,
         )
+        context.spent_tokens(reply.prompt_tokens, reply.completion_tokens)
         return {"content": reply.content, "model": reply.model}
 
     return [

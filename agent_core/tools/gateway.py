@@ -6,6 +6,7 @@ app_leads"), never as exceptions that end the run.
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import threading
 import time
@@ -38,11 +39,21 @@ class ToolResult:
     duration_ms: int
     attempts: int
     timed_out: bool = False
+    # Tokens the call spent on a language model (ToolContext.spent_tokens), every attempt's.
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     def with_result(self, result: Any) -> ToolResult:
         """The same outcome with `result` (as stored): cheaper than dataclasses.replace."""
         return ToolResult(
-            self.status, result, self.error, self.duration_ms, self.attempts, self.timed_out
+            self.status,
+            result,
+            self.error,
+            self.duration_ms,
+            self.attempts,
+            self.timed_out,
+            self.prompt_tokens,
+            self.completion_tokens,
         )
 
 
@@ -90,14 +101,33 @@ class ToolGateway:
         the work stops as well as the wait. Transient failures of tools without side effects
         are retried with backoff while time remains; a side effect is never attempted twice.
         A handler raising ToolOutcomeUnknown (its request left and no answer came back) gives
-        the status `unknown`, as a call interrupted by a crash.
+        the status `unknown`, as a call interrupted by a crash. The tokens the handler spent
+        on a language model, over every attempt, come with the result.
         """
+        contexts: list[ToolContext] = []
+        result = self._attempts(tool, args, run_id, timeout_s, contexts)
+        prompt = sum(context.prompt_tokens for context in contexts)
+        completion = sum(context.completion_tokens for context in contexts)
+        if prompt or completion:
+            result = dataclasses.replace(result, prompt_tokens=prompt, completion_tokens=completion)
+        return result
+
+    def _attempts(
+        self,
+        tool: Tool,
+        args: BaseModel,
+        run_id: str,
+        timeout_s: float,
+        contexts: list[ToolContext],
+    ) -> ToolResult:
+        """The tool's attempts, each with its context (appended to `contexts`)."""
         started = time.monotonic()
         deadline = started + timeout_s
         attempts = 0
         while True:
             attempts += 1
-            outcome, value = self._attempt(tool, args, run_id=run_id, deadline=deadline)
+            contexts.append(ToolContext(run_id=run_id, deadline=deadline))
+            outcome, value = self._attempt(tool, args, contexts[-1])
             elapsed_ms = int((time.monotonic() - started) * 1000)
             if outcome == "ok":
                 return ToolResult(
@@ -149,10 +179,8 @@ class ToolGateway:
                     continue
             return failed(_describe(tool, value), duration_ms=elapsed_ms, attempts=attempts)
 
-    def _attempt(
-        self, tool: Tool, args: BaseModel, *, run_id: str, deadline: float
-    ) -> tuple[str, Any]:
-        context = ToolContext(run_id=run_id, deadline=deadline)
+    def _attempt(self, tool: Tool, args: BaseModel, context: ToolContext) -> tuple[str, Any]:
+        deadline = context.deadline
         if tool.interruptible and not tool.side_effects:
             return self._attempt_inline(tool, args, context)
         box: dict[str, Any] = {}

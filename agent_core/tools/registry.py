@@ -69,12 +69,21 @@ class ToolContext:
     def __init__(self, *, run_id: str, deadline: float) -> None:
         self.run_id = run_id
         self.deadline = deadline
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
         self._cancelled = False
         self._on_cancel: list[Callable[[], object]] = []
         self._lock = threading.Lock()
 
     def remaining(self) -> float:
         return max(0.0, self.deadline - time.monotonic())
+
+    def spent_tokens(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Tokens this call spent on a language model (generate_content's): they count
+        for the run, against its token budget, as the agent's own do."""
+        with self._lock:
+            self.prompt_tokens += max(0, prompt_tokens)
+            self.completion_tokens += max(0, completion_tokens)
 
     @property
     def cancelled(self) -> bool:
