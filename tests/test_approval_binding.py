@@ -40,7 +40,7 @@ def _paused(store, llm_server, settings):
     store.claim_run(run.id, owner=orchestrator.owner, lease_s=300)
     paused = orchestrator.execute(run.id)
     assert paused.status is RunStatus.PAUSED
-    (approval,) = store.list_approvals()
+    (approval,) = [each for each in store.list_approvals() if each.run_id == run.id]
     return paused, approval, orchestrator
 
 
@@ -110,6 +110,72 @@ def test_rewriting_a_pending_calls_arguments_is_caught_after_approval(
     _refused(
         store, run, _resume(orchestrator, run.id), mail_server, "signed binding no longer matches"
     )
+
+
+def test_an_approval_already_carried_out_moved_to_another_run_runs_nothing_there(
+    store, database_url, llm_server, mail_server, settings
+):
+    """Replay: the approved and sent email's approval is pointed at another run's waiting
+    call, its expiry pushed back, that run queued. Its signed binding names its own run,
+    step, call and expiry: the email is not sent a second time."""
+    first, approval, orchestrator = _paused(store, llm_server, settings)
+    decide(store, settings, approval.id, approve=True, by="alice")
+    llm_server.done("Followed up with Ada.")
+    assert _resume(orchestrator, first.id).status is RunStatus.COMPLETED
+    second, waiting, _ = _paused(store, llm_server, settings)
+
+    def replay(conn):
+        conn.execute(approvals.delete().where(approvals.c.id == waiting.id))
+        conn.execute(
+            approvals.update()
+            .where(approvals.c.id == approval.id)
+            .values(
+                run_id=second.id,
+                step_id=waiting.step_id,
+                tool_call_id=waiting.tool_call_id,
+                expires_at=approval.expires_at.replace(year=2099),
+            )
+        )
+        conn.execute(runs.update().where(runs.c.id == second.id).values(status=RunStatus.QUEUED))
+
+    tamper(database_url, replay)
+    ended = _resume(orchestrator, second.id)
+    assert (ended.status, ended.stop_reason) == (RunStatus.FAILED, StopReason.APPROVAL_INVALID)
+    assert "moved to another run or step or given another expiry" in ended.error
+    assert len(mail_server.received) == 1  # the first run's, only
+
+
+def test_an_approval_bound_by_the_earlier_version_is_bound_in_full_when_approved(
+    store, database_url, llm_server, mail_server, settings
+):
+    run, approval, orchestrator = _paused(store, llm_server, settings)
+    first = KEY.first_approval_binding(approval_id=approval.id, tool="send_email", args=EMAIL)
+    tamper(  # as the previous version signed it: id, tool and arguments only
+        database_url,
+        lambda conn: conn.execute(
+            approvals.update().where(approvals.c.id == approval.id).values(binding=first)
+        ),
+    )
+    decide(store, settings, approval.id, approve=True, by="alice")
+    assert store.get_approval(approval.id).binding == approval.binding  # in full
+    llm_server.done("Followed up with Ada.")
+    assert _resume(orchestrator, run.id).status is RunStatus.COMPLETED
+    assert [m.recipients for m in mail_server.received] == [["lead@example.com"]]
+
+
+def test_an_approval_approved_under_the_earlier_binding_is_asked_for_again(
+    store, database_url, llm_server, mail_server, settings
+):
+    run, approval, orchestrator = _paused(store, llm_server, settings)
+    decide(store, settings, approval.id, approve=True, by="alice")
+    first = KEY.first_approval_binding(approval_id=approval.id, tool="send_email", args=EMAIL)
+    tamper(
+        database_url,
+        lambda conn: conn.execute(
+            approvals.update().where(approvals.c.id == approval.id).values(binding=first)
+        ),
+    )
+    _refused(store, run, _resume(orchestrator, run.id), mail_server, "run the objective again")
 
 
 def test_flipping_a_pending_approval_to_approved_in_sql_runs_nothing(
@@ -182,7 +248,13 @@ def test_approving_with_changes_binds_the_new_arguments(store, llm_server, mail_
     )
     decided = store.get_approval(approval.id)
     assert decided.binding == KEY.approval_binding(
-        approval_id=approval.id, tool="send_email", args=changed
+        approval_id=approval.id,
+        tool="send_email",
+        args=changed,
+        run_id=run.id,
+        step_id=approval.step_id,
+        tool_call_id=approval.tool_call_id,
+        expires_at=approval.expires_at,
     )
     llm_server.done("Followed up with Ada.")
     assert _resume(orchestrator, run.id).status is RunStatus.COMPLETED

@@ -192,22 +192,38 @@ def _refuse_if(session: Session, run: Run, approval: Approval, problem: str | No
 
 
 def unbound(approval: Approval, key: LedgerKey) -> str | None:
-    """Why the approval's tool and arguments are not those bound (signed) when approval was
-    requested, or when the admin approved with changes; None when they are."""
+    """Why the approval is not what was bound (signed) when approval was requested, or when
+    the admin approved it: its tool and arguments, run, step, call and expiry; None when it
+    is."""
     if approval.binding is None:
         return (
             "this approval carries no signed binding of its call (it was approved before "
             "approvals were signed, or the binding was removed from the database)"
         )
     expected = key.approval_binding(
+        approval_id=approval.id,
+        tool=approval.tool_name,
+        args=approval.args,
+        run_id=approval.run_id,
+        step_id=approval.step_id,
+        tool_call_id=approval.tool_call_id,
+        expires_at=approval.expires_at,
+    )
+    if key.matches(approval.binding, expected):
+        return None
+    first = key.first_approval_binding(
         approval_id=approval.id, tool=approval.tool_name, args=approval.args
     )
-    if not key.matches(approval.binding, expected):
+    if key.matches(approval.binding, first):
         return (
-            "the call stored for this approval was changed after it was requested "
-            "(its signed binding no longer matches)"
+            "this approval was approved before approvals were bound to their run and expiry "
+            "(an earlier version): run the objective again to ask for it anew"
         )
-    return None
+    return (
+        "the call stored for this approval was changed after it was requested, or the "
+        "approval was moved to another run or step or given another expiry (its signed "
+        "binding no longer matches)"
+    )
 
 
 def unsigned_decision(approval: Approval, key: LedgerKey) -> str | None:

@@ -4,8 +4,10 @@ The hash chain (ledger.py) detects an edit made by someone who does not recomput
 hashes. Against someone who can write the whole database, these signatures bind what they
 cannot recompute without AGENT_SECRET_KEY, which is kept outside the database:
 
-- an approval's binding: its id, tool and canonical arguments, written when approval is
-  requested and when an admin approves with changes;
+- an approval's binding: its id, tool and canonical arguments, the run, step and tool call
+  it belongs to and its expiry, written when approval is requested and when an admin
+  approves (with changes or not): moved to another run, or kept past its expiry, an
+  approved call no longer matches and is not made;
 - an admin's decision: the approval id, the decision, who, when, the reason and the
   arguments' hash;
 - a prune checkpoint: the run, the last pruned event and its hash;
@@ -77,8 +79,36 @@ class LedgerKey:
     def matches(signature: str | None, expected: str) -> bool:
         return signature is not None and hmac.compare_digest(signature, expected)
 
-    def approval_binding(self, *, approval_id: str, tool: str, args: Any) -> str:
-        """What the admin is shown and what runs after approval: this tool, these arguments."""
+    def approval_binding(
+        self,
+        *,
+        approval_id: str,
+        tool: str,
+        args: Any,
+        run_id: str,
+        step_id: str,
+        tool_call_id: str,
+        expires_at: datetime,
+    ) -> str:
+        """What the admin is shown and what runs after approval: this tool with these
+        arguments, as this call of this step of this run, until this time."""
+        return self._sign(
+            "approval-binding-v2",
+            {
+                "approval_id": _canonical_id(approval_id),
+                "tool": tool,
+                "args": to_json_value(args),
+                "run_id": _canonical_id(run_id),
+                "step_id": _canonical_id(step_id),
+                "tool_call_id": _canonical_id(tool_call_id),
+                "expires_at": canonical_time(expires_at),
+            },
+        )
+
+    def first_approval_binding(self, *, approval_id: str, tool: str, args: Any) -> str:
+        """The binding approvals had before their run, step, call and expiry were bound (the
+        id, tool and arguments): recognised only to bind a pending approval again, in full,
+        when an admin decides it; never enough for a call to run."""
         return self._sign(
             "approval-binding",
             {"approval_id": _canonical_id(approval_id), "tool": tool, "args": to_json_value(args)},

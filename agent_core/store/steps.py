@@ -497,8 +497,9 @@ def _approval_values(
     signing_key: LedgerKey,
     now: datetime,
 ) -> dict[str, Any]:
-    """The approval request of a step's call, bound under the ledger key to its id, tool and
-    arguments: what the admin is shown is what may run once approved."""
+    """The approval request of a step's call, bound under the ledger key to its id, tool,
+    arguments, run, step, call and expiry: what the admin is shown is what may run once
+    approved, there and then only."""
     return {
         "id": approval.id,
         "run_id": run_key,
@@ -515,7 +516,13 @@ def _approval_values(
         "decision_reason": None,
         "created_at": now,
         "binding": signing_key.approval_binding(
-            approval_id=approval.id, tool=approval.tool_name, args=call_values["args"]
+            approval_id=approval.id,
+            tool=approval.tool_name,
+            args=call_values["args"],
+            run_id=run_key,
+            step_id=call_values["step_id"],
+            tool_call_id=call_values["id"],
+            expires_at=approval.expires_at,
         ),
     }
 
