@@ -75,6 +75,18 @@ def failed(error: str, *, duration_ms: int = 0, attempts: int = 0) -> ToolResult
     )
 
 
+def unknown(error: str, *, duration_ms: int, attempts: int, timed_out: bool = False) -> ToolResult:
+    """A call whose side effect may or may not have happened: never to be repeated."""
+    return ToolResult(
+        status=ToolCallStatus.UNKNOWN,
+        result={"error": error, "outcome": "unknown"},
+        error=error,
+        duration_ms=duration_ms,
+        attempts=attempts,
+        timed_out=timed_out,
+    )
+
+
 class ToolGateway:
     """Runs tool handlers on a pool of daemon threads and stops waiting at the deadline; a
     read-only tool that declares itself `interruptible` runs on the caller's thread instead,
@@ -144,14 +156,7 @@ class ToolGateway:
                     f"{tool.name} did not finish within {timeout_s:g} s: whether it took effect "
                     "is unknown (it may still complete), so it must not be repeated"
                 )
-                return ToolResult(
-                    status=ToolCallStatus.UNKNOWN,
-                    result={"error": error, "outcome": "unknown"},
-                    error=error,
-                    duration_ms=elapsed_ms,
-                    attempts=attempts,
-                    timed_out=True,
-                )
+                return unknown(error, duration_ms=elapsed_ms, attempts=attempts, timed_out=True)
             if outcome == "timeout":
                 error = f"{tool.name} timed out after {timeout_s:g} s and was stopped"
                 return ToolResult(
@@ -163,14 +168,7 @@ class ToolGateway:
                     timed_out=True,
                 )
             if isinstance(value, ToolOutcomeUnknown):
-                error = str(value)
-                return ToolResult(
-                    status=ToolCallStatus.UNKNOWN,
-                    result={"error": error, "outcome": "unknown"},
-                    error=error,
-                    duration_ms=elapsed_ms,
-                    attempts=attempts,
-                )
+                return unknown(str(value), duration_ms=elapsed_ms, attempts=attempts)
             retryable = not tool.side_effects and isinstance(value, _TRANSIENT)
             if retryable and attempts <= len(RETRY_DELAYS_S):
                 delay = RETRY_DELAYS_S[attempts - 1]
