@@ -63,9 +63,28 @@ def checks(runtime: Runtime) -> list[Check]:
         found.append(Check("Runs", False, "AGENT_ENABLED is false: no run starts. Set it to true."))
     if runtime.tools.problems:
         found += [Check("Tools", False, problem) for problem in runtime.tools.problems]
-    else:
-        found.append(Check("Tools", True, f"{len(runtime.tools)} tools available."))
+    found.append(_tools_ready(runtime))
     return found
+
+
+def _tools_ready(runtime: Runtime) -> Check:
+    """How many tools can run as configured, and what the others need (tools sharing a
+    need are named together). In demo mode the scripted model needs none of their settings."""
+    if runtime.settings.agent_demo:
+        return Check("Tools", True, f"{len(runtime.tools)} tools available (demo mode).")
+    needs: dict[str, list[str]] = {}
+    for tool in runtime.tools:
+        problem = tool.problem()
+        if problem:
+            needs.setdefault(problem, []).append(tool.name)
+    total = len(runtime.tools)
+    if not needs:
+        return Check("Tools", True, f"All {total} tools can run as configured.")
+    ready = total - sum(len(names) for names in needs.values())
+    missing = " ".join(
+        f"{', '.join(names)}: {problem.rstrip('.')}." for problem, names in needs.items()
+    )
+    return Check("Tools", False, f"{ready} of {total} tools can run as configured. {missing}")
 
 
 def _llm(runtime: Runtime) -> Check:

@@ -28,6 +28,13 @@ def test_each_part_says_whether_it_is_set_up_and_what_to_set(dashboard):
     assert "**WhatsApp.** Not configured: set TWILIO_ACCOUNT_SID" in shown
     assert "**Worker.** No worker is alive: queued runs wait." in shown
     assert "**Database.** sqlite" in shown or "**Database.** postgresql" in shown
+    # Tools lacking a setting: the page counts them and says what each needs.
+    assert "**Tools.** 8 of 13 tools can run as configured." in shown
+    assert "send_email: email is not configured: set SMTP_HOST (and SMTP_FROM)." in shown
+    assert (
+        "wix_create_coupon, wix_search_orders, wix_search_products: Wix is not configured: "
+        "set WIX_API_KEY and WIX_SITE_ID." in shown
+    )
 
 
 def test_the_test_buttons_reach_the_model_the_mail_server_and_twilio(
