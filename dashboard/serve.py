@@ -12,16 +12,22 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.web import cli
-
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
 def main(options: list[str]) -> None:
-    PagesManager.uses_pages_directory = False
-    sys.argv = ["streamlit", "run", str(APP), *options]
-    cli.main()
+    """Serve until stopped. Ctrl-C at any moment, loading included (Streamlit's import takes
+    a second), stops it quietly: `up` says the runtime stopped."""
+    try:
+        from click.exceptions import Abort
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.web import cli
+
+        PagesManager.uses_pages_directory = False
+        sys.argv = ["streamlit", "run", str(APP), *options]
+        cli.main(standalone_mode=False)  # click would print "Aborted!" on Ctrl-C
+    except (KeyboardInterrupt, Abort):
+        sys.exit(130)
 
 
 if __name__ == "__main__":

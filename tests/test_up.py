@@ -3,6 +3,7 @@ runs to its approval with no LLM configured, and Ctrl-C (SIGTERM) stops both cle
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -136,6 +137,34 @@ def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cl
     )
     assert json.loads(status.stdout) == []
     assert re.search(r"worker \S+ stopped", rest)
+
+
+@pytest.mark.parametrize("after_s", [0.7, 0.9, 1.5])
+def test_ctrl_c_while_up_starts_stops_everything_without_a_traceback(
+    isolated_environment, clean_env, after_s
+):
+    """A terminal's Ctrl-C reaches the whole process group: `up`, and its dashboard while
+    Streamlit is still loading. Whenever it lands, everything stops, quietly."""
+    up = subprocess.Popen(
+        [sys.executable, "-m", "agent_core", "up", "--port", str(free_port())],
+        cwd=isolated_environment,
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(after_s)
+    os.killpg(up.pid, signal.SIGINT)
+    try:
+        out = up.communicate(timeout=60)[0]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+    assert "Traceback" not in out
+    assert "Aborted" not in out
+    assert out.rstrip().endswith("agent runtime stopped")
+    assert up.returncode == 0
 
 
 def test_up_on_a_port_already_taken_says_so_and_starts_nothing(isolated_environment, clean_env):
