@@ -30,13 +30,11 @@ class InvalidFields(InvalidInput):
         super().__init__(self.sentence())
 
     def sentence(self, names: Mapping[str, str] | None = None) -> str:
-        """The first problem, naming its field as the caller knows it (`names`)."""
+        """Every problem, each naming its field as the caller knows it (`names`)."""
         known = names or {}
-        field, message = next(iter(self.problems.items()))
-        text = f"{known.get(field, field)}: {message}"
-        if len(self.problems) > 1:
-            text += f"; and {len(self.problems) - 1} more problem(s)"
-        return text
+        return "; ".join(
+            f"{known.get(field, field)}: {message}" for field, message in self.problems.items()
+        )
 
 
 class NotFound(InvalidInput):

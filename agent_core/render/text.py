@@ -133,22 +133,21 @@ def describe_validation_error(
     *,
     hide_input_of: Collection[str] = (),
 ) -> str:
-    """One sentence for the first problem pydantic found, naming the field as the admin
+    """One sentence naming every problem pydantic found, each with its field as the admin
     knows it (`names` maps field names to option or variable names)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    path = [str(part) for part in first["loc"] if isinstance(part, str)]
     known = names or {}
-    field = next((known[part] for part in reversed(path) if part in known), None)
-    field = field or ".".join(path) or "value"
-    sentence = f"{field}: {first['msg'].removeprefix('Value error, ')}"
-    given = first.get("input")
-    if (
-        field not in hide_input_of
-        and isinstance(given, str | int | float)
-        and not isinstance(given, bool)
-    ):
-        sentence += f" (got {given!r})"
-    if len(errors) > 1:
-        sentence += f"; and {len(errors) - 1} more problem(s)"
-    return sentence
+    problems = []
+    for error in exc.errors(include_url=False):
+        path = [str(part) for part in error["loc"] if isinstance(part, str)]
+        field = next((known[part] for part in reversed(path) if part in known), None)
+        field = field or ".".join(path) or "value"
+        problem = f"{field}: {error['msg'].removeprefix('Value error, ')}"
+        given = error.get("input")
+        if (
+            field not in hide_input_of
+            and isinstance(given, str | int | float)
+            and not isinstance(given, bool)
+        ):
+            problem += f" (got {given!r})"
+        problems.append(problem)
+    return "; ".join(problems)
