@@ -52,6 +52,19 @@ def test_a_file_that_is_not_a_database_is_one_sentence(isolated_environment):
             }
 
 
+def test_a_sqlite_file_in_a_folder_that_does_not_exist_names_the_folder(isolated_environment):
+    """SQLite says only "unable to open database file", and `db upgrade` cannot help."""
+    missing = isolated_environment / "no-such-folder"
+    for args in (["run", "list"], ["db", "upgrade"]):
+        result = cli(args, isolated_environment, DATABASE_URL=f"sqlite:///{missing}/agent.db")
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"error: the folder {missing} named by DATABASE_URL does not exist: create it, or "
+            "point DATABASE_URL at a file in an existing folder\n"
+        )
+    assert not missing.exists()
+
+
 def test_a_driver_error_while_connecting_is_one_sentence(isolated_environment):
     url = "postgresql://postgres@127.0.0.1:5432/postgres?sslmode=sometimes"
     result = cli(["run", "list"], isolated_environment, DATABASE_URL=url)

@@ -101,6 +101,9 @@ class StoreBase:
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Self:
         """Connect to `database_url`; unless told otherwise, insist the schema is current."""
         url = make_url(normalize_database_url(database_url))
+        folder = _missing_sqlite_folder(url) if url.get_backend_name() == "sqlite" else None
+        if folder is not None:
+            raise StoreUnavailable(_no_folder_sentence(folder))
         if check_schema and url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url):
             raise StoreUnavailable(
                 f"there is no database file at {url.database}: "
@@ -539,6 +542,23 @@ def parse_id(value: str, kind: str) -> str:
         return str(uuid.UUID(str(value).strip()))
     except ValueError:
         raise NotFound(f"{value!r} is not a valid {kind} id") from None
+
+
+def _missing_sqlite_folder(url: URL) -> Path | None:
+    """The folder a SQLite file of `url` would be in, when it does not exist (SQLite then
+    says only "unable to open database file")."""
+    database = url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    folder = Path(database).expanduser().parent
+    return None if folder.is_dir() else folder
+
+
+def _no_folder_sentence(folder: Path) -> str:
+    return (
+        f"the folder {folder} named by DATABASE_URL does not exist: create it, or point "
+        "DATABASE_URL at a file in an existing folder"
+    )
 
 
 def _sqlite_file_exists(url: URL) -> bool:
