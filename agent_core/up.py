@@ -255,6 +255,8 @@ def child_environment(
                 "AGENT_APPROVAL_FLOW": "true",
                 "AGENT_DATA_TABLES": "app_leads",
                 "ADMIN_EMAIL": env.get("ADMIN_EMAIL") or "admin@example.com",
+                # A number kept for fiction: the demo's WhatsApp message goes to the outbox.
+                "ADMIN_PHONE": env.get("ADMIN_PHONE") or "+15555550100",
                 "AGENT_WORKER_POLL_S": "0.25",
                 # An example price, so that the demo's Analytics page shows costs too.
                 "AGENT_MODEL_PRICES": env.get("AGENT_MODEL_PRICES") or f"{DEMO_MODEL}=0.5/1.5",

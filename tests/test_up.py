@@ -118,6 +118,17 @@ def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cl
         (approval,) = detail["approvals"]
         assert approval["tool_name"] == "send_email"
         assert detail["steps"][0]["model"] == "demo-model (scripted)"
+
+        def told() -> set[str]:  # by email and by WhatsApp, both into the demo's outbox
+            outbox = isolated_environment / "demo_outbox.jsonl"
+            lines = outbox.read_text().splitlines() if outbox.exists() else []
+            return {json.loads(line)["to"] for line in lines}
+
+        wait_for(
+            lambda: {"admin@example.com", "+15555550100"} <= told(),
+            30,
+            "the approval request in the outbox, by email and by WhatsApp",
+        )
     finally:
         up.send_signal(signal.SIGTERM)
         try:
