@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -325,6 +326,7 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the settings, turning a validation failure or an unreadable settings file into one
     readable sentence (a ConfigError: a running worker keeps its settings on one)."""
     try:
+        _check_env_file(Path(str(Settings.model_config.get("env_file") or ".env")))
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_settings_error(exc)) from None
@@ -337,6 +339,21 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             f"cannot read the settings file {exc.filename or '.env'}: {exc.strerror or exc}"
         ) from None
+
+
+def _check_env_file(path: Path) -> None:
+    """ConfigError naming the first line of `path` that cannot be read (python-dotenv skips
+    it with a warning, and an earlier value of its variable, or the default, is used). The
+    line itself is not shown: it may hold a secret."""
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as stream:
+        for binding in parse_stream(stream):
+            if binding.error:
+                raise ConfigError(
+                    f"line {binding.original.line} of {path} cannot be read (an unclosed "
+                    "quote, or no '=' after the name?): fix it, then start again"
+                )
 
 
 def describe_settings_error(exc: ValidationError) -> str:

@@ -156,7 +156,11 @@ class Supervisor:
         )
         env = dict(self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-        self._children[name] = subprocess.Popen(command, env=env)
+        # The dashboard ignores the terminal's Ctrl-C, which reaches the whole process group:
+        # landing while Streamlit starts its server, it left a traceback. `up` stops it (with
+        # SIGTERM) on Ctrl-C, as it stops the worker.
+        quiet = _ignore_ctrl_c if name == "dashboard" else None
+        self._children[name] = subprocess.Popen(command, env=env, preexec_fn=quiet)
 
     def run(self) -> int:
         problem = listen_problem(self.host, self.port)
@@ -236,6 +240,10 @@ class Supervisor:
                 child.kill()
                 child.wait()
         self.say("agent runtime stopped")
+
+
+def _ignore_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def child_environment(

@@ -148,6 +148,21 @@ def test_a_broken_secrets_file_is_one_sentence_naming_it(isolated_environment: P
     assert "\n" not in message
 
 
+def test_a_dotenv_line_that_cannot_be_read_is_named_not_skipped(isolated_environment: Path):
+    """python-dotenv skips such a line with a warning, and the earlier value is used: here a
+    DATABASE_URL edited with an unclosed quote would silently keep the old database."""
+    (isolated_environment / ".env").write_text(
+        'DATABASE_URL=sqlite:///old.db\nDATABASE_URL="sqlite:///new.db\nSMTP_PASSWORD="s3cret\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "line 2 of .env cannot be read (an unclosed quote, or no '=' after the name?): fix "
+        "it, then start again"
+    )
+    assert "s3cret" not in str(raised.value)
+
+
 def test_a_dotenv_that_is_not_utf8_is_one_sentence(isolated_environment: Path):
     (isolated_environment / ".env").write_bytes(b"ADMIN_EMAIL=caf\xe9@example.com\n")
     with pytest.raises(ConfigError) as raised:
