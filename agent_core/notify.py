@@ -75,12 +75,8 @@ class _TrackedSMTP(smtplib.SMTP):
         return super().data(msg)
 
 
-class _TrackedSMTPSSL(smtplib.SMTP_SSL):
-    data_sent = False
-
-    def data(self, msg: bytes | str) -> tuple[int, bytes]:
-        self.data_sent = True
-        return super().data(msg)
+class _TrackedSMTPSSL(_TrackedSMTP, smtplib.SMTP_SSL):
+    """The same over TLS from the start."""
 
 
 def _reason(error: BaseException) -> str:

@@ -200,21 +200,9 @@ def unbound(approval: Approval, key: LedgerKey) -> str | None:
             "this approval carries no signed binding of its call (it was approved before "
             "approvals were signed, or the binding was removed from the database)"
         )
-    expected = key.approval_binding(
-        approval_id=approval.id,
-        tool=approval.tool_name,
-        args=approval.args,
-        run_id=approval.run_id,
-        step_id=approval.step_id,
-        tool_call_id=approval.tool_call_id,
-        expires_at=approval.expires_at,
-    )
-    if key.matches(approval.binding, expected):
+    if key.matches(approval.binding, key.binding_of(approval)):
         return None
-    first = key.first_approval_binding(
-        approval_id=approval.id, tool=approval.tool_name, args=approval.args
-    )
-    if key.matches(approval.binding, first):
+    if key.matches(approval.binding, key.first_binding_of(approval)):
         return (
             "this approval was approved before approvals were bound to their run and expiry "
             "(an earlier version): run the objective again to ask for it anew"

@@ -110,10 +110,10 @@ class ApprovalStore(StoreBase):
                     "args": stored_args,
                     "args_hash": args_hash,
                     "original_args": current.args,
-                    "binding": _binding(signing_key, current, stored_args),
+                    "binding": signing_key.binding_of(current, args=stored_args),
                 }
             elif approve and _needs_binding_again(conn, current, signing_key):
-                values["binding"] = _binding(signing_key, current, current.args)
+                values["binding"] = signing_key.binding_of(current)
             values["decision_signature"] = signing_key.decision(
                 approval_id=key_id,
                 decision=status,
@@ -235,19 +235,6 @@ def _as_requested(conn: sa.Connection, approval: Row[Any]) -> bool:
     )
 
 
-def _binding(signing_key: LedgerKey, current: Row[Any], args: Any) -> str:
-    """The approval's binding in full: its tool and `args`, run, step, call and expiry."""
-    return signing_key.approval_binding(
-        approval_id=current.id,
-        tool=current.tool_name,
-        args=args,
-        run_id=current.run_id,
-        step_id=current.step_id,
-        tool_call_id=current.tool_call_id,
-        expires_at=current.expires_at,
-    )
-
-
 def _needs_binding_again(conn: sa.Connection, current: Row[Any], signing_key: LedgerKey) -> bool:
     """Whether an approval about to be approved as it stands must be bound (again) by the
     deciding process, which holds the key: one requested before bindings existed, whose
@@ -255,7 +242,4 @@ def _needs_binding_again(conn: sa.Connection, current: Row[Any], signing_key: Le
     its run, step, call and expiry were (its first binding still matching)."""
     if current.binding is None:
         return _as_requested(conn, current)
-    first = signing_key.first_approval_binding(
-        approval_id=current.id, tool=current.tool_name, args=current.args
-    )
-    return LedgerKey.matches(current.binding, first)
+    return LedgerKey.matches(current.binding, signing_key.first_binding_of(current))

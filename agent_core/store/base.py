@@ -101,14 +101,18 @@ class StoreBase:
     def open(cls, database_url: str, *, clock: Clock = utc_now, check_schema: bool = True) -> Self:
         """Connect to `database_url`; unless told otherwise, insist the schema is current."""
         url = make_url(normalize_database_url(database_url))
-        folder = _missing_sqlite_folder(url) if url.get_backend_name() == "sqlite" else None
-        if folder is not None:
-            raise StoreUnavailable(_no_folder_sentence(folder))
-        if check_schema and url.get_backend_name() == "sqlite" and not _sqlite_file_exists(url):
-            raise StoreUnavailable(
-                f"there is no database file at {url.database}: "
-                "run `.venv/bin/python -m agent_core db upgrade` first"
-            )
+        if url.get_backend_name() == "sqlite":
+            folder = _missing_sqlite_folder(url)
+            if folder is not None:
+                raise StoreUnavailable(
+                    f"the folder {folder} named by DATABASE_URL does not exist: create it, or "
+                    "point DATABASE_URL at a file in an existing folder"
+                )
+            if check_schema and not _sqlite_file_exists(url):
+                raise StoreUnavailable(
+                    f"there is no database file at {url.database}: "
+                    "run `.venv/bin/python -m agent_core db upgrade` first"
+                )
         store = cls(create_engine(database_url), clock=clock)
         if check_schema:
             try:
@@ -552,13 +556,6 @@ def _missing_sqlite_folder(url: URL) -> Path | None:
         return None
     folder = Path(database).expanduser().parent
     return None if folder.is_dir() else folder
-
-
-def _no_folder_sentence(folder: Path) -> str:
-    return (
-        f"the folder {folder} named by DATABASE_URL does not exist: create it, or point "
-        "DATABASE_URL at a file in an existing folder"
-    )
 
 
 def _sqlite_file_exists(url: URL) -> bool:

@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from agent_core.store.ledger import GENESIS_HASH, canonical_json, canonical_time, to_json_value
 
@@ -53,6 +53,19 @@ def entries_digest(entries: Iterable[SealEntry]) -> tuple[int, str]:
         digest.update(f"{entry.run_id} {entry.seq} {entry.hash}\n".encode("ascii"))
         count += 1
     return count, digest.hexdigest()
+
+
+class BoundApproval(Protocol):
+    """An approval as stored (its row, or the Approval read from it): what its binding
+    covers."""
+
+    id: Any
+    tool_name: str
+    args: Any
+    run_id: Any
+    step_id: Any
+    tool_call_id: Any
+    expires_at: datetime
 
 
 class LedgerKey:
@@ -103,6 +116,25 @@ class LedgerKey:
                 "tool_call_id": _canonical_id(tool_call_id),
                 "expires_at": canonical_time(expires_at),
             },
+        )
+
+    def binding_of(self, approval: BoundApproval, *, args: Any = None) -> str:
+        """`approval_binding` of a stored approval; with `args`, of those arguments in
+        place of its own (an admin approving with changes)."""
+        return self.approval_binding(
+            approval_id=approval.id,
+            tool=approval.tool_name,
+            args=approval.args if args is None else args,
+            run_id=approval.run_id,
+            step_id=approval.step_id,
+            tool_call_id=approval.tool_call_id,
+            expires_at=approval.expires_at,
+        )
+
+    def first_binding_of(self, approval: BoundApproval) -> str:
+        """`first_approval_binding` of a stored approval."""
+        return self.first_approval_binding(
+            approval_id=approval.id, tool=approval.tool_name, args=approval.args
         )
 
     def first_approval_binding(self, *, approval_id: str, tool: str, args: Any) -> str:

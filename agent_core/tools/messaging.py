@@ -3,7 +3,8 @@ approval notifications."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,8 @@ from agent_core.notify import (
     NotificationOutcomeUnknown,
 )
 from agent_core.tools.registry import Tool, ToolContext, ToolInputError, ToolOutcomeUnknown
+
+T = TypeVar("T")
 
 
 class EmailArgs(BaseModel):
@@ -36,27 +39,26 @@ class WhatsAppArgs(BaseModel):
     message: str = Field(min_length=1, max_length=1600)
 
 
+def _sending(what: str, send: Callable[[], T]) -> T:
+    """`send()`, its failure told as the tool's: not sent (the call failed), or perhaps
+    sent (outcome unknown, never repeated)."""
+    try:
+        return send()
+    except NotificationOutcomeUnknown as exc:
+        raise ToolOutcomeUnknown(
+            f"the {what} may have been sent: {exc}; do not send it again"
+        ) from None
+    except NotificationError as exc:
+        raise ToolInputError(f"the {what} was not sent: {exc}") from None
+
+
 def messaging_tools(email: MailSender, whatsapp: MessageSender) -> list[Tool]:
     def send_email(args: EmailArgs, _context: ToolContext) -> dict[str, Any]:
-        try:
-            email.send(args.to, args.subject, args.body)
-        except NotificationOutcomeUnknown as exc:
-            raise ToolOutcomeUnknown(
-                f"the email may have been sent: {exc}; do not send it again"
-            ) from None
-        except NotificationError as exc:
-            raise ToolInputError(f"the email was not sent: {exc}") from None
+        _sending("email", lambda: email.send(args.to, args.subject, args.body))
         return {"sent": True, "to": args.to}
 
     def send_whatsapp(args: WhatsAppArgs, _context: ToolContext) -> dict[str, Any]:
-        try:
-            sid = whatsapp.send(args.to, args.message)
-        except NotificationOutcomeUnknown as exc:
-            raise ToolOutcomeUnknown(
-                f"the WhatsApp message may have been sent: {exc}; do not send it again"
-            ) from None
-        except NotificationError as exc:
-            raise ToolInputError(f"the WhatsApp message was not sent: {exc}") from None
+        sid = _sending("WhatsApp message", lambda: whatsapp.send(args.to, args.message))
         return {"sent": True, "to": args.to, "sid": sid}
 
     return [
