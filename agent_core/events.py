@@ -42,6 +42,10 @@ read tolerantly.
 
 LLM facts are model, prompt_tokens, completion_tokens, latency_ms and fallback_from (the
 models that failed before this one answered, or None).
+
+Step digests: the Store adds to the first event of every write of a step's rows the step's
+id and digests of what it wrote (`step_id`, and `step_hash`, `call_hash`, `outcome_hash` as
+the write set them; `store.ledger`), so that `ledger verify` finds a step edited afterwards.
 """
 
 from __future__ import annotations

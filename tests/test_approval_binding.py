@@ -70,8 +70,9 @@ def _rewrite_call(approval, args):
     return edit
 
 
-def _refused(store, run, ended, mail_server, problem):
-    """The call was not made, the run failed with approval_invalid, and the ledger says why."""
+def _refused(store, run, ended, mail_server, problem, *, call_rewritten=False):
+    """The call was not made, the run failed with approval_invalid, and the ledger says why;
+    `ledger verify` names a call whose stored arguments were rewritten (`call_rewritten`)."""
     assert (ended.status, ended.stop_reason) == (RunStatus.FAILED, StopReason.APPROVAL_INVALID)
     assert problem in ended.error
     assert mail_server.received == []  # nothing was sent, to anyone
@@ -79,7 +80,13 @@ def _refused(store, run, ended, mail_server, problem):
     assert call.status is ToolCallStatus.DENIED
     (tampered,) = [e for e in store.list_events(run.id) if e.event_type == "approval_tampered"]
     assert problem in tampered.data["problem"]
-    assert store.verify_ledger(KEY).ok  # the refusal itself is chained like any event
+    report = store.verify_ledger(KEY)  # the refusal itself is chained like any event
+    if call_rewritten:
+        (broken,) = report.breaks
+        assert "step 1 was edited" in broken.problem
+        assert "tool call's tool or arguments" in broken.problem
+    else:
+        assert report.ok
 
 
 def test_the_approved_call_runs_when_nothing_was_touched(store, llm_server, mail_server, settings):
@@ -97,7 +104,12 @@ def test_rewriting_an_approved_calls_arguments_with_their_hashes_does_not_run_it
     decide(store, settings, approval.id, approve=True, by="alice")
     tamper(database_url, _rewrite_call(approval, FORGED))
     _refused(
-        store, run, _resume(orchestrator, run.id), mail_server, "signed binding no longer matches"
+        store,
+        run,
+        _resume(orchestrator, run.id),
+        mail_server,
+        "signed binding no longer matches",
+        call_rewritten=True,
     )
 
 
@@ -108,7 +120,12 @@ def test_rewriting_a_pending_calls_arguments_is_caught_after_approval(
     tamper(database_url, _rewrite_call(approval, FORGED))
     decide(store, settings, approval.id, approve=True, by="alice")
     _refused(
-        store, run, _resume(orchestrator, run.id), mail_server, "signed binding no longer matches"
+        store,
+        run,
+        _resume(orchestrator, run.id),
+        mail_server,
+        "signed binding no longer matches",
+        call_rewritten=True,
     )
 
 
@@ -291,7 +308,14 @@ def test_an_unbound_approval_whose_arguments_differ_from_the_ledger_is_never_bou
     tamper(database_url, unbind_and_rewrite)
     decide(store, settings, approval.id, approve=True, by="alice")
     assert store.get_approval(approval.id).binding is None
-    _refused(store, run, _resume(orchestrator, run.id), mail_server, "carries no signed binding")
+    _refused(
+        store,
+        run,
+        _resume(orchestrator, run.id),
+        mail_server,
+        "carries no signed binding",
+        call_rewritten=True,
+    )
 
 
 def test_an_approval_approved_before_signatures_is_not_executed(

@@ -80,7 +80,20 @@ def apply_decision(session: Session, run: Run) -> Run:
         key = ledger_key(session.context.settings)
     except ConfigError as exc:
         error = f"the decision on this call cannot be checked: {exc}"
-        store.close_unapproved_call(approval, ToolCallStatus.DENIED, error, session.changes(), [])
+        store.close_unapproved_call(
+            approval,
+            ToolCallStatus.DENIED,
+            error,
+            session.changes(),
+            [
+                ledger_events.tool_error(
+                    step_number=step.step_number,
+                    tool=approval.tool_name,
+                    error=error,
+                    timed_out=False,
+                )
+            ],
+        )
         session.end(run, RunStatus.FAILED, StopReason.CONFIG_ERROR, str(exc))
     if approval.status is ApprovalStatus.REJECTED:
         _refuse_if(session, run, approval, unsigned_decision(approval, key))

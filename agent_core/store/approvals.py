@@ -29,7 +29,13 @@ from agent_core.store.base import (
     driver_cursor,
     parse_id,
 )
-from agent_core.store.ledger import to_json_value, tool_args_hash
+from agent_core.store.ledger import (
+    CALL_HASH,
+    STEP_ID,
+    to_json_value,
+    tool_args_hash,
+    with_step_digests,
+)
 from agent_core.store.schema import approvals, events, tool_calls
 from agent_core.store.signing import LedgerKey
 from agent_core.store.steps import close_unapproved_step
@@ -141,22 +147,27 @@ class ApprovalStore(StoreBase):
                     .where(tool_calls.c.id == current.tool_call_id)
                     .values(args=decided.args, args_hash=args_hash)
                 )
+            decided_events = [
+                ledger_events.approval_decided(
+                    approval_id=key_id,
+                    decision=status,
+                    by=by,
+                    reason=reason,
+                    tool=current.tool_name,
+                    args_hash=args_hash,
+                    original_args_hash=current.args_hash if approved_args is not None else None,
+                    approved_args=decided.args if approved_args is not None else None,
+                )
+            ]
+            if approved_args is not None:  # the call now holds the approved arguments
+                decided_events = with_step_digests(
+                    decided_events, {STEP_ID: current.step_id, CALL_HASH: args_hash}
+                )
             self._write_run(
                 driver_cursor(conn),
                 current.run_id,
                 set_values={"status": RunStatus.QUEUED},
-                new_events=[
-                    ledger_events.approval_decided(
-                        approval_id=key_id,
-                        decision=status,
-                        by=by,
-                        reason=reason,
-                        tool=current.tool_name,
-                        args_hash=args_hash,
-                        original_args_hash=current.args_hash if approved_args is not None else None,
-                        approved_args=decided.args if approved_args is not None else None,
-                    )
-                ],
+                new_events=decided_events,
             )
         return as_approval(decided)
 
@@ -185,7 +196,7 @@ class ApprovalStore(StoreBase):
                 ).one_or_none()
                 if row is None:
                     continue
-                close_unapproved_step(
+                digests = close_unapproved_step(
                     conn,
                     as_approval(row),
                     ToolCallStatus.EXPIRED,
@@ -204,14 +215,17 @@ class ApprovalStore(StoreBase):
                         "lease_owner": None,
                         "lease_expires_at": None,
                     },
-                    new_events=[
-                        ledger_events.approval_expired(
-                            approval_id=key, tool=row.tool_name, expired_at=row.expires_at
-                        ),
-                        ledger_events.run_failed(
-                            stop_reason=StopReason.APPROVAL_EXPIRED, error=error
-                        ),
-                    ],
+                    new_events=with_step_digests(
+                        [
+                            ledger_events.approval_expired(
+                                approval_id=key, tool=row.tool_name, expired_at=row.expires_at
+                            ),
+                            ledger_events.run_failed(
+                                stop_reason=StopReason.APPROVAL_EXPIRED, error=error
+                            ),
+                        ],
+                        digests,
+                    ),
                 )
                 expired.append(as_approval(row))
         return expired

@@ -35,8 +35,17 @@ from agent_core.store.base import (
     upsert_builder,
 )
 from agent_core.store.ledger import (
+    CALL_HASH,
+    OUTCOME_HASH,
+    STEP_HASH,
     ChainAnchor,
     ChainLink,
+    RecordedStep,
+    outcome_hash,
+    recorded_steps,
+    step_hash,
+    step_rows_problem,
+    tool_args_hash,
     verify_chain,
 )
 from agent_core.store.schema import (
@@ -44,11 +53,16 @@ from agent_core.store.schema import (
     ledger_checkpoints,
     ledger_seal_entries,
     runs,
+    steps,
+    tool_calls,
 )
 from agent_core.store.seals import SealCheck, check_seals, checkpoint_signature
 from agent_core.store.signing import LedgerKey
 
 __all__ = ["PRUNE_SETTING", "EventLogStore"]
+
+# Runs whose steps are compared with their rows in one query, as verifying goes along.
+_RUNS_PER_STEP_CHECK = 200
 
 
 class EventLogStore(StoreBase):
@@ -134,10 +148,12 @@ class EventLogStore(StoreBase):
             )
             events_checked = 0
             verified: set[str] = set()
+            recorded: dict[str, dict[str, RecordedStep]] = {}
             for chain_run_id, chain_rows in itertools.groupby(rows, key=lambda row: row.run_id):
+                links = [_chain_link(row) for row in chain_rows]
                 checked, broken = verify_chain(
                     chain_run_id,
-                    (_chain_link(row) for row in chain_rows),
+                    links,
                     checkpoint=checkpoints.get(chain_run_id),
                     head=heads.get(chain_run_id, ChainAnchor(0, None)),
                     sealed=_sealed_head(sealed, chain_run_id),
@@ -148,6 +164,12 @@ class EventLogStore(StoreBase):
                     breaks[chain_run_id] = LedgerBreak(
                         run_id=chain_run_id, seq=broken[0], problem=broken[1]
                     )
+                if steps_of_run := recorded_steps(links):
+                    recorded[chain_run_id] = steps_of_run
+                if len(recorded) >= _RUNS_PER_STEP_CHECK:
+                    _check_step_rows(conn, recorded, breaks)
+                    recorded.clear()
+            _check_step_rows(conn, recorded, breaks)
             for quiet_run_id in heads.keys() - verified:
                 _, broken = verify_chain(
                     quiet_run_id,
@@ -247,6 +269,82 @@ class EventLogStore(StoreBase):
             events.delete().where(events.c.run_id == run_key, events.c.seq <= last_pruned)
         )
         return result.rowcount or 0
+
+
+def _check_step_rows(
+    conn: sa.Connection,
+    recorded: dict[str, dict[str, RecordedStep]],
+    breaks: dict[str, LedgerBreak],
+) -> None:
+    """Compare the steps the ledger recorded (by run, then step id) with their rows as they
+    are, and name the first step of each run that differs (unless its chain broke)."""
+    if not recorded:
+        return
+    query = (
+        sa.select(
+            steps.c.run_id,
+            steps.c.id,
+            steps.c.step_number,
+            steps.c.thought,
+            steps.c.tool,
+            steps.c.args,
+            steps.c.raw_output,
+            steps.c.model,
+            steps.c.prompt_tokens,
+            steps.c.completion_tokens,
+            steps.c.status,
+            steps.c.result,
+            tool_calls.c.id.label("call_id"),
+            tool_calls.c.tool_name.label("call_tool"),
+            tool_calls.c.args.label("call_args"),
+            tool_calls.c.status.label("call_status"),
+            tool_calls.c.result.label("call_result"),
+            tool_calls.c.error.label("call_error"),
+        )
+        .select_from(steps.outerjoin(tool_calls, tool_calls.c.step_id == steps.c.id))
+        .where(steps.c.run_id.in_(list(recorded)))
+    )
+    stored: dict[str, dict[str, tuple[int, dict[str, str]]]] = {}
+    for row in conn.execute(query):
+        stored.setdefault(row.run_id, {})[row.id] = (row.step_number, _stored_digests(row))
+    for run_id, steps_of_run in recorded.items():
+        rows = stored.get(run_id, {})
+        problems = []
+        for step_id, recorded_step in steps_of_run.items():
+            number, digests = rows.get(step_id, (None, None))
+            problem = step_rows_problem(recorded_step, digests, number)
+            if problem is not None:
+                problems.append(problem)
+        if problems and run_id not in breaks:
+            seq, sentence = min(problems)
+            breaks[run_id] = LedgerBreak(run_id=run_id, seq=seq, problem=sentence)
+
+
+def _stored_digests(row: Row[Any]) -> dict[str, str]:
+    """The digests of a step's rows as they are now (`ledger.step_hash` and the others)."""
+    with_call = row.call_id is not None
+    digests = {
+        STEP_HASH: step_hash(
+            step_id=row.id,
+            thought=row.thought,
+            tool=row.tool,
+            args=row.args,
+            raw_output=row.raw_output,
+            model=row.model,
+            prompt_tokens=row.prompt_tokens,
+            completion_tokens=row.completion_tokens,
+        ),
+        OUTCOME_HASH: outcome_hash(
+            step_status=row.status,
+            step_result=row.result,
+            call_status=row.call_status if with_call else None,
+            call_result=row.call_result if with_call else None,
+            call_error=row.call_error if with_call else None,
+        ),
+    }
+    if with_call:
+        digests[CALL_HASH] = tool_args_hash(row.call_tool, row.call_args)
+    return digests
 
 
 def _chain_link(row: Row[Any]) -> ChainLink:

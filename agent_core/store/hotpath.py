@@ -385,7 +385,7 @@ class HotPath:
             for kind in ("uuid", "time")
         )
         self._decoded: dict[Any, Any] = {}
-        self._canonical = json_encoder(canonical=True)
+        self.canonical = json_encoder(canonical=True)
         self._run_updates: dict[tuple[Any, ...], _RunUpdate] = {}
         self._inserts: dict[tuple[Any, ...], str] = {}
         self._updates: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
@@ -867,7 +867,7 @@ class HotPath:
     def args_hash(self, tool_name: str, args: Any) -> str:
         """`ledger.tool_args_hash` of arguments already JSON (`json_value`), on the one
         canonical encoder rather than one built per call."""
-        covered = self._canonical({"args": args, "tool": tool_name})
+        covered = self.canonical({"args": args, "tool": tool_name})
         return hashlib.sha256(covered.encode("utf-8")).hexdigest()
 
     def chain(
@@ -889,7 +889,7 @@ class HotPath:
         chained: list[ChainedEvent] = []
         for seq, new in enumerate(new_events, start=first_seq):
             data = json_value(new.data)
-            data_json = self._canonical(data)
+            data_json = self.canonical(data)
             covered = (
                 f'{{"created_at":{created},"data":{data_json},'
                 f'"event_type":{encode_basestring(new.event_type)},'

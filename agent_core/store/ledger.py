@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from agent_core.models import NewEvent
 
 GENESIS_HASH = "0" * 64
 # From here on a float is a whole number (2**53 < 1e16), which Python writes with an exponent
@@ -206,3 +208,139 @@ def _rewritten(first: int, seq: int) -> str:
 def tool_args_hash(tool_name: str, args: Any) -> str:
     """What an approval binds to: the tool and its exact arguments."""
     return sha256_hex(canonical_json({"tool": tool_name, "args": to_json_value(args)}))
+
+
+# --- the rows of a step, as the ledger records them -------------------------------------------
+
+# What a write of a step's rows adds to its first event: the step's id and digests of what it
+# wrote. A later write of the same step records newer digests; `ledger verify` compares the
+# newest ones with the rows as they are, so an edit of a finished step is found.
+STEP_ID = "step_id"
+STEP_HASH = "step_hash"  # the step's words and request: thought, reply, tool, arguments, model
+CALL_HASH = "call_hash"  # the call's tool and arguments (`tool_args_hash`): what ran
+OUTCOME_HASH = "outcome_hash"  # the step's and the call's status, result and error
+STEP_DIGESTS = (STEP_HASH, CALL_HASH, OUTCOME_HASH)
+Encode = Callable[[Any], str]
+
+
+def step_hash(
+    *,
+    step_id: str,
+    thought: str | None,
+    tool: str | None,
+    args: Any,
+    raw_output: str | None,
+    model: str | None,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    encode: Encode = canonical_json,
+) -> str:
+    """What the model asked for in a step, as stored (`args` already JSON: `to_json_value`);
+    fixed once the step is written. The tokens are there because the run's cost is
+    computed from them."""
+    return _digest(
+        encode,
+        {
+            "id": step_id,
+            "thought": thought,
+            "tool": tool,
+            "args": args,
+            "raw_output": raw_output,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        },
+    )
+
+
+def outcome_hash(
+    *,
+    step_status: str,
+    step_result: Any,
+    call_status: str | None,
+    call_result: Any,
+    call_error: str | None,
+    encode: Encode = canonical_json,
+) -> str:
+    """How a step stands, as stored (results already JSON): what the agent observed and the
+    dashboard shows. A step without a tool call has None for the call's parts."""
+    return _digest(
+        encode,
+        {
+            "step_status": step_status,
+            "step_result": step_result,
+            "call_status": call_status,
+            "call_result": call_result,
+            "call_error": call_error,
+        },
+    )
+
+
+def _digest(encode: Encode, covered: dict[str, Any]) -> str:
+    return hashlib.sha256(encode(covered).encode("utf-8")).hexdigest()
+
+
+def with_step_digests(
+    new_events: Sequence[NewEvent], digests: dict[str, str], *, changes_rows: bool = True
+) -> list[NewEvent]:
+    """`new_events` with the step's id and digests (`digests`) added to the first one, so
+    that a write of a step's rows records them in the same transaction.
+
+    A write that changes rows already recorded needs an event, or their recorded digests
+    would no longer match (ValueError). A new step written without one (`changes_rows`
+    False: a bare row) is recorded by none, and not compared until a later write records it.
+    """
+    if not new_events:
+        if changes_rows:
+            raise ValueError("a change to a step's rows is recorded in the ledger: pass its event")
+        return []
+    first, *rest = new_events
+    return [NewEvent(event_type=first.event_type, data={**first.data, **digests}), *rest]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedStep:
+    """The newest digests the ledger holds for one step, each with the event recording it."""
+
+    digests: dict[str, tuple[int, str]]
+
+    def record(self, seq: int, data: dict[str, Any]) -> None:
+        for name in STEP_DIGESTS:
+            value = data.get(name)
+            if isinstance(value, str):
+                self.digests[name] = (seq, value)
+
+
+def recorded_steps(links: Iterable[ChainLink]) -> dict[str, RecordedStep]:
+    """The steps a run's events record digests of, by step id (events in sequence order,
+    so that a later write's digests replace an earlier one's)."""
+    found: dict[str, RecordedStep] = {}
+    for link in links:
+        data = link.data
+        if isinstance(data, dict) and isinstance(data.get(STEP_ID), str):
+            found.setdefault(data[STEP_ID], RecordedStep({})).record(link.seq, data)
+    return found
+
+
+def step_rows_problem(
+    recorded: RecordedStep, stored: dict[str, str] | None, step_number: int | None
+) -> tuple[int, str] | None:
+    """Where the stored rows of a step differ from what the ledger recorded (the event's
+    sequence number and a sentence), given the digests of the rows as they are now
+    (`stored`; None when the step's row is gone)."""
+    what = {
+        STEP_HASH: "its thought, reply, tool or arguments",
+        CALL_HASH: "its tool call's tool or arguments",
+        OUTCOME_HASH: "its status, result or error",
+    }
+    if stored is None:
+        seq = min(seq for seq, _ in recorded.digests.values())
+        return seq, "a step this event recorded is gone: its row was deleted from the database"
+    for name in STEP_DIGESTS:
+        if name in recorded.digests and recorded.digests[name][1] != stored.get(name):
+            seq = recorded.digests[name][0]
+            return seq, (
+                f"step {step_number} was edited after this event recorded it: {what[name]} "
+                "no longer match what the ledger recorded"
+            )
+    return None

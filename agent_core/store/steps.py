@@ -50,7 +50,14 @@ from agent_core.store.hotpath import (
     text_of,
 )
 from agent_core.store.ledger import (
+    CALL_HASH,
+    OUTCOME_HASH,
+    STEP_HASH,
+    STEP_ID,
+    outcome_hash,
+    step_hash,
     to_json_value,
+    with_step_digests,
 )
 from agent_core.store.schema import (
     approvals,
@@ -116,6 +123,45 @@ class _StepRows:
         self._stored_result = json_value(outcome.result) if outcome else None
         self._result_json = json_text(self._stored_result)
         self._values: tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]
+        self._step_id = new_id()
+        self._step_args = json_value(step.args)
+        self._call_args = json_value(tool_call.args) if tool_call else None
+        self._args_hash = hot.args_hash(tool_call.tool_name, self._call_args) if tool_call else None
+        self.step_status = outcome.step_status if outcome else StepStatus.EXECUTING
+        self.call_status = (
+            ((outcome.tool_call_status if outcome else None) or tool_call.status)
+            if tool_call
+            else None
+        )
+
+    def digests(self) -> dict[str, str]:
+        """What the ledger records of the step's rows (`ledger.with_step_digests`)."""
+        step, encode = self._step, self._hot.canonical
+        digests = {
+            STEP_ID: self._step_id,
+            STEP_HASH: step_hash(
+                step_id=self._step_id,
+                thought=step.thought,
+                tool=step.tool,
+                args=self._step_args,
+                raw_output=step.raw_output,
+                model=step.model,
+                prompt_tokens=step.prompt_tokens,
+                completion_tokens=step.completion_tokens,
+                encode=encode,
+            ),
+            OUTCOME_HASH: outcome_hash(
+                step_status=text_of(self.step_status),
+                step_result=self._stored_result,
+                call_status=text_of(self.call_status),
+                call_result=self._stored_result if self._tool_call else None,
+                call_error=self._outcome.tool_error if self._outcome and self._tool_call else None,
+                encode=encode,
+            ),
+        }
+        if self._args_hash is not None:
+            digests[CALL_HASH] = self._args_hash
+        return digests
 
     def batches(
         self, step_number: int, written: Sequence[ChainedEvent]
@@ -124,14 +170,14 @@ class _StepRows:
         step, outcome, now, hot = self._step, self._outcome, self.now, self._hot
         uuid, now_param = hot.codec.uuid, self._now_param
         step_values: dict[str, Any] = {
-            "id": new_id(),
+            "id": self._step_id,
             "run_id": self.run_key,
             "step_number": step_number,
             "thought": step.thought,
             "tool": step.tool,
-            "args": json_value(step.args),
+            "args": self._step_args,
             "raw_output": step.raw_output,
-            "status": outcome.step_status if outcome else StepStatus.EXECUTING,
+            "status": self.step_status,
             "result": self._stored_result,
             "model": step.model,
             "prompt_tokens": step.prompt_tokens,
@@ -179,16 +225,15 @@ class _StepRows:
         tool_call, outcome, now = self._tool_call, self._outcome, self.now
         if tool_call is None:
             return None
-        args = json_value(tool_call.args)
         return {
             "id": new_id(),
             "run_id": self.run_key,
             "step_id": step_id,
             "tool_name": tool_call.tool_name,
-            "args": args,
-            "args_hash": self._hot.args_hash(tool_call.tool_name, args),
+            "args": self._call_args,
+            "args_hash": self._args_hash,
             "risk_level": tool_call.risk_level,
-            "status": (outcome.tool_call_status if outcome else None) or tool_call.status,
+            "status": self.call_status,
             "result": self._stored_result,
             "error": outcome.tool_error if outcome else None,
             "duration_ms": outcome.duration_ms if outcome else None,
@@ -337,6 +382,7 @@ class StepStore(StoreBase):
         if approval is not None and signing_key is None:
             raise ValueError("an approval is bound under the ledger key: pass it")
         rows = _StepRows(self._hot, key, step, tool_call, outcome, approval, signing_key, now)
+        new_events = with_step_digests(new_events, rows.digests(), changes_rows=False)
         head = self._heads.get(key)
         if head is not None:
             started = self._start_step_at_once(key, head, rows, counters, run, new_events)
@@ -394,6 +440,21 @@ class StepStore(StoreBase):
         now = self.now()
         stored_result = to_json_value(outcome.result)
         step_key = parse_id(step_id, "step")
+        with_call = tool_call_id is not None
+        new_events = with_step_digests(
+            new_events,
+            {
+                STEP_ID: step_key,
+                OUTCOME_HASH: outcome_hash(
+                    step_status=text_of(outcome.step_status),
+                    step_result=stored_result,
+                    call_status=text_of(outcome.tool_call_status) if with_call else None,
+                    call_result=stored_result if with_call else None,
+                    call_error=outcome.tool_error if with_call else None,
+                    encode=self._hot.canonical,
+                ),
+            },
+        )
         with self._hot_transaction() as cursor:
             run_row, _ = self._write_run(cursor, run_key, changes=run, new_events=new_events)
             self._hot.update_by_id(
@@ -438,17 +499,17 @@ class StepStore(StoreBase):
                 .where(steps.c.id == approval.step_id)
                 .values(status=StepStatus.EXECUTING)
             )
+            started = ledger_events.approved_call_started(
+                approval_id=approval.id, tool=approval.tool_name, args_hash=approval.args_hash
+            )
+            digests = step_digests_of(
+                approval, StepStatus.EXECUTING, ToolCallStatus.STARTED, result=None, error=None
+            )
             self._write_run(
                 driver_cursor(conn),
                 approval.run_id,
                 changes=run,
-                new_events=[
-                    ledger_events.approved_call_started(
-                        approval_id=approval.id,
-                        tool=approval.tool_name,
-                        args_hash=approval.args_hash,
-                    )
-                ],
+                new_events=with_step_digests([started], digests),
             )
         return True
 
@@ -463,9 +524,12 @@ class StepStore(StoreBase):
         """A rejected (or invalid) approval's step ends without its call being made; `error`
         is what the agent observes."""
         with self._transaction(write=True) as conn:
-            close_unapproved_step(conn, approval, call_status, error, now=self.now)
+            digests = close_unapproved_step(conn, approval, call_status, error, now=self.now)
             row, _ = self._write_run(
-                driver_cursor(conn), approval.run_id, changes=run, new_events=new_events
+                driver_cursor(conn),
+                approval.run_id,
+                changes=run,
+                new_events=with_step_digests(new_events, digests),
             )
         assert row is not None
         return row
@@ -534,10 +598,12 @@ def close_unapproved_step(
     error: str,
     *,
     now: Clock,
-) -> None:
+) -> dict[str, str]:
     """End the step of an approval whose call will never be made (rejected, expired or no
     longer matching what was approved): the call keeps `call_status`, the step fails with
-    `error`, which is what the agent observes."""
+    `error`, which is what the agent observes. Returns what the ledger records of the
+    step's rows, for the write's event (`ledger.with_step_digests`)."""
+    result = {"error": error}
     conn.execute(
         tool_calls.update()
         .where(tool_calls.c.id == approval.tool_call_id)
@@ -546,5 +612,28 @@ def close_unapproved_step(
     conn.execute(
         steps.update()
         .where(steps.c.id == approval.step_id)
-        .values(status=StepStatus.FAILED, result={"error": error}, completed_at=now())
+        .values(status=StepStatus.FAILED, result=result, completed_at=now())
     )
+    return step_digests_of(approval, StepStatus.FAILED, call_status, result=result, error=error)
+
+
+def step_digests_of(
+    approval: Approval,
+    step_status: StepStatus,
+    call_status: ToolCallStatus,
+    *,
+    result: Any,
+    error: str | None,
+) -> dict[str, str]:
+    """What the ledger records of the rows of an approval's step once they are moved on:
+    the step's result is `result`, its call's none (the call was paused before it ran)."""
+    return {
+        STEP_ID: approval.step_id,
+        OUTCOME_HASH: outcome_hash(
+            step_status=step_status.value,
+            step_result=result,
+            call_status=call_status.value,
+            call_result=None,
+            call_error=error,
+        ),
+    }
