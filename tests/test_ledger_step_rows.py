@@ -3,6 +3,7 @@ arguments or result edited in the database afterwards is named by `ledger verify
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -184,3 +185,62 @@ def test_a_rejected_call_still_verifies(store, llm_server):
     assert store.claim_run(paused.id, owner=orchestrator.owner, lease_s=300) is not None
     assert orchestrator.execute(paused.id).status is RunStatus.COMPLETED
     assert store.verify_ledger(KEY).ok
+
+
+def test_renumbered_steps_are_named(store, finished_run, database_url):
+    first, second = _the_step(store, finished_run.id, 1), _the_step(store, finished_run.id, 2)
+
+    def swap(conn: sa.Connection) -> None:  # the change of data shown as the first step
+        for step_id, number in ((first.id, 99), (second.id, 1), (first.id, 2)):
+            conn.execute(steps.update().where(steps.c.id == step_id).values(step_number=number))
+
+    tamper(database_url, swap)
+    (broken,) = store.verify_ledger(KEY).breaks
+    assert "recorded as step 1 is now numbered 2" in broken.problem
+
+
+def test_a_step_or_call_added_outside_the_runtime_is_named(store, finished_run, database_url):
+    step = _the_step(store, finished_run.id, 2)
+    forged = {"table": "app_leads", "id": 1, "data": {"followed_up": False}}
+
+    def add_call(conn: sa.Connection) -> None:
+        conn.execute(
+            tool_calls.insert().values(
+                id=str(uuid.uuid4()),
+                run_id=finished_run.id,
+                step_id=step.id,
+                tool_name="update_data",
+                args=forged,
+                args_hash=tool_args_hash("update_data", forged),
+                risk_level="medium",
+                status="succeeded",
+                attempts=1,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    tamper(database_url, add_call)
+    (broken,) = store.verify_ledger(KEY).breaks
+    assert "step 2 now has 2 tool calls" in broken.problem
+
+    def add_step(conn: sa.Connection) -> None:
+        conn.execute(tool_calls.delete().where(tool_calls.c.args == forged))
+        conn.execute(
+            steps.insert().values(
+                id=str(uuid.uuid4()),
+                run_id=finished_run.id,
+                step_number=5,
+                thought="Sent the quote.",
+                tool="send_email",
+                status="completed",
+                prompt_tokens=0,
+                completion_tokens=0,
+                created_at=datetime.now(UTC),
+            )
+        )
+
+    tamper(database_url, add_step)
+    (broken,) = store.verify_ledger(KEY).breaks
+    assert broken.problem == (
+        "step 5 is in no event of the ledger: it was added outside the runtime"
+    )

@@ -47,7 +47,8 @@ STEP = NewStep(
     latency_ms=850,
 )
 CALL = NewToolCall(tool_name="count_database", args={"table": "app_leads"}, risk_level="low")
-EVENTS = [NewEvent(event_type="step_started", data={"step_number": 1, "tool": "count_database"})]
+# A step's event, without the number of the step (these tests write several steps with it).
+EVENTS = [NewEvent(event_type="step_started", data={"tool": "count_database"})]
 MOMENT = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
 
 
@@ -239,7 +240,7 @@ def test_a_failure_in_the_middle_of_a_later_step_leaves_nothing_of_it(store):
     detail = store.run_detail(run.id)
     assert (detail.run.steps_count, len(detail.steps), len(detail.tool_calls)) == (1, 1, 1)
     assert [event.event_type for event in detail.events] == ["run_queued", "step_started"]
-    assert store.start_step(run.id, STEP, tool_call=CALL).step.step_number == 2
+    assert store.start_step(run.id, STEP, tool_call=CALL, new_events=EVENTS).step.step_number == 2
     assert store.verify_ledger(KEY).ok
 
 
@@ -470,7 +471,10 @@ def test_a_process_killed_while_writing_a_step_leaves_nothing_of_it(
         [],
     )
     # The run carries on from where it was: the next step follows the earlier ones.
-    assert store.start_step(run.id, STEP, tool_call=CALL).step.step_number == earlier_steps + 1
+    assert (
+        store.start_step(run.id, STEP, tool_call=CALL, new_events=EVENTS).step.step_number
+        == earlier_steps + 1
+    )
     assert store.verify_ledger(KEY).ok
 
 

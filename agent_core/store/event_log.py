@@ -41,11 +41,13 @@ from agent_core.store.ledger import (
     ChainAnchor,
     ChainLink,
     RecordedStep,
+    StoredStep,
     outcome_hash,
     recorded_steps,
     step_hash,
     step_rows_problem,
     tool_args_hash,
+    unrecorded_step_problem,
     verify_chain,
 )
 from agent_core.store.schema import (
@@ -303,18 +305,23 @@ def _check_step_rows(
         )
         .select_from(steps.outerjoin(tool_calls, tool_calls.c.step_id == steps.c.id))
         .where(steps.c.run_id.in_(list(recorded)))
+        .order_by(steps.c.id, tool_calls.c.id)
     )
-    stored: dict[str, dict[str, tuple[int, dict[str, str]]]] = {}
+    stored: dict[str, dict[str, StoredStep]] = {}
+    calls: dict[str, int] = {}
     for row in conn.execute(query):
-        stored.setdefault(row.run_id, {})[row.id] = (row.step_number, _stored_digests(row))
+        steps_of_run = stored.setdefault(row.run_id, {})
+        calls[row.id] = calls.get(row.id, 0) + (row.call_id is not None)
+        steps_of_run[row.id] = StoredStep(row.step_number, _stored_digests(row), calls[row.id])
     for run_id, steps_of_run in recorded.items():
         rows = stored.get(run_id, {})
-        problems = []
-        for step_id, recorded_step in steps_of_run.items():
-            number, digests = rows.get(step_id, (None, None))
-            problem = step_rows_problem(recorded_step, digests, number)
-            if problem is not None:
-                problems.append(problem)
+        problems = [
+            problem
+            for step_id, recorded_step in steps_of_run.items()
+            if (problem := step_rows_problem(recorded_step, rows.get(step_id))) is not None
+        ]
+        if added := unrecorded_step_problem(steps_of_run, rows):
+            problems.append(added)
         if problems and run_id not in breaks:
             seq, sentence = min(problems)
             breaks[run_id] = LedgerBreak(run_id=run_id, seq=seq, problem=sentence)

@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -298,17 +298,34 @@ def with_step_digests(
     return [NewEvent(event_type=first.event_type, data={**first.data, **digests}), *rest]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RecordedStep:
-    """The newest digests the ledger holds for one step, each with the event recording it."""
+    """The newest digests the ledger holds for one step, each with the event recording it,
+    and the step's number as its events gave it."""
 
-    digests: dict[str, tuple[int, str]]
+    digests: dict[str, tuple[int, str]] = field(default_factory=dict)
+    number: tuple[int, int] | None = None
+    first_seq: int = 0
 
     def record(self, seq: int, data: dict[str, Any]) -> None:
+        self.first_seq = self.first_seq or seq
         for name in STEP_DIGESTS:
             value = data.get(name)
             if isinstance(value, str):
                 self.digests[name] = (seq, value)
+        number = data.get("step_number")
+        if isinstance(number, int) and self.number is None:
+            self.number = (seq, number)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStep:
+    """A step's rows as they are now: its number, their digests and how many tool calls
+    point at it (one at most, as the runtime writes them)."""
+
+    number: int
+    digests: dict[str, str]
+    calls: int
 
 
 def recorded_steps(links: Iterable[ChainLink]) -> dict[str, RecordedStep]:
@@ -318,29 +335,59 @@ def recorded_steps(links: Iterable[ChainLink]) -> dict[str, RecordedStep]:
     for link in links:
         data = link.data
         if isinstance(data, dict) and isinstance(data.get(STEP_ID), str):
-            found.setdefault(data[STEP_ID], RecordedStep({})).record(link.seq, data)
+            found.setdefault(data[STEP_ID], RecordedStep()).record(link.seq, data)
     return found
 
 
-def step_rows_problem(
-    recorded: RecordedStep, stored: dict[str, str] | None, step_number: int | None
-) -> tuple[int, str] | None:
-    """Where the stored rows of a step differ from what the ledger recorded (the event's
-    sequence number and a sentence), given the digests of the rows as they are now
-    (`stored`; None when the step's row is gone)."""
-    what = {
-        STEP_HASH: "its thought, reply, tool or arguments",
-        CALL_HASH: "its tool call's tool or arguments",
-        OUTCOME_HASH: "its status, result or error",
-    }
+_WHAT = {
+    STEP_HASH: "its thought, reply, tool or arguments",
+    CALL_HASH: "its tool call's tool or arguments",
+    OUTCOME_HASH: "its status, result or error",
+}
+
+
+def step_rows_problem(recorded: RecordedStep, stored: StoredStep | None) -> tuple[int, str] | None:
+    """Where the stored rows of a step differ from what the ledger recorded: the sequence
+    number of the event that recorded what differs, and a sentence (None when they agree).
+    `stored` is None when the step's row is gone."""
     if stored is None:
-        seq = min(seq for seq, _ in recorded.digests.values())
-        return seq, "a step this event recorded is gone: its row was deleted from the database"
+        return recorded.first_seq, (
+            "a step this event recorded is gone: its row was deleted or moved to another run"
+        )
+    if recorded.number is not None and recorded.number[1] != stored.number:
+        return recorded.number[0], (
+            f"the step this event recorded as step {recorded.number[1]} is now numbered "
+            f"{stored.number}: steps were renumbered or reordered"
+        )
+    if stored.calls > 1:
+        return recorded.first_seq, (
+            f"step {stored.number} now has {stored.calls} tool calls: calls were added to it "
+            "outside the runtime"
+        )
     for name in STEP_DIGESTS:
-        if name in recorded.digests and recorded.digests[name][1] != stored.get(name):
-            seq = recorded.digests[name][0]
-            return seq, (
-                f"step {step_number} was edited after this event recorded it: {what[name]} "
+        if name in recorded.digests and recorded.digests[name][1] != stored.digests.get(name):
+            return recorded.digests[name][0], (
+                f"step {stored.number} was edited after this event recorded it: {_WHAT[name]} "
                 "no longer match what the ledger recorded"
             )
     return None
+
+
+def unrecorded_step_problem(
+    recorded: dict[str, RecordedStep], stored: dict[str, StoredStep]
+) -> tuple[int, str] | None:
+    """A step row no event records, numbered after the run's first recorded step (steps
+    before it may come from a version that recorded none): added outside the runtime."""
+    numbers = [step.number for step_id, step in stored.items() if step_id in recorded]
+    if not numbers:
+        return None
+    first = min(numbers)
+    added = sorted(
+        step.number
+        for step_id, step in stored.items()
+        if step_id not in recorded and step.number > first
+    )
+    if not added:
+        return None
+    seq = min(step.first_seq for step in recorded.values())
+    return seq, (f"step {added[0]} is in no event of the ledger: it was added outside the runtime")
