@@ -4,16 +4,18 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run PORT=8502` (or `make demo PORT=8502`) serves the dashboard on another port than 8501.
+UP_OPTIONS = $(if $(PORT),--port $(PORT))
 
 .PHONY: run demo install install-dev test lint bench clean
 
 run: install
 	@test -f .env || cp .env.example .env
-	$(BIN)/python -m agent_core up
+	$(BIN)/python -m agent_core up $(UP_OPTIONS)
 
 demo: install
 	@test -f .env || cp .env.example .env
-	$(BIN)/python -m agent_core up --demo
+	$(BIN)/python -m agent_core up --demo $(UP_OPTIONS)
 
 install: $(VENV)/.installed
 

@@ -80,12 +80,14 @@ from agent_core.objectives import (
     OBJECTIVE_FIELDS,
     create_objective,
     objective_fields,
+    objective_problems,
     objective_spec,
     update_objective,
 )
 from agent_core.prices import ModelPrice, Pricing, TokenPrice
 from agent_core.render import (
     APPROVAL_STATUS_LABELS,
+    OBJECTIVE_FIELD_NAMES,
     RUN_STATUS_LABELS,
     STOP_REASONS,
     TOOL_CALL_STATUS_LABELS,
@@ -129,6 +131,7 @@ __all__ = [
     "BUDGET_FIELDS",
     "FAILED_CALL_STATUSES",
     "OBJECTIVE_FIELDS",
+    "OBJECTIVE_FIELD_NAMES",
     "RUN_STATUS_LABELS",
     "SCHEDULE_PRESETS",
     "STOP_REASONS",
@@ -207,6 +210,7 @@ __all__ = [
     "most_expensive_runs",
     "next_runs",
     "objective_fields",
+    "objective_problems",
     "objective_spec",
     "open_link",
     "open_runtime",

@@ -4,13 +4,15 @@ step) holds whichever face the admin uses.
 
 Fields are flat, as a form or a command line has them: `title`, `description`,
 `tools_allowed` (a list, or names separated by commas), `max_steps`, `max_tool_calls`,
-`max_duration_ms`, `max_tokens` (None: the AGENT_* default), `risk_level`, `schedule`
+`max_duration_ms`, `max_tokens` (a whole number, or its text as typed: "20,000"; None or
+empty: the AGENT_* default), `risk_level`, `schedule`
 (a standard crontab expression, see agent_core/schedules.py; empty or None: no schedule),
 `timezone` and `enabled`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
@@ -18,8 +20,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent_core.errors import InvalidFields
-from agent_core.models import Objective, ObjectiveSpec
-from agent_core.render import field_problems
+from agent_core.models import Budget, Objective, ObjectiveSpec
+from agent_core.render import (
+    OBJECTIVE_FIELD_NAMES,
+    field_problems,
+    unknown_tool_problem,
+    whole_number_problem,
+)
 from agent_core.schedules import next_runs
 from agent_core.store import Store
 
@@ -51,10 +58,42 @@ def objective_fields(objective: Objective) -> dict[str, Any]:
     }
 
 
+# A whole number as people type it: digits, or digits grouped in threes by commas ("20,000").
+_WHOLE_NUMBER = re.compile(r"[+-]?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)")
+
+
+def budget_bounds(name: str) -> tuple[int, int]:
+    """The lowest and highest value of a budget field, as the Budget model declares them."""
+    low, high = 0, 0
+    for constraint in Budget.model_fields[name].metadata:
+        low = getattr(constraint, "ge", low)
+        high = getattr(constraint, "le", high)
+    return low, high
+
+
+def budget_value(name: str, value: object) -> int | None:
+    """A budget field as given (a number, or text as typed in a form or on a command line)
+    as the whole number stored, None (the AGENT_* default) when empty; ValueError with the
+    field's sentence otherwise. Nothing is rounded or clipped: a form must never save a
+    value other than the one the admin typed."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and len(value) <= 40 and _WHOLE_NUMBER.fullmatch(value.strip()):
+        number = int(value.strip().replace(",", ""))  # at most 40 characters: int() takes it
+    low, high = budget_bounds(name)
+    if number is None or not low <= number <= high:
+        raise ValueError(whole_number_problem(OBJECTIVE_FIELD_NAMES[name], low, high))
+    return number
+
+
 def objective_spec(
     fields: Mapping[str, Any], *, known_tools: Collection[str] | None = None
 ) -> ObjectiveSpec:
-    """The validated objective for `fields`, or InvalidFields naming each wrong field.
+    """The validated objective for `fields`, or InvalidFields naming each wrong field with
+    its sentence (worded in agent_core.render, so the CLI and the dashboard say the same).
 
     With `known_tools` (the registry's names), a tool that does not exist is refused now,
     with the list of tools that do, rather than refused at run time.
@@ -67,28 +106,49 @@ def objective_spec(
         for name in OBJECTIVE_FIELDS
         if name in fields and name not in BUDGET_FIELDS
     }
-    document["budget"] = {
-        name: fields[name] for name in BUDGET_FIELDS if fields.get(name) is not None
-    }
+    problems: dict[str, str] = {}
+    budget: dict[str, int] = {}
+    for name in BUDGET_FIELDS:
+        try:
+            number = budget_value(name, fields.get(name))
+        except ValueError as exc:
+            problems[name] = str(exc)
+        else:
+            if number is not None:
+                budget[name] = number
+    document["budget"] = budget
     tools = document.get("tools_allowed")
     if isinstance(tools, str):
         document["tools_allowed"] = [name.strip() for name in tools.split(",") if name.strip()]
     if isinstance(document.get("schedule"), str) and not document["schedule"].strip():
         document["schedule"] = None
+    spec: ObjectiveSpec | None = None
     try:
         spec = ObjectiveSpec.model_validate(document)
     except ValidationError as exc:
-        raise InvalidFields(field_problems(exc)) from None
-    if known_tools is not None:
-        missing = [name for name in spec.tools_allowed if name not in known_tools]
+        problems |= field_problems(exc, OBJECTIVE_FIELD_NAMES)
+    names = document.get("tools_allowed") or []
+    if known_tools is not None and "tools_allowed" not in problems and isinstance(names, list):
+        missing = [name for name in map(str.strip, map(str, names)) if name not in known_tools]
         if missing:
-            raise InvalidFields(
-                {
-                    "tools_allowed": f"unknown tool {missing[0]!r}; the tools are: "
-                    + ", ".join(sorted(known_tools))
-                }
-            )
+            problems["tools_allowed"] = unknown_tool_problem(missing[0], known_tools)
+    if problems or spec is None:  # every problem at once, in the order of the fields
+        order = {name: index for index, name in enumerate(OBJECTIVE_FIELDS)}
+        ranked = sorted(problems.items(), key=lambda item: order.get(item[0], len(order)))
+        raise InvalidFields(dict(ranked))
     return spec
+
+
+def objective_problems(
+    fields: Mapping[str, Any], *, known_tools: Collection[str] | None = None
+) -> dict[str, str]:
+    """What is wrong with `fields`, each field with its sentence; empty when they make a
+    valid objective. A form checks what the admin typed with it, without saving."""
+    try:
+        objective_spec(fields, known_tools=known_tools)
+    except InvalidFields as exc:
+        return exc.problems
+    return {}
 
 
 def create_objective(

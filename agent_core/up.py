@@ -92,7 +92,16 @@ def dashboard_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def listen_problem(host: str, port: int) -> str | None:
+def another_port(port: int, *, demo: bool = False) -> str:
+    """How to start on another port, for a `make run` (or `make demo`) user, who cannot
+    pass `--port` through make, as for one who starts `up` themselves."""
+    other = port + 1 if port < 65535 else port - 1
+    make = "make demo" if demo else "make run"
+    up = ".venv/bin/python -m agent_core up" + (" --demo" if demo else "")
+    return f"`{make} PORT={other}`, or `--port {other}` when you start `{up}` yourself"
+
+
+def listen_problem(host: str, port: int, *, demo: bool = False) -> str | None:
     """Why the dashboard could not listen on host:port, or None. Checked before anything
     starts, so that another program already answering there is never taken for ours."""
     try:
@@ -110,7 +119,8 @@ def listen_problem(host: str, port: int) -> str | None:
             if exc.errno == errno.EADDRINUSE:
                 return (
                     f"port {port} on {host} is already in use (is agent runtime already "
-                    "running?): stop that program or choose another port with --port"
+                    f"running?): stop that program or choose another port: "
+                    f"{another_port(port, demo=demo)}"
                 )
             return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
     return None
@@ -139,6 +149,7 @@ class Supervisor:
     port: int
     shutdown_s: float
     with_worker: bool = True
+    demo: bool = False  # only to word the advice on another port (`make demo PORT=...`)
     say: Callable[[str], None] = print
     _children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Raised by the signal handler, which takes no lock (the main thread may hold one it
@@ -163,7 +174,7 @@ class Supervisor:
         self._children[name] = subprocess.Popen(command, env=env, preexec_fn=quiet)
 
     def run(self) -> int:
-        problem = listen_problem(self.host, self.port)
+        problem = listen_problem(self.host, self.port, demo=self.demo)
         if problem:
             self.say(f"error: {problem}")
             return 2
@@ -184,7 +195,7 @@ class Supervisor:
                     return 0
                 self.say(
                     f"error: the dashboard did not start on {self.host}:{self.port} "
-                    "(is the port taken? try --port)"
+                    f"(is the port taken? try {another_port(self.port, demo=self.demo)})"
                 )
                 return 1
             self.say(

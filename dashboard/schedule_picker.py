@@ -1,6 +1,7 @@
 """The schedule of an objective, chosen in plain words ("every weekday at 09:00") with its
 time zone; the crontab expression is shown beside it and editable for experts, and the
-sentence and next three runs are shown before saving. The rules live in agent_core."""
+sentence and next three runs are shown before saving (or, by the page, what is wrong with
+the expression). The rules live in agent_core."""
 
 from __future__ import annotations
 
@@ -104,11 +105,12 @@ def schedule_fields(prefix: str, schedule: str | None, timezone: str) -> dict[st
 
 
 def _preview(expression: str, zone: str) -> None:
+    """The schedule's sentence and next runs. Nothing for an invalid expression: the page
+    says what is wrong with it once, beside the field, as it says every field's problem."""
     try:
         sentence = api.describe_schedule(expression)
         upcoming = api.next_runs(expression, zone, after=datetime.now(UTC), count=3)
-    except ValueError as exc:
-        st.error(plain(str(exc)))
+    except ValueError:
         return
     local = zoneinfo.ZoneInfo(zone)
     times = ", ".join(

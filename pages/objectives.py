@@ -2,6 +2,7 @@
 Create one, edit it, run it now, and see its last runs."""
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from agent_core import api
 from dashboard import ui
@@ -63,11 +64,12 @@ with shown_errors():
         }
     )
     prefix = f"objective_{chosen}_"
-    errors: dict[str, str] = st.session_state.get(f"{prefix}errors", {})
+    # Where each field's problem shows, right under the field: filled once every field is
+    # read, so that what is shown is about what is typed now, not about the last save.
+    slots: list[tuple[DeltaGenerator, tuple[str, ...]]] = []
 
-    def problem(field: str) -> None:
-        if field in errors:
-            st.error(ui.plain(errors[field]), icon=":material/error:")
+    def problem_slot(*fields: str) -> None:
+        slots.append((st.empty(), fields))
 
     if current is None and not objectives:
         ui.empty(
@@ -76,7 +78,7 @@ with shown_errors():
         )
 
     title = st.text_input("Title", value=fields["title"], key=f"{prefix}title", max_chars=200)
-    problem("title")
+    problem_slot("title")
     description = st.text_area(
         "What should the agent do?",
         value=fields["description"],
@@ -85,7 +87,7 @@ with shown_errors():
         placeholder="Every Monday, find last week's leads without a follow-up and draft an "
         "email to each.",
     )
-    problem("description")
+    problem_slot("description")
 
     catalogue = {tool.name: tool for tool in tools}
     options = sorted({*catalogue, *fields["tools_allowed"]})
@@ -101,7 +103,7 @@ with shown_errors():
         key=f"{prefix}tools",
         placeholder="Any tool its risk level allows",
     )
-    problem("tools_allowed")
+    problem_slot("tools_allowed")
     risk = st.selectbox(
         "Risk level",
         list(RISKS),
@@ -111,7 +113,7 @@ with shown_errors():
         help="Tools above this level, or above AGENT_ALLOWED_RISK_LEVELS, wait for your "
         "approval (or are refused when approvals are off).",
     )
-    problem("risk_level")
+    problem_slot("risk_level")
 
     with st.expander("Budget (empty: the runtime's defaults)"):
         budget_columns = st.columns(2)
@@ -121,56 +123,64 @@ with shown_errors():
             "max_duration_ms": settings.agent_max_duration_ms,
             "max_tokens": settings.agent_max_tokens_per_run,
         }
-        labels = {
-            "max_steps": "Steps",
-            "max_tool_calls": "Tool calls",
-            "max_duration_ms": "Duration (ms)",
-            "max_tokens": "Tokens",
-        }
-        budget = {}
+        # Text, checked by agent_core: a number input would drop a value out of its range
+        # (or not a number) without a word, and save the previous one.
+        budget: dict[str, str] = {}
         for index, name in enumerate(api.BUDGET_FIELDS):
             with budget_columns[index % 2]:
-                budget[name] = st.number_input(
-                    labels[name],
-                    min_value=0,
-                    value=fields[name],
-                    step=1,
+                budget[name] = st.text_input(
+                    api.OBJECTIVE_FIELD_NAMES[name],
+                    value="" if fields[name] is None else f"{fields[name]:,}",
                     key=f"{prefix}{name}",
                     placeholder=f"default {defaults[name]:,}",
                 )
-                problem(name)
+                problem_slot(name)
 
     st.subheader("Schedule")
     schedule = schedule_fields(prefix, fields["schedule"], fields["timezone"])
-    problem("schedule")
-    problem("timezone")
+    problem_slot("schedule", "timezone")
     enabled = st.toggle("Enabled", value=fields["enabled"], key=f"{prefix}enabled")
+    problem_slot("enabled")
 
+    values = {
+        "title": title,
+        "description": description,
+        "tools_allowed": chosen_tools,
+        "risk_level": risk,
+        "enabled": enabled,
+        **budget,
+        **schedule,
+    }
+    checked = f"{prefix}checked"  # set by a refused save: from then on, check as they type
+    problems = api.objective_problems(values, known_tools=tools.names())
     save_label = "Create objective" if current is None else "Save changes"
     if st.button(save_label, type="primary", key=f"{prefix}save"):
-        values = {
-            "title": title,
-            "description": description,
-            "tools_allowed": chosen_tools,
-            "risk_level": risk,
-            "enabled": enabled,
-            **{name: (None if value is None else int(value)) for name, value in budget.items()},
-            **schedule,
-        }
         try:
             if current is None:
                 saved = api.create_objective(store, values, known_tools=tools.names())
             else:
                 saved = api.update_objective(store, current.id, values, known_tools=tools.names())
         except api.InvalidFields as exc:
-            st.session_state[f"{prefix}errors"] = exc.problems
+            st.session_state[checked] = True
+            problems = exc.problems
+        else:
+            st.session_state.pop(checked, None)
+            st.session_state["objective_notice"] = f"Saved “{ui.plain(saved.title)}”."
+            st.session_state["objective_next"] = saved.id
+            st.query_params["id"] = saved.id
             st.rerun()
-        st.session_state.pop(f"{prefix}errors", None)
-        st.session_state["objective_notice"] = f"Saved “{ui.plain(saved.title)}”."
-        st.session_state["objective_next"] = saved.id
-        st.query_params["id"] = saved.id
-        st.rerun()
-    if errors:
+    # The schedule's problem shows as soon as it is typed, in place of its sentence and next
+    # runs; the others once a save was refused, until they are put right.
+    shown = problems if st.session_state.get(checked) else {}
+    if "schedule" in problems:
+        shown = {**shown, "schedule": problems["schedule"]}
+    for slot, names in slots:
+        found = [shown[name] for name in names if name in shown]
+        if found:
+            with slot.container():
+                for sentence in found:
+                    st.error(ui.plain(sentence), icon=":material/error:")
+    if st.session_state.get(checked) and problems:
         st.error("Some fields need a change: see the messages above.")
 
     if current is not None:

@@ -16,6 +16,7 @@ import streamlit as st
 from streamlit import config
 from streamlit.runtime.secrets import secrets_singleton
 from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import Block, Error, Node, Widget
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT_S = 30
@@ -89,3 +90,30 @@ def no_traceback(at: AppTest) -> None:
 
 def labels(elements: Iterable[object]) -> list[str]:
     return [str(getattr(element, "label", "")) for element in elements]
+
+
+def beside(at: AppTest, key: str) -> list[str]:
+    """The errors shown right under the widget with `key`, before the next widget: what an
+    admin reads beside that field, in the order the page shows them."""
+    nodes = list(_in_order(at.main))
+    start = next(i for i, node in enumerate(nodes) if getattr(node, "key", None) == key)
+    found: list[str] = []
+    for node in nodes[start + 1 :]:
+        if isinstance(node, Widget):
+            break
+        if isinstance(node, Error):
+            found.append(visible(str(node.value)))
+    return found
+
+
+def errors(at: AppTest) -> list[str]:
+    """Every error the page shows, as an admin reads it."""
+    return [visible(str(error.value)) for error in at.error]
+
+
+def _in_order(node: Node) -> Iterable[Node]:
+    """The node and everything inside it, in the order the page shows them."""
+    yield node
+    if isinstance(node, Block):
+        for index in sorted(node.children):
+            yield from _in_order(node.children[index])

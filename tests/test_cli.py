@@ -148,8 +148,8 @@ def test_a_schedule_outside_standard_crontab_is_refused_in_words(cli_database):
     )
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: --schedule: schedule '0 9 * * 8' is not a valid cron expression: the weekday "
-        "field takes 0 to 7 (0 and 7 are Sunday) or sun to sat, not 8\n"
+        "error: --schedule: Schedule '0 9 * * 8' is not a valid cron expression: the weekday "
+        "field takes 0 to 7 (0 and 7 are Sunday) or sun to sat, not 8.\n"
     )
     sunday = _json(
         run_cli(
@@ -275,15 +275,15 @@ MISSING = "00000000-0000-4000-8000-000000000000"
         ),
         (
             ["objective", "create", "--title", " ", "--description", "d"],
-            "--title: String should have at least 1 character",
+            "--title: Title is required.",
         ),
         (
             ["objective", "create", "--title", "t", "--description", "d", "--max-steps", "abc"],
-            "argument --max-steps: invalid int value: 'abc'",
+            "--max-steps: Steps must be a whole number from 1 to 10,000.",
         ),
         (
             ["objective", "create", "--title", "t", "--description", "d", "--max-steps", "0"],
-            "--max-steps: Input should be greater than or equal to 1",
+            "--max-steps: Steps must be a whole number from 1 to 10,000.",
         ),
         (
             [
@@ -309,7 +309,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
                 "--schedule",
                 "every monday",
             ],
-            "--schedule: schedule 'every monday' is not a cron expression",
+            "--schedule: Schedule 'every monday' is not a cron expression",
         ),
         (
             [
@@ -322,7 +322,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
                 "--schedule",
                 "0 25 * * *",
             ],
-            "--schedule: schedule '0 25 * * *' is not a valid cron expression",
+            "--schedule: Schedule '0 25 * * *' is not a valid cron expression",
         ),
         (
             [
@@ -335,7 +335,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
                 "--timezone",
                 "Mars/Olympus",
             ],
-            "--timezone: unknown time zone 'Mars/Olympus'",
+            "--timezone: Unknown time zone 'Mars/Olympus'",
         ),
         (
             [
@@ -348,7 +348,7 @@ MISSING = "00000000-0000-4000-8000-000000000000"
                 "--tools",
                 "read_database,DROP TABLE",
             ],
-            "--tools: tool name 'DROP TABLE' is not valid",
+            "--tools: Tool name 'DROP TABLE' is not valid",
         ),
         (["objective", "show", "nope"], "'nope' is not a valid objective id"),
         (["objective", "show", MISSING], f"no objective has id {MISSING}"),
@@ -487,6 +487,6 @@ def test_objective_update_changes_only_what_is_given(cli_database):
     assert (cleared["schedule"], cleared["enabled"]) == (None, True)
     bad = run_cli(["objective", "update", created["id"], "--schedule", "whenever"])
     assert bad.exit_code == 2
-    assert "--schedule: schedule 'whenever' is not a cron expression" in bad.stderr
+    assert "--schedule: Schedule 'whenever' is not a cron expression" in bad.stderr
     both = run_cli(["objective", "update", created["id"], "--enable", "--disable"])
     assert both.exit_code == 2

@@ -1,12 +1,15 @@
 """Objectives in the dashboard: create one with a plain-words schedule (its sentence and next
-runs shown before saving), see each invalid field named beside it, edit, and run it now."""
+runs shown before saving), see each invalid field named beside it in one sentence (and see
+it go once put right), edit, and run it now."""
 
 from __future__ import annotations
 
 from datetime import time
 
-from agent_core.models import RunStatus
-from tests.dashboard_support import no_traceback, text
+import pytest
+
+from agent_core.models import Budget, RunStatus
+from tests.dashboard_support import beside, errors, no_traceback, text
 from tests.support import make_objective
 
 NEW = "objective_new_"
@@ -52,25 +55,97 @@ def test_each_invalid_field_is_named_beside_it_and_nothing_is_saved(dashboard, l
     at = dashboard.open("objectives")
     at.text_input(key=f"{NEW}title").input("   ")
     at.text_area(key=f"{NEW}description").input("Do it.")
-    at.number_input(key=f"{NEW}max_steps").set_value(0)
+    at.text_input(key=f"{NEW}max_steps").input("0")
     at.button(key=f"{NEW}save").click().run()
     no_traceback(at)
-    errors = [error.value for error in at.error]
-    assert "String should have at least 1 character" in errors
-    assert "Input should be greater than or equal to 1" in errors
-    assert "Some fields need a change: see the messages above." in errors
+    assert beside(at, f"{NEW}title") == ["Title is required."]
+    assert beside(at, f"{NEW}max_steps") == ["Steps must be a whole number from 1 to 10,000."]
+    assert beside(at, f"{NEW}description") == []
+    assert "Some fields need a change: see the messages above." in errors(at)
+    assert "Saved" not in text(at)
     assert live_store.list_objectives() == []
 
 
-def test_a_custom_cron_expression_is_checked_before_saving(dashboard, live_store):
+@pytest.mark.parametrize("typed", ["-5", "abc", "1.5", "99999999999999999999"])
+def test_a_budget_that_is_not_allowed_is_refused_not_replaced(dashboard, live_store, typed):
+    """A number input would drop what was typed and save the default, saying "Saved"."""
+    at = fill_new(dashboard.open("objectives"))
+    at.text_input(key=f"{NEW}max_tokens").input(typed)
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    assert beside(at, f"{NEW}max_tokens") == [
+        "Tokens must be a whole number from 1 to 1,000,000,000,000."
+    ]
+    assert "Saved" not in text(at)
+    assert live_store.list_objectives() == []
+
+
+def test_budgets_are_typed_with_separators_and_shown_again_when_editing(dashboard, live_store):
+    at = fill_new(dashboard.open("objectives"))
+    assert at.text_input(key=f"{NEW}max_steps").placeholder == "default 20"
+    assert at.text_input(key=f"{NEW}max_tokens").placeholder == "default 200,000"
+    at.text_input(key=f"{NEW}max_steps").input("8")
+    at.text_input(key=f"{NEW}max_tokens").input("20,000")
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    (created,) = live_store.list_objectives()
+    assert created.budget.as_document() == {"maxSteps": 8, "maxTokens": 20_000}
+
+    prefix = f"objective_{created.id}_"
+    at = dashboard.open("objectives", id=created.id)
+    assert at.text_input(key=f"{prefix}max_steps").value == "8"
+    assert at.text_input(key=f"{prefix}max_tokens").value == "20,000"
+    assert at.text_input(key=f"{prefix}max_tool_calls").value == ""  # the default
+    at.text_input(key=f"{prefix}max_steps").input("")  # back to the default
+    at.button(key=f"{prefix}save").click().run()
+    no_traceback(at)
+    assert "Saved “Weekly leads”." in text(at)
+    assert live_store.get_objective(created.id).budget == Budget(max_tokens=20_000)
+
+
+def test_a_fields_message_goes_as_soon_as_it_is_put_right(dashboard, live_store):
+    at = fill_new(dashboard.open("objectives"), title=" ")
+    at.text_input(key=f"{NEW}max_steps").input("-5")
+    at.button(key=f"{NEW}save").click().run()
+    assert beside(at, f"{NEW}title") == ["Title is required."]
+    assert beside(at, f"{NEW}max_steps") == ["Steps must be a whole number from 1 to 10,000."]
+
+    at.text_input(key=f"{NEW}title").input("Weekly leads").run()
+    assert beside(at, f"{NEW}title") == []
+    assert beside(at, f"{NEW}max_steps") == ["Steps must be a whole number from 1 to 10,000."]
+    assert "Some fields need a change: see the messages above." in errors(at)
+
+    at.text_input(key=f"{NEW}max_steps").input("5").run()
+    no_traceback(at)
+    assert errors(at) == []
+    assert live_store.list_objectives() == []  # checked, not saved, until "Create"
+    at.button(key=f"{NEW}save").click().run()
+    assert live_store.list_objectives()[0].budget.max_steps == 5
+
+
+def test_a_field_is_not_faulted_before_a_save_is_tried(dashboard):
+    at = dashboard.open("objectives")
+    at.text_input(key=f"{NEW}max_steps").input("abc").run()
+    assert errors(at) == []
+
+
+def test_a_custom_cron_expression_is_checked_before_saving_and_said_once(dashboard, live_store):
     at = fill_new(dashboard.open("objectives"))
     at.selectbox(key=f"{NEW}when").select("custom").run()
     at.text_input(key=f"{NEW}cron").input("0 9 * * 8").run()
-    assert any("the weekday field takes 0 to 7" in error.value for error in at.error)
+    wrong = (
+        "Schedule '0 9 * * 8' is not a valid cron expression: the weekday field takes 0 to 7 "
+        "(0 and 7 are Sunday) or sun to sat, not 8."
+    )
+    assert beside(at, f"{NEW}cron") == [wrong]
+    assert errors(at) == [wrong]
     at.button(key=f"{NEW}save").click().run()
+    assert beside(at, f"{NEW}cron") == [wrong]
+    assert errors(at).count(wrong) == 1
     assert live_store.list_objectives() == []
     at.text_input(key=f"{NEW}cron").input("30 7 * * 0").run()
     assert "At 07:30, only on Sunday" in text(at)
+    assert errors(at) == []
     at.button(key=f"{NEW}save").click().run()
     assert live_store.list_objectives()[0].schedule == "30 7 * * 0"
 

@@ -48,14 +48,88 @@ def test_each_wrong_field_is_named_with_its_own_sentence(store):
             },
         )
     problems = caught.value.problems
-    assert set(problems) == {"title", "max_steps", "schedule", "timezone"}
-    assert "at least 1 character" in problems["title"]
-    assert problems["max_steps"] == "Input should be greater than or equal to 1"
+    assert list(problems) == ["title", "max_steps", "schedule", "timezone"]  # form order
+    assert problems["title"] == "Title is required."
+    assert problems["max_steps"] == "Steps must be a whole number from 1 to 10,000."
+    assert problems["schedule"].startswith("Schedule 'every morning' is not a cron expression")
     assert "needs 5 fields" in problems["schedule"]
-    assert "unknown time zone 'Mars/Olympus'" in problems["timezone"]
+    assert problems["timezone"] == (
+        "Unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Paris)."
+    )
     assert str(caught.value).count("; ") == 3  # every problem is named, not just the first
-    assert "timezone: unknown time zone 'Mars/Olympus'" in str(caught.value)
+    assert "timezone: Unknown time zone 'Mars/Olympus'" in str(caught.value)
     assert store.list_objectives() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "sentence"),
+    [
+        ({"title": "x" * 201}, "title", "Title must be at most 200 characters."),
+        ({"description": "  "}, "description", "Description is required."),
+        ({"risk_level": "extreme"}, "risk_level", "Risk level must be 'low', 'medium' or 'high'."),
+        ({"enabled": "maybe"}, "enabled", "Enabled must be yes or no."),
+        (
+            {"tools_allowed": "read_database, Send"},
+            "tools_allowed",
+            "Tool name 'Send' is not valid: use lower-case letters, digits and _.",
+        ),
+    ],
+)
+def test_a_problem_is_one_sentence_naming_the_field_not_pydantics_wording(
+    store, fields, field, sentence
+):
+    with pytest.raises(InvalidFields) as caught:
+        create_objective(store, {"title": "t", "description": "d", **fields})
+    assert caught.value.problems == {field: sentence}
+
+
+@pytest.mark.parametrize(
+    "typed", ["-5", "abc", "1.5", "99999999999999999999", "1,5", "0", "9" * 5000]
+)
+def test_a_budget_that_is_not_a_whole_number_within_its_bounds_is_refused(store, typed):
+    with pytest.raises(InvalidFields) as caught:
+        create_objective(store, {"title": "t", "description": "d", "max_steps": typed})
+    assert caught.value.problems == {"max_steps": "Steps must be a whole number from 1 to 10,000."}
+    assert store.list_objectives() == []
+
+
+def test_each_budget_names_its_own_bounds(store):
+    with pytest.raises(InvalidFields) as caught:
+        create_objective(
+            store,
+            {
+                "title": "t",
+                "description": "d",
+                "max_tool_calls": "-1",
+                "max_duration_ms": "forever",
+                "max_tokens": True,
+            },
+        )
+    assert caught.value.problems == {
+        "max_tool_calls": "Tool calls must be a whole number from 0 to 100,000.",
+        "max_duration_ms": "Duration (ms) must be a whole number from 1 to 2,592,000,000.",
+        "max_tokens": "Tokens must be a whole number from 1 to 1,000,000,000,000.",
+    }
+
+
+def test_a_budget_is_read_as_typed_with_thousands_separators_and_empty_is_the_default(store):
+    created = create_objective(
+        store,
+        {
+            "title": "t",
+            "description": "d",
+            "max_steps": " 12 ",
+            "max_tool_calls": "0",
+            "max_duration_ms": "60,000",
+            "max_tokens": "",
+        },
+    )
+    assert created.budget.as_document() == {
+        "maxSteps": 12,
+        "maxToolCalls": 0,
+        "maxDurationMs": 60_000,
+    }
+    assert objective_fields(created)["max_tokens"] is None
 
 
 def test_an_unknown_tool_is_refused_with_the_tools_that_exist(store):
@@ -66,8 +140,8 @@ def test_an_unknown_tool_is_refused_with_the_tools_that_exist(store):
             known_tools=KNOWN,
         )
     assert caught.value.problems == {
-        "tools_allowed": "unknown tool 'send_emails'; the tools are: "
-        "count_database, read_database, send_email"
+        "tools_allowed": "Unknown tool 'send_emails'; the tools are: "
+        "count_database, read_database, send_email."
     }
 
 
@@ -97,7 +171,23 @@ def test_the_cli_names_the_option_and_refuses_an_unknown_tool(store, monkeypatch
         ["objective", "create", "--title", "t", "--description", "d", "--tools", "sned_email"]
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: --tools: unknown tool 'sned_email'; the tools are: ")
+    assert result.stderr.startswith("error: --tools: Unknown tool 'sned_email'; the tools are: ")
     assert "send_email" in result.stderr
-    bad = run_cli(["objective", "create", "--title", "t", "--description", "d", "--max-steps", "0"])
-    assert bad.stderr == "error: --max-steps: Input should be greater than or equal to 1\n"
+    for typed in ("0", "abc", "1.5"):
+        base = ["objective", "create", "--title", "t", "--description", "d"]
+        bad = run_cli([*base, "--max-steps", typed])
+        assert bad.exit_code == 2
+        assert bad.stderr == "error: --max-steps: Steps must be a whole number from 1 to 10,000.\n"
+    assert store.list_objectives() == []
+
+
+def test_the_cli_reads_budgets_as_the_form_does(store, monkeypatch, database_url):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    base = ["objective", "create", "--title", "t", "--description", "d"]
+    created = run_cli([*base, "--max-tokens", "20,000", "--max-steps", "7", "--json"])
+    assert created.exit_code == 0, created.stderr
+    (objective,) = store.list_objectives()
+    assert objective.budget.as_document() == {"maxSteps": 7, "maxTokens": 20_000}
+    cleared = run_cli(["objective", "update", objective.id, "--max-steps", ""])
+    assert cleared.exit_code == 0, cleared.stderr
+    assert store.get_objective(objective.id).budget.as_document() == {"maxTokens": 20_000}

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from agent_core.config import cpu_cores
+from agent_core.up import listen_problem
 from agent_core.worker import split_concurrency
 from tests.peers import free_port
 
@@ -186,13 +187,44 @@ def test_up_on_a_port_already_taken_says_so_and_starts_nothing(isolated_environm
         taken.listen()
         port = taken.getsockname()[1]
         result = cli(["up", "--port", str(port)], isolated_environment, clean_env)
+        demo = listen_problem("127.0.0.1", port, demo=True)
     assert result.returncode == 2
     assert result.stdout.strip().splitlines()[-1] == (
         f"error: port {port} on 127.0.0.1 is already in use (is agent runtime already "
-        "running?): stop that program or choose another port with --port"
+        f"running?): stop that program or choose another port: `make run PORT={port + 1}`, "
+        f"or `--port {port + 1}` when you start `.venv/bin/python -m agent_core up` yourself"
     )
     assert "agent runtime is up" not in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+    assert demo is not None
+    assert demo.endswith(
+        f"`make demo PORT={port + 1}`, or `--port {port + 1}` when you start "
+        "`.venv/bin/python -m agent_core up --demo` yourself"
+    )
+
+
+@pytest.mark.parametrize("target", ["run", "demo"])
+def test_make_run_takes_the_port_the_advice_names(target):
+    """`make run PORT=8502`, as the sentence above advises, starts `up` on that port (make
+    cannot pass `--port` on); without PORT, `up` keeps its own default."""
+
+    def planned(*args: str) -> str:
+        dry = subprocess.run(
+            ["make", "--dry-run", "--no-print-directory", "-C", str(REPO), target, *args],
+            env={
+                key: value
+                for key, value in os.environ.items()
+                if key != "PORT" and not key.startswith("MAKE")
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return next(line for line in dry.stdout.splitlines() if "-m agent_core up" in line)
+
+    assert planned("PORT=8502").endswith(" --port 8502")
+    assert "--port" not in planned()
 
 
 def test_up_on_a_host_that_is_not_here_is_one_sentence(isolated_environment, clean_env):

@@ -42,10 +42,7 @@ def register(commands: Commands) -> None:
     create.add_argument("--title", required=True)
     create.add_argument("--description", required=True)
     create.add_argument("--tools", default="", help="comma-separated tools the agent may use")
-    create.add_argument("--max-steps", type=int)
-    create.add_argument("--max-tool-calls", type=int)
-    create.add_argument("--max-duration-ms", type=int)
-    create.add_argument("--max-tokens", type=int)
+    _budget_options(create, "the AGENT_* default when not given")
     create.add_argument("--risk-level", choices=["low", "medium", "high"], default="medium")
     create.add_argument("--schedule", help="cron expression, e.g. '0 8 * * mon'")
     create.add_argument("--timezone", default="UTC", help="IANA time zone of the schedule")
@@ -55,10 +52,7 @@ def register(commands: Commands) -> None:
     update.add_argument("--title")
     update.add_argument("--description")
     update.add_argument("--tools", help="comma-separated tools the agent may use ('' for any)")
-    update.add_argument("--max-steps", type=int)
-    update.add_argument("--max-tool-calls", type=int)
-    update.add_argument("--max-duration-ms", type=int)
-    update.add_argument("--max-tokens", type=int)
+    _budget_options(update, "'' for the AGENT_* default")
     update.add_argument("--risk-level", choices=["low", "medium", "high"])
     update.add_argument("--schedule", help="cron expression; '' removes the schedule")
     update.add_argument("--timezone")
@@ -68,6 +62,13 @@ def register(commands: Commands) -> None:
     objective.command("list", _objective_list, "list objectives")
     show = objective.command("show", _objective_show, "show one objective")
     show.add_argument("objective_id", metavar="ID")
+
+
+def _budget_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """The budget options, read as text: the service parses them (`20,000` too) and words
+    a wrong value as the dashboard does, naming what is allowed."""
+    for option in ("--max-steps", "--max-tool-calls", "--max-duration-ms", "--max-tokens"):
+        parser.add_argument(option, metavar="N", help=f"a whole number; {default}")
 
 
 # --- handlers ---------------------------------------------------------------------------------

@@ -233,6 +233,7 @@ def _up(args: argparse.Namespace, context: Context) -> Output:
         shutdown_s=settings.agent_worker_shutdown_s,
         say=say,
         with_worker=settings.agent_enabled,
+        demo=args.demo,
     )
     code = supervisor.run()
     return Output({"url": supervisor.url, "exit_code": code}, "", exit_code=code)

@@ -11,10 +11,12 @@ from agent_core.render.text import (
     printable,
     redact_url,
     redact_urls_in,
+    whole_number_problem,
     without_secrets_of,
 )
 from agent_core.render.wording import (
     APPROVAL_STATUS_LABELS,
+    OBJECTIVE_FIELD_NAMES,
     RUN_STATUS_LABELS,
     STOP_REASONS,
     TOOL_CALL_STATUS_LABELS,
@@ -33,12 +35,14 @@ from agent_core.render.wording import (
     step_error,
     step_sentence,
     stop_reason_sentence,
+    unknown_tool_problem,
     why_not_claimable,
     why_undecidable,
 )
 
 __all__ = [
     "APPROVAL_STATUS_LABELS",
+    "OBJECTIVE_FIELD_NAMES",
     "RUN_STATUS_LABELS",
     "STOP_REASONS",
     "TOOL_CALL_STATUS_LABELS",
@@ -66,6 +70,8 @@ __all__ = [
     "step_error",
     "step_sentence",
     "stop_reason_sentence",
+    "unknown_tool_problem",
+    "whole_number_problem",
     "why_not_claimable",
     "why_undecidable",
     "without_secrets_of",

@@ -117,13 +117,81 @@ def format_duration(ms: int | float | None) -> str:
     return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
-def field_problems(exc: ValidationError) -> dict[str, str]:
-    """Each invalid field (its innermost name) with pydantic's sentence for it, in order."""
+def as_sentence(text: str) -> str:
+    """`text` as a sentence on its own: a capital first letter and a full stop. The runtime's
+    own problems are written as clauses ("unknown time zone 'Mars'") so that they can follow
+    a field's name in a list; beside a field they read as sentences."""
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _amount(value: object) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+def whole_number_problem(label: str, low: int, high: int) -> str:
+    """What a whole-number field allows, said the same way for every wrong value ("-5",
+    "abc", "1.5", a number too large): "Steps must be a whole number from 1 to 10,000."."""
+    return f"{label} must be a whole number from {low:,} to {high:,}."
+
+
+def field_problem(label: str, error: Mapping[str, Any]) -> str:
+    """One pydantic error (an item of `ValidationError.errors()`) as a sentence naming the
+    field as people know it (`label`): pydantic's own wording ("String should have at least
+    1 character") is written for programmers."""
+    ctx = error.get("ctx") or {}
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    match error.get("type"):
+        case "missing":
+            return f"{label} is required."
+        case "string_too_short" if ctx.get("min_length") == 1:
+            return f"{label} is required."
+        case "string_too_short":
+            return f"{label} must be at least {_amount(ctx.get('min_length'))} characters."
+        case "string_too_long":
+            return f"{label} must be at most {_amount(ctx.get('max_length'))} characters."
+        case "too_short":
+            return f"{label} must have at least {_amount(ctx.get('min_length'))} items."
+        case "too_long":
+            return f"{label} must have at most {_amount(ctx.get('max_length'))} items."
+        case "greater_than_equal":
+            return f"{label} must be at least {_amount(ctx.get('ge'))}."
+        case "greater_than":
+            return f"{label} must be more than {_amount(ctx.get('gt'))}."
+        case "less_than_equal":
+            return f"{label} must be at most {_amount(ctx.get('le'))}."
+        case "less_than":
+            return f"{label} must be less than {_amount(ctx.get('lt'))}."
+        case "int_parsing" | "int_type" | "int_from_float" | "int_parsing_size":
+            return f"{label} must be a whole number."
+        case "float_parsing" | "float_type" | "finite_number":
+            return f"{label} must be a number."
+        case "bool_parsing" | "bool_type":
+            return f"{label} must be yes or no."
+        case "string_type":
+            return f"{label} must be text."
+        case "list_type":
+            return f"{label} must be a list."
+        case "enum" | "literal_error":
+            return f"{label} must be {ctx.get('expected')}."
+        case "value_error" | "assertion_error":
+            return as_sentence(message)  # the runtime's own clause, naming what is wrong
+        case "extra_forbidden":
+            return f"{label} is not a field here."
+    return as_sentence(f"{label} is not valid: {message[:1].lower()}{message[1:]}")
+
+
+def field_problems(exc: ValidationError, names: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each invalid field (its innermost name) with one sentence naming it as `names` has it
+    (the field's own name else), in order: what InvalidFields carries to a page and the CLI."""
+    known = names or {}
     problems: dict[str, str] = {}
     for error in exc.errors(include_url=False):
         path = [str(part) for part in error["loc"] if isinstance(part, str)]
         field = path[-1] if path else "value"
-        problems.setdefault(field, error["msg"].removeprefix("Value error, "))
+        if field not in problems:
+            problems[field] = field_problem(known.get(field, field), error)
     return problems
 
 

@@ -10,7 +10,7 @@ written by older versions keep their stored shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -181,6 +181,31 @@ def why_undecidable(approval: Approval, run: Run, now: datetime) -> str | None:
     if run.status is not RunStatus.PAUSED:
         return f"run {run.id} is {run.status}, not waiting for this approval"
     return None
+
+
+# --- objectives -------------------------------------------------------------------------------
+
+# Each field of an objective as an admin knows it: its problems are said with these names, the
+# dashboard labels its budget fields with them, and the CLI puts its option name in front.
+OBJECTIVE_FIELD_NAMES: Mapping[str, str] = {
+    "title": "Title",
+    "description": "Description",
+    "tools_allowed": "Tools",
+    "max_steps": "Steps",
+    "max_tool_calls": "Tool calls",
+    "max_duration_ms": "Duration (ms)",
+    "max_tokens": "Tokens",
+    "risk_level": "Risk level",
+    "schedule": "Schedule",
+    "timezone": "Time zone",
+    "enabled": "Enabled",
+}
+
+
+def unknown_tool_problem(name: str, known: Collection[str]) -> str:
+    """Why a tool an objective names is refused, with the tools there are to choose from."""
+    tools = ", ".join(sorted(known)) or "none"
+    return f"Unknown tool {name!r}; the tools are: {tools}."
 
 
 # --- tool calls -------------------------------------------------------------------------------
