@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from agent_core.approvals import decide
 from agent_core.models import RunStatus
-from agent_core.store.ledger import STEP_HASH, STEP_ID, tool_args_hash
-from agent_core.store.schema import steps, tool_calls
+from agent_core.store.ledger import CALL_HASH, STEP_HASH, STEP_ID, event_hash, tool_args_hash
+from agent_core.store.schema import events, runs, steps, tool_calls
 from tests.support import (
     KEY,
     agent_settings,
@@ -36,6 +36,10 @@ LEADS = [
 
 @pytest.fixture
 def finished_run(store, llm_server):
+    return _a_finished_run(store, llm_server)
+
+
+def _a_finished_run(store, llm_server):
     """A run of four kinds of step: a read, a change of data (at most once), a call policy
     refuses, and the final answer."""
     create_leads(store, LEADS)
@@ -229,7 +233,7 @@ def test_a_step_or_call_added_outside_the_runtime_is_named(store, finished_run, 
             steps.insert().values(
                 id=str(uuid.uuid4()),
                 run_id=finished_run.id,
-                step_number=5,
+                step_number=0,
                 thought="Sent the quote.",
                 tool="send_email",
                 status="completed",
@@ -242,5 +246,89 @@ def test_a_step_or_call_added_outside_the_runtime_is_named(store, finished_run, 
     tamper(database_url, add_step)
     (broken,) = store.verify_ledger(KEY).breaks
     assert broken.problem == (
-        "step 5 is in no event of the ledger: it was added outside the runtime"
+        "step 0 is in no event of the ledger: it was added outside the runtime"
     )
+
+
+def test_digests_appended_for_a_finished_step_are_named(store, finished_run, database_url):
+    # With the run sealed, someone rewrites a finished call and appends one well-chained
+    # event holding the new rows' digests: a finished step is never recorded again.
+    store.seal_ledger(KEY)
+    step = _the_step(store, finished_run.id, 2)
+    hidden = {"table": "app_leads", "id": 1, "data": {"name": "Ada"}}
+
+    def rewrite_and_append(conn: sa.Connection) -> None:
+        conn.execute(tool_calls.update().where(tool_calls.c.step_id == step.id).values(args=hidden))
+        last = conn.execute(
+            sa.select(events)
+            .where(events.c.run_id == finished_run.id)
+            .order_by(events.c.seq.desc())
+        ).first()
+        data = {STEP_ID: step.id, CALL_HASH: tool_args_hash("update_data", hidden)}
+        moment = datetime.now(UTC)
+        conn.execute(
+            events.insert().values(
+                run_id=finished_run.id,
+                seq=last.seq + 1,
+                event_type="run_released",
+                data=data,
+                created_at=moment,
+                prev_hash=last.hash,
+                hash=event_hash(
+                    run_id=finished_run.id,
+                    seq=last.seq + 1,
+                    event_type="run_released",
+                    data=data,
+                    created_at=moment,
+                    prev_hash=last.hash,
+                ),
+            )
+        )
+        conn.execute(
+            runs.update().where(runs.c.id == finished_run.id).values(event_seq=last.seq + 1)
+        )
+
+    tamper(database_url, rewrite_and_append)
+    (broken,) = store.verify_ledger(KEY).breaks
+    assert broken.problem == (
+        "a step that had finished is recorded again here: an event was appended outside the "
+        "runtime to change it"
+    )
+
+
+def test_a_call_moved_to_another_run_is_named(store, finished_run, database_url):
+    step = _the_step(store, finished_run.id, 2)
+    other = store.create_run(make_objective(store).id)
+    tamper(
+        database_url,
+        lambda conn: conn.execute(
+            tool_calls.update().where(tool_calls.c.step_id == step.id).values(run_id=other.id)
+        ),
+    )
+    (broken,) = store.verify_ledger(KEY, finished_run.id).breaks
+    assert "step 2's tool call now belongs to another run" in broken.problem
+
+
+def test_values_no_json_holds_are_named_not_a_crash(sqlite_store, llm_server):
+    # Only SQLite stores NaN (written by hand: the runtime never does).
+    store = sqlite_store
+    finished_run = _a_finished_run(store, llm_server)
+    step = _the_step(store, finished_run.id, 1)
+    with store.engine.begin() as conn:
+        conn.execute(
+            steps.update()
+            .where(steps.c.id == step.id)
+            .values(result=sa.text("""'{"rows": NaN}'"""))
+        )
+    (broken,) = store.verify_ledger(KEY).breaks
+    assert "step 1 was edited" in broken.problem
+
+
+def test_minus_zero_in_arguments_is_no_false_alarm(store, llm_server):
+    # PostgreSQL's JSONB keeps -0.0 as 0.0: the digests are taken over what it gives back.
+    objective = make_objective(store, risk_level="low", tools_allowed=["read_database"])
+    llm_server.step("Read.", "read_database", table="app_leads", filters={"score": -0.0})
+    llm_server.done("Done.")
+    create_leads(store, LEADS)
+    run_to_end(make_orchestrator(store, llm_server.url), objective.id)
+    assert store.verify_ledger(KEY).ok

@@ -18,6 +18,7 @@ from agent_core.models import (
     Approval,
     ApprovalStatus,
     RunStatus,
+    StepStatus,
     StopReason,
     ToolCallStatus,
 )
@@ -32,6 +33,7 @@ from agent_core.store.base import (
 from agent_core.store.ledger import (
     CALL_HASH,
     STEP_ID,
+    STEP_STATUS,
     to_json_value,
     tool_args_hash,
     with_step_digests,
@@ -161,7 +163,12 @@ class ApprovalStore(StoreBase):
             ]
             if approved_args is not None:  # the call now holds the approved arguments
                 decided_events = with_step_digests(
-                    decided_events, {STEP_ID: current.step_id, CALL_HASH: args_hash}
+                    decided_events,
+                    {
+                        STEP_ID: current.step_id,
+                        STEP_STATUS: StepStatus.AWAITING_APPROVAL.value,
+                        CALL_HASH: args_hash,
+                    },
                 )
             self._write_run(
                 driver_cursor(conn),

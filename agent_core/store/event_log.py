@@ -297,6 +297,7 @@ def _check_step_rows(
             steps.c.status,
             steps.c.result,
             tool_calls.c.id.label("call_id"),
+            tool_calls.c.run_id.label("call_run_id"),
             tool_calls.c.tool_name.label("call_tool"),
             tool_calls.c.args.label("call_args"),
             tool_calls.c.status.label("call_status"),
@@ -312,7 +313,12 @@ def _check_step_rows(
     for row in conn.execute(query):
         steps_of_run = stored.setdefault(row.run_id, {})
         calls[row.id] = calls.get(row.id, 0) + (row.call_id is not None)
-        steps_of_run[row.id] = StoredStep(row.step_number, _stored_digests(row), calls[row.id])
+        steps_of_run[row.id] = StoredStep(
+            row.step_number,
+            _stored_digests(row),
+            calls[row.id],
+            calls_elsewhere=row.call_id is not None and row.call_run_id != row.run_id,
+        )
     for run_id, steps_of_run in recorded.items():
         rows = stored.get(run_id, {})
         problems = [
@@ -328,7 +334,16 @@ def _check_step_rows(
 
 
 def _stored_digests(row: Row[Any]) -> dict[str, str]:
-    """The digests of a step's rows as they are now (`ledger.step_hash` and the others)."""
+    """The digests of a step's rows as they are now (`ledger.step_hash` and the others);
+    none for rows holding what JSON cannot (NaN, written by hand), which then differ from
+    whatever the ledger recorded."""
+    try:
+        return _digests_of(row)
+    except (ValueError, TypeError, UnicodeError):
+        return {}
+
+
+def _digests_of(row: Row[Any]) -> dict[str, str]:
     with_call = row.call_id is not None
     digests = {
         STEP_HASH: step_hash(

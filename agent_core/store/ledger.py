@@ -27,16 +27,19 @@ _WHOLE_FLOATS = 1e16
 def to_json_value(value: Any) -> Any:
     """A JSON-native copy of `value`, the same after a round trip through JSONB or SQLite.
 
-    Non-finite floats become None, a float of 1e16 or more the whole number it is (JSONB
-    gives it back as one: 1e+16 would come back 10000000000000000, and an event hashed over
-    the first would no longer match its hash), NUL characters (refused by PostgreSQL) are
-    dropped, and anything else that JSON cannot hold becomes its string form.
+    Non-finite floats become None, -0.0 becomes 0.0 (as JSONB keeps it), a float of 1e16
+    or more the whole number it is (JSONB gives it back as one: 1e+16 would come back
+    10000000000000000, and an event hashed over the first would no longer match its hash),
+    NUL characters (refused by PostgreSQL) are dropped, and anything else that JSON cannot
+    hold becomes its string form.
     """
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
             return None
+        if value == 0:  # -0.0 too, which JSONB gives back as 0.0
+            return 0.0
         return int(value) if abs(value) >= _WHOLE_FLOATS else value
     if isinstance(value, str):
         return value.replace("\x00", "")
@@ -151,14 +154,17 @@ def verify_chain(
                 "event does not link to the event before it: an event was inserted, "
                 "replaced or re-hashed here",
             )
-        computed = event_hash(
-            run_id=run_id,
-            seq=link.seq,
-            event_type=link.event_type,
-            data=link.data,
-            created_at=link.created_at,
-            prev_hash=link.prev_hash,
-        )
+        try:
+            computed = event_hash(
+                run_id=run_id,
+                seq=link.seq,
+                event_type=link.event_type,
+                data=link.data,
+                created_at=link.created_at,
+                prev_hash=link.prev_hash,
+            )
+        except (ValueError, TypeError, UnicodeError):  # NaN and the like: written by hand
+            computed = None
         if computed != link.hash:
             return checked, (link.seq, "event content does not match its hash: it was edited")
         if link.sealed_hash is not None:
@@ -219,7 +225,10 @@ STEP_ID = "step_id"
 STEP_HASH = "step_hash"  # the step's words and request: thought, reply, tool, arguments, model
 CALL_HASH = "call_hash"  # the call's tool and arguments (`tool_args_hash`): what ran
 OUTCOME_HASH = "outcome_hash"  # the step's and the call's status, result and error
+STEP_STATUS = "step_status"  # the step's status after the write, in plain text
 STEP_DIGESTS = (STEP_HASH, CALL_HASH, OUTCOME_HASH)
+_FINAL_STEP_STATUSES = frozenset({"completed", "failed"})
+_AWAITING_APPROVAL = "awaiting_approval"
 Encode = Callable[[Any], str]
 
 
@@ -301,13 +310,26 @@ def with_step_digests(
 @dataclass(slots=True)
 class RecordedStep:
     """The newest digests the ledger holds for one step, each with the event recording it,
-    and the step's number as its events gave it."""
+    the step's number as its events gave it, and the first record that breaks the order in
+    which the runtime writes a step (`problem`).
+
+    That order: the step is recorded once with its words (`step_hash`); its call's
+    arguments change only while it awaits approval (an admin's changes); nothing is
+    recorded of it once it has finished (completed or failed). Digests appended later for
+    a finished step, even in a well-chained event, are therefore caught."""
 
     digests: dict[str, tuple[int, str]] = field(default_factory=dict)
     number: tuple[int, int] | None = None
     first_seq: int = 0
+    status: str | None = None
+    problem: tuple[int, str] | None = None
 
     def record(self, seq: int, data: dict[str, Any]) -> None:
+        if self.problem is not None:
+            return
+        self.problem = self._out_of_order(seq, data)
+        if self.problem is not None:
+            return
         self.first_seq = self.first_seq or seq
         for name in STEP_DIGESTS:
             value = data.get(name)
@@ -316,6 +338,23 @@ class RecordedStep:
         number = data.get("step_number")
         if isinstance(number, int) and self.number is None:
             self.number = (seq, number)
+        status = data.get(STEP_STATUS)
+        self.status = status if isinstance(status, str) else self.status
+
+    def _out_of_order(self, seq: int, data: dict[str, Any]) -> tuple[int, str] | None:
+        if not self.first_seq:
+            return None
+        appended = "an event was appended outside the runtime to change it"
+        if self.status in _FINAL_STEP_STATUSES:
+            return seq, f"a step that had finished is recorded again here: {appended}"
+        if STEP_HASH in data:
+            return seq, f"a step's thought, reply and arguments are recorded twice: {appended}"
+        if CALL_HASH in data and self.status != _AWAITING_APPROVAL:
+            return seq, (
+                f"a step's call arguments are recorded again though it awaited no approval: "
+                f"{appended}"
+            )
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +365,7 @@ class StoredStep:
     number: int
     digests: dict[str, str]
     calls: int
+    calls_elsewhere: bool = False  # a call of this step counted in another run
 
 
 def recorded_steps(links: Iterable[ChainLink]) -> dict[str, RecordedStep]:
@@ -350,6 +390,8 @@ def step_rows_problem(recorded: RecordedStep, stored: StoredStep | None) -> tupl
     """Where the stored rows of a step differ from what the ledger recorded: the sequence
     number of the event that recorded what differs, and a sentence (None when they agree).
     `stored` is None when the step's row is gone."""
+    if recorded.problem is not None:
+        return recorded.problem
     if stored is None:
         return recorded.first_seq, (
             "a step this event recorded is gone: its row was deleted or moved to another run"
@@ -362,6 +404,11 @@ def step_rows_problem(recorded: RecordedStep, stored: StoredStep | None) -> tupl
     if stored.calls > 1:
         return recorded.first_seq, (
             f"step {stored.number} now has {stored.calls} tool calls: calls were added to it "
+            "outside the runtime"
+        )
+    if stored.calls_elsewhere:
+        return recorded.first_seq, (
+            f"step {stored.number}'s tool call now belongs to another run: it was moved "
             "outside the runtime"
         )
     for name in STEP_DIGESTS:
@@ -377,7 +424,8 @@ def unrecorded_step_problem(
     recorded: dict[str, RecordedStep], stored: dict[str, StoredStep]
 ) -> tuple[int, str] | None:
     """A step row no event records, numbered after the run's first recorded step (steps
-    before it may come from a version that recorded none): added outside the runtime."""
+    before it may come from a version that recorded none) or below 1 (the runtime numbers
+    from 1): added outside the runtime."""
     numbers = [step.number for step_id, step in stored.items() if step_id in recorded]
     if not numbers:
         return None
@@ -385,7 +433,7 @@ def unrecorded_step_problem(
     added = sorted(
         step.number
         for step_id, step in stored.items()
-        if step_id not in recorded and step.number > first
+        if step_id not in recorded and (step.number > first or step.number < 1)
     )
     if not added:
         return None

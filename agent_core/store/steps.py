@@ -54,6 +54,7 @@ from agent_core.store.ledger import (
     OUTCOME_HASH,
     STEP_HASH,
     STEP_ID,
+    STEP_STATUS,
     outcome_hash,
     step_hash,
     to_json_value,
@@ -139,6 +140,7 @@ class _StepRows:
         step, encode = self._step, self._hot.canonical
         digests = {
             STEP_ID: self._step_id,
+            STEP_STATUS: text_of(self.step_status),
             STEP_HASH: step_hash(
                 step_id=self._step_id,
                 thought=step.thought,
@@ -445,6 +447,7 @@ class StepStore(StoreBase):
             new_events,
             {
                 STEP_ID: step_key,
+                STEP_STATUS: text_of(outcome.step_status),
                 OUTCOME_HASH: outcome_hash(
                     step_status=text_of(outcome.step_status),
                     step_result=stored_result,
@@ -629,6 +632,7 @@ def step_digests_of(
     the step's result is `result`, its call's none (the call was paused before it ran)."""
     return {
         STEP_ID: approval.step_id,
+        STEP_STATUS: step_status.value,
         OUTCOME_HASH: outcome_hash(
             step_status=step_status.value,
             step_result=result,
