@@ -150,3 +150,17 @@ def test_nul_characters_are_dropped_whether_escaped_or_not_in_the_same_reply():
     step = parse_step('{"thought": "a\\u0000b", "tool": "x\\u0000", "done": false}')
     assert isinstance(step, StepDecision)
     assert (step.thought, step.tool) == ("ab", "x")
+
+
+def test_a_lone_surrogate_escape_becomes_a_replacement_character_that_can_be_stored():
+    # "\ud800" alone decodes to a character no UTF-8 text holds (the step's write failed on
+    # it); a proper pair ("\ud83d\ude00") is one emoji and stays.
+    reply = (
+        '{"thought": "a\\ud800b \\ud83d\\ude00", "tool": "read_database", '
+        '"args": {"name\\uDC00": "Zo\\ud83d"}, "done": false}'
+    )
+    step = parse_step(reply)
+    assert isinstance(step, StepDecision)
+    assert step.thought == "a\ufffdb \U0001f600"
+    assert step.args == {"name\ufffd": "Zo\ufffd"}
+    json.dumps(step.model_dump(), ensure_ascii=False).encode("utf-8")  # storable as UTF-8

@@ -115,25 +115,39 @@ def parse_step(text: str) -> StepDecision | str:
     return "the reply contains no JSON object"
 
 
+# A \\uD800-\\uDFFF escape: decoded alone (not as half of a pair), a character no UTF-8
+# text, hence no database, can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _needs_cleaning(text: str) -> bool:
-    """Whether a value decoded from `text` may hold a NUL character or nest deeper than
-    MAX_JSON_DEPTH. A NUL can only come from a \\u0000 escape (the decoder refuses raw
-    control characters in strings), and nesting needs an opening bracket per level: a reply
-    with neither is used as decoded, without walking it."""
-    return "\\u0000" in text or text.count("{") + text.count("[") >= MAX_JSON_DEPTH
+    """Whether a value decoded from `text` may hold a NUL character or a lone surrogate, or
+    nest deeper than MAX_JSON_DEPTH. Both characters can only come from \\u escapes (the
+    decoder refuses raw control characters in strings), and nesting needs an opening
+    bracket per level: a reply with none of them is used as decoded, without walking it."""
+    return (
+        "\\u0000" in text
+        or text.count("{") + text.count("[") >= MAX_JSON_DEPTH
+        or _SURROGATE_ESCAPE.search(text) is not None
+    )
 
 
 def _cleaned(value: Any, depth: int = 1) -> Any:
-    """`value` without NUL characters in its strings; _TooDeep past MAX_JSON_DEPTH."""
+    """`value` without NUL characters in its strings, and with each lone surrogate replaced
+    by U+FFFD; _TooDeep past MAX_JSON_DEPTH."""
     if depth > MAX_JSON_DEPTH:
         raise _TooDeep
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return _text(value)
     if isinstance(value, dict):
-        return {key.replace("\x00", ""): _cleaned(item, depth + 1) for key, item in value.items()}
+        return {_text(key): _cleaned(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
         return [_cleaned(item, depth + 1) for item in value]
     return value
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def stored_reply(text: str) -> str:
