@@ -346,16 +346,7 @@ def _stored_digests(row: Row[Any]) -> dict[str, str]:
 def _digests_of(row: Row[Any]) -> dict[str, str]:
     with_call = row.call_id is not None
     digests = {
-        STEP_HASH: step_hash(
-            step_id=row.id,
-            thought=row.thought,
-            tool=row.tool,
-            args=row.args,
-            raw_output=row.raw_output,
-            model=row.model,
-            prompt_tokens=row.prompt_tokens,
-            completion_tokens=row.completion_tokens,
-        ),
+        STEP_HASH: step_hash(row, step_id=row.id, args=row.args),
         OUTCOME_HASH: outcome_hash(
             step_status=row.status,
             step_result=row.result,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from agent_core.models import NewEvent
 
@@ -232,18 +232,18 @@ _AWAITING_APPROVAL = "awaiting_approval"
 Encode = Callable[[Any], str]
 
 
-def step_hash(
-    *,
-    step_id: str,
-    thought: str | None,
-    tool: str | None,
-    args: Any,
-    raw_output: str | None,
-    model: str | None,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-    encode: Encode = canonical_json,
-) -> str:
+class StepWords(Protocol):
+    """What the model said and spent in a step: a NewStep as written, or its row as read."""
+
+    thought: str | None
+    tool: str | None
+    raw_output: str | None
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+def step_hash(step: StepWords, *, step_id: str, args: Any, encode: Encode = canonical_json) -> str:
     """What the model asked for in a step, as stored (`args` already JSON: `to_json_value`);
     fixed once the step is written. The tokens are there because the run's cost is
     computed from them."""
@@ -251,13 +251,13 @@ def step_hash(
         encode,
         {
             "id": step_id,
-            "thought": thought,
-            "tool": tool,
+            "thought": step.thought,
+            "tool": step.tool,
             "args": args,
-            "raw_output": raw_output,
-            "model": model,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
+            "raw_output": step.raw_output,
+            "model": step.model,
+            "prompt_tokens": step.prompt_tokens,
+            "completion_tokens": step.completion_tokens,
         },
     )
 

@@ -141,17 +141,7 @@ class _StepRows:
         digests = {
             STEP_ID: self._step_id,
             STEP_STATUS: text_of(self.step_status),
-            STEP_HASH: step_hash(
-                step_id=self._step_id,
-                thought=step.thought,
-                tool=step.tool,
-                args=self._step_args,
-                raw_output=step.raw_output,
-                model=step.model,
-                prompt_tokens=step.prompt_tokens,
-                completion_tokens=step.completion_tokens,
-                encode=encode,
-            ),
+            STEP_HASH: step_hash(step, step_id=self._step_id, args=self._step_args, encode=encode),
             OUTCOME_HASH: outcome_hash(
                 step_status=text_of(self.step_status),
                 step_result=self._stored_result,
