@@ -151,7 +151,7 @@ def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cl
     assert re.search(r"worker \S+ stopped", rest)
 
 
-@pytest.mark.parametrize("after_s", [0.7, 0.8, 0.9, 1.2, 2.0])
+@pytest.mark.parametrize("after_s", [0.7, 0.75, 0.8, 0.9, 1.2, 2.0])
 def test_ctrl_c_while_up_starts_stops_everything_without_a_traceback(
     isolated_environment, clean_env, after_s
 ):
