@@ -285,6 +285,32 @@ def outcome_hash(
     )
 
 
+def outcome_digests(
+    step_id: str,
+    step_status: str,
+    *,
+    step_result: Any,
+    call_status: str | None,
+    call_result: Any,
+    call_error: str | None,
+    encode: Encode = canonical_json,
+) -> dict[str, str]:
+    """What a write that sets a step's status records of it (`with_step_digests`): the
+    step's id, its status in plain text and the `outcome_hash` of what the write stored."""
+    return {
+        STEP_ID: step_id,
+        STEP_STATUS: step_status,
+        OUTCOME_HASH: outcome_hash(
+            step_status=step_status,
+            step_result=step_result,
+            call_status=call_status,
+            call_result=call_result,
+            call_error=call_error,
+            encode=encode,
+        ),
+    }
+
+
 def _digest(encode: Encode, covered: dict[str, Any]) -> str:
     return hashlib.sha256(encode(covered).encode("utf-8")).hexdigest()
 

@@ -51,11 +51,8 @@ from agent_core.store.hotpath import (
 )
 from agent_core.store.ledger import (
     CALL_HASH,
-    OUTCOME_HASH,
     STEP_HASH,
-    STEP_ID,
-    STEP_STATUS,
-    outcome_hash,
+    outcome_digests,
     step_hash,
     to_json_value,
     with_step_digests,
@@ -137,20 +134,19 @@ class _StepRows:
 
     def digests(self) -> dict[str, str]:
         """What the ledger records of the step's rows (`ledger.with_step_digests`)."""
-        step, encode = self._step, self._hot.canonical
-        digests = {
-            STEP_ID: self._step_id,
-            STEP_STATUS: text_of(self.step_status),
-            STEP_HASH: step_hash(step, step_id=self._step_id, args=self._step_args, encode=encode),
-            OUTCOME_HASH: outcome_hash(
-                step_status=text_of(self.step_status),
-                step_result=self._stored_result,
-                call_status=text_of(self.call_status),
-                call_result=self._stored_result if self._tool_call else None,
-                call_error=self._outcome.tool_error if self._outcome and self._tool_call else None,
-                encode=encode,
-            ),
-        }
+        encode = self._hot.canonical
+        digests = outcome_digests(
+            self._step_id,
+            text_of(self.step_status),
+            step_result=self._stored_result,
+            call_status=text_of(self.call_status),
+            call_result=self._stored_result if self._tool_call else None,
+            call_error=self._outcome.tool_error if self._outcome and self._tool_call else None,
+            encode=encode,
+        )
+        digests[STEP_HASH] = step_hash(
+            self._step, step_id=self._step_id, args=self._step_args, encode=encode
+        )
         if self._args_hash is not None:
             digests[CALL_HASH] = self._args_hash
         return digests
@@ -435,18 +431,15 @@ class StepStore(StoreBase):
         with_call = tool_call_id is not None
         new_events = with_step_digests(
             new_events,
-            {
-                STEP_ID: step_key,
-                STEP_STATUS: text_of(outcome.step_status),
-                OUTCOME_HASH: outcome_hash(
-                    step_status=text_of(outcome.step_status),
-                    step_result=stored_result,
-                    call_status=text_of(outcome.tool_call_status) if with_call else None,
-                    call_result=stored_result if with_call else None,
-                    call_error=outcome.tool_error if with_call else None,
-                    encode=self._hot.canonical,
-                ),
-            },
+            outcome_digests(
+                step_key,
+                text_of(outcome.step_status),
+                step_result=stored_result,
+                call_status=text_of(outcome.tool_call_status) if with_call else None,
+                call_result=stored_result if with_call else None,
+                call_error=outcome.tool_error if with_call else None,
+                encode=self._hot.canonical,
+            ),
         )
         with self._hot_transaction() as cursor:
             run_row, _ = self._write_run(cursor, run_key, changes=run, new_events=new_events)
@@ -620,14 +613,11 @@ def step_digests_of(
 ) -> dict[str, str]:
     """What the ledger records of the rows of an approval's step once they are moved on:
     the step's result is `result`, its call's none (the call was paused before it ran)."""
-    return {
-        STEP_ID: approval.step_id,
-        STEP_STATUS: step_status.value,
-        OUTCOME_HASH: outcome_hash(
-            step_status=step_status.value,
-            step_result=result,
-            call_status=call_status.value,
-            call_result=None,
-            call_error=error,
-        ),
-    }
+    return outcome_digests(
+        approval.step_id,
+        step_status.value,
+        step_result=result,
+        call_status=call_status.value,
+        call_result=None,
+        call_error=error,
+    )
