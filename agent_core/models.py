@@ -7,10 +7,17 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 # The closed sets live in agent_core.enums (no pydantic: the CLI's parser needs them);
@@ -33,6 +40,17 @@ from agent_core.enums import (  # noqa: F401
 from agent_core.schedules import normalize_cron
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def without_nul(text: Any) -> Any:
+    """`text` without NUL characters, which PostgreSQL refuses in text (and SQLite keeps):
+    dropped where text from outside (an admin, a tool, a server's reply) enters, so that a
+    write does not fail on one, and both databases store the same."""
+    return text.replace("\x00", "") if isinstance(text, str) else text
+
+
+# Text from outside, as it is stored (see without_nul).
+CleanText = Annotated[str, BeforeValidator(without_nul)]
 
 # Bounds of the run budgets, shared by the AGENT_* settings and an objective's own budget, so
 # that every budget computes as a date (no overflow) and stays a sane limit.
@@ -74,8 +92,8 @@ class ObjectiveSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
-    title: str = Field(min_length=1, max_length=200)
-    description: str = Field(min_length=1, max_length=20_000)
+    title: CleanText = Field(min_length=1, max_length=200)
+    description: CleanText = Field(min_length=1, max_length=20_000)
     tools_allowed: list[str] = Field(default_factory=list)
     budget: Budget = Field(default_factory=Budget)
     risk_level: RiskLevel = RiskLevel.MEDIUM
@@ -386,7 +404,7 @@ class StepOutcome(_Record):
     step_status: StepStatus
     result: Any = None
     tool_call_status: ToolCallStatus | None = None
-    tool_error: str | None = None
+    tool_error: CleanText | None = None
     duration_ms: int | None = None
     attempts: int = 0
 
@@ -409,8 +427,8 @@ class RunChanges(_Record):
     owner: str | None = None
     status: RunStatus | None = None
     stop_reason: StopReason | None = None
-    summary: str | None = None
-    error: str | None = None
+    summary: CleanText | None = None
+    error: CleanText | None = None
     previous_run_id: str | None = None
     add_prompt_tokens: int = 0
     add_completion_tokens: int = 0

@@ -21,6 +21,7 @@ from agent_core.models import (
     StepStatus,
     StopReason,
     ToolCallStatus,
+    without_nul,
 )
 from agent_core.render import why_undecidable
 from agent_core.store.base import (
@@ -88,6 +89,7 @@ class ApprovalStore(StoreBase):
         still those the ledger recorded in its approval_requested event; otherwise it stays
         unbound and its run refuses to make the call (approval_invalid)."""
         key_id = parse_id(approval_id, "approval")
+        by, reason = without_nul(by), without_nul(reason)
         now = self.now()
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         with self._transaction(write=True) as conn:

@@ -18,6 +18,7 @@ from agent_core.models import (
     Notification,
     NotificationKind,
     NotificationStatus,
+    without_nul,
 )
 from agent_core.store.base import (
     StoreBase,
@@ -149,7 +150,7 @@ class NotificationStore(StoreBase):
                 .values(
                     status=status,
                     attempts=notifications.c.attempts + 1,
-                    last_error=error,
+                    last_error=without_nul(error),
                     next_attempt_at=next_attempt_at,
                     sent_at=now if status is NotificationStatus.SENT else None,
                 )

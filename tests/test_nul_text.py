@@ -1,0 +1,136 @@
+"""Text from outside holding a NUL character (which PostgreSQL refuses in text, and SQLite
+keeps) is stored without it, on both databases, instead of failing the write."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from agent_core.models import (
+    NewApproval,
+    NewEvent,
+    NewStep,
+    NewToolCall,
+    NotificationKind,
+    NotificationStatus,
+    ObjectiveSpec,
+    RiskLevel,
+    RunChanges,
+    RunStatus,
+    StepOutcome,
+    StepStatus,
+    StopReason,
+    ToolCallStatus,
+)
+from agent_core.tools import Tool, ToolRegistry
+from tests.support import KEY, make_objective, make_orchestrator, run_to_end
+
+
+class _NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _broken(_args, _context):
+    raise ValueError("the CRM answered \x00\x00 garbage")
+
+
+BROKEN = Tool(
+    name="read_crm",
+    description="Reads the CRM.",
+    risk=RiskLevel.LOW,
+    side_effects=False,
+    args_model=_NoArgs,
+    handler=_broken,
+)
+
+
+def test_a_tool_error_holding_nul_is_stored_without_it(store, llm_server):
+    objective = make_objective(store, tools_allowed=["read_crm"])
+    llm_server.step("Read the CRM.", "read_crm")
+    llm_server.done("The CRM could not be read.")
+
+    run = run_to_end(
+        make_orchestrator(store, llm_server.url, tools=ToolRegistry([BROKEN])), objective.id
+    )
+
+    assert run.status is RunStatus.COMPLETED
+    call = store.run_detail(run.id).tool_calls[0]
+    assert call.status is ToolCallStatus.FAILED
+    assert "\x00" not in call.error
+    assert "the CRM answered  garbage" in call.error
+    assert store.verify_ledger(KEY).ok
+
+
+def test_a_run_ending_on_a_server_s_text_holding_nul_keeps_its_reason(store):
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="worker", lease_s=60)
+    ended = store.update_run(
+        run.id,
+        RunChanges(
+            owner="worker",
+            status=RunStatus.FAILED,
+            stop_reason=StopReason.LLM_ERROR,
+            error="the LLM answered 502 «\x00bad gateway»",
+        ),
+        [NewEvent(event_type="run_failed")],
+    )
+    assert ended.error == "the LLM answered 502 «bad gateway»"
+    assert store.get_run(run.id).error == ended.error
+    assert store.verify_ledger(KEY).ok
+
+
+def test_an_admin_s_text_holding_nul_is_saved_without_it(store):
+    spec = ObjectiveSpec(title="Weekly\x00 leads", description="Find\x00 them.")
+    saved = store.create_objective(spec)
+    assert (saved.title, saved.description) == ("Weekly leads", "Find them.")
+
+
+def _paused(store):
+    """A run paused on send_email, waiting for its approval; returns StepStarted."""
+    run = store.create_run(make_objective(store).id)
+    store.claim_run(run.id, owner="worker", lease_s=60)
+    email = {"to": "ada@example.com", "subject": "Hello", "body": "Hi Ada"}
+    return store.start_step(
+        run.id,
+        NewStep(thought="Email Ada.", tool="send_email", args=email),
+        tool_call=NewToolCall(
+            tool_name="send_email",
+            args=email,
+            risk_level=RiskLevel.HIGH,
+            status=ToolCallStatus.AWAITING_APPROVAL,
+        ),
+        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
+        approval=NewApproval(
+            tool_name="send_email",
+            args=email,
+            risk_reason="sends an email outside the company",
+            expires_at=store.now() + timedelta(hours=24),
+        ),
+        signing_key=KEY,
+        run=RunChanges(owner="worker", status=RunStatus.PAUSED, release_lease=True),
+    )
+
+
+def test_an_approval_s_and_a_notification_s_text_holding_nul_is_stored_without_it(store):
+    paused = _paused(store)
+    (email,) = store.add_notifications(
+        paused.approval, NotificationKind.APPROVAL_REQUEST, {"email": "admin@example.com"}
+    )
+    store.record_notification(
+        email,
+        status=NotificationStatus.FAILED,
+        error="550 mailbox \x00unavailable",
+        next_attempt_at=store.now(),
+        event=NewEvent(event_type="notification_failed"),
+    )
+    assert store.run_notifications(paused.run.id)[0].last_error == "550 mailbox unavailable"
+    decided = store.decide_approval(
+        paused.approval.id,
+        approve=False,
+        by="ad\x00min",
+        signing_key=KEY,
+        reason="not \x00this week",
+    )
+    assert (decided.decided_by, decided.decision_reason) == ("admin", "not this week")
+    assert store.verify_ledger(KEY).ok
