@@ -348,20 +348,19 @@ class StoreBase:
 
     def _remember_head(self, run: Run, last_hash: str | None) -> None:
         """Note the run's ledger head as this write leaves it (`last_hash`: its last new
-        event's, None when it wrote none), for the next write of the run by this process,
-        whose rows are then built before it (`_write_at_once`). It is only a guess, which
-        that write has the database check: a transaction that rolled back, or another
-        process that wrote to the run since, sends it the usual way."""
+        event's), and the run, for the next write of it by this process, whose rows are
+        then built before it (`_write_at_once`). It is only a guess, which that write has
+        the database check: a transaction that rolled back, or another process that wrote
+        to the run since, sends it the usual way. A write without events (None) is
+        forgotten instead: rolled back, it would leave the head as it was, and the run
+        remembered wrong."""
         heads = self._heads
         if last_hash is None:
-            known = heads.get(run.id)
-            if known is None or known.event_seq != run.event_seq:
-                heads.pop(run.id, None)
-                return
-            last_hash = known.hash
+            heads.pop(run.id, None)
+            return
         if len(heads) >= HEADS_MAX:
             heads.clear()
-        heads[run.id] = Head(run.event_seq, run.steps_count, last_hash)
+        heads[run.id] = Head(run.event_seq, run.steps_count, last_hash, run)
 
     def _write_at_once(
         self,
@@ -397,7 +396,7 @@ class StoreBase:
         )
         try:
             with writing as cursor:
-                row = hot.write_step_at_once(
+                run = hot.write_step_at_once(
                     cursor,
                     run_key=key,
                     set_values=values,
@@ -419,9 +418,8 @@ class StoreBase:
             # schema), or the function is missing: this Store's writes take the usual path.
             hot.step_function = False
             return None
-        if row is None:
+        if run is None:
             return None
-        run = hot.run_of(row)
         self._remember_head(run, written[-1].hash if written else None)
         return run
 
