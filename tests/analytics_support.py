@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 from agent_core import events as ledger_events
 from agent_core.models import (
-    NewApproval,
     NewStep,
     NewToolCall,
     RiskLevel,
@@ -21,13 +20,12 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.store import StepStarted, Store
-from tests.support import KEY
+from tests.support import EMAIL, pause_on_email
 
 OWNER = "test-worker"
 SINCE = datetime(2026, 11, 2, tzinfo=UTC)
 UNTIL = datetime(2026, 11, 5, tzinfo=UTC)
 ARGS = {"table": "app_leads"}
-EMAIL = {"to": "ada@example.com", "subject": "Following up", "body": "Any news?"}
 
 
 @dataclass(frozen=True)
@@ -174,9 +172,11 @@ class Recorder:
         """A run paused on send_email, waiting for its approval (the step, call, approval)."""
         run = self.store.create_run(objective_id)
         self.store.claim_run(run.id, owner=OWNER, lease_s=3600)
-        written = self.store.start_step(
+        written = pause_on_email(
+            self.store,
             run.id,
-            NewStep(
+            owner=OWNER,
+            step=NewStep(
                 thought="email her",
                 tool="send_email",
                 args=EMAIL,
@@ -185,21 +185,7 @@ class Recorder:
                 completion_tokens=10,
                 latency_ms=100,
             ),
-            tool_call=NewToolCall(
-                tool_name="send_email",
-                args=EMAIL,
-                risk_level=RiskLevel.HIGH,
-                status=ToolCallStatus.AWAITING_APPROVAL,
-            ),
-            outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
-            approval=NewApproval(
-                tool_name="send_email",
-                args=EMAIL,
-                risk_reason="sends an email",
-                expires_at=self.store.now() + timedelta(hours=expires_in_h),
-            ),
-            signing_key=KEY,
-            run=RunChanges(owner=OWNER, status=RunStatus.PAUSED, release_lease=True),
+            expires_in=timedelta(hours=expires_in_h),
         )
         self.runs.append(written.run)
         return written

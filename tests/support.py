@@ -14,16 +14,32 @@ from agent_core.cli import main
 from agent_core.config import Settings, load_settings
 from agent_core.llm import InferenceLLM
 from agent_core.loop import Orchestrator
-from agent_core.models import Objective, ObjectiveSpec, Run
+from agent_core.models import (
+    NewApproval,
+    NewStep,
+    NewToolCall,
+    Objective,
+    ObjectiveSpec,
+    RiskLevel,
+    Run,
+    RunChanges,
+    RunStatus,
+    StepOutcome,
+    StepStatus,
+    ToolCallStatus,
+)
 from agent_core.runtime import build_tools
 from agent_core.store import Store
 from agent_core.store.signing import LedgerKey
+from agent_core.store.steps import StepStarted
 from agent_core.tools import ToolRegistry
 
 # The runtime's secret key in tests (the dashboard fixture's AGENT_SECRET_KEY too), and the
 # ledger key derived from it, passed explicitly to the Store's signing methods.
 SECRET_KEY = "test-secret-key-for-links-0123456789"
 KEY = LedgerKey(SECRET_KEY)
+# What the runs paused on send_email (`pause_on_email`) ask to send.
+EMAIL = {"to": "ada@example.com", "subject": "Following up", "body": "Any news?"}
 
 
 class ManualClock:
@@ -156,3 +172,35 @@ def run_to_end(orchestrator: Orchestrator, objective_id: str) -> Run:
     claimed = store.claim_run(run.id, owner=orchestrator.owner, lease_s=300)
     assert claimed is not None
     return orchestrator.execute(run.id)
+
+
+def pause_on_email(
+    store: Store,
+    run_id: str,
+    *,
+    owner: str,
+    step: NewStep | None = None,
+    risk_reason: str = "sends an email",
+    expires_in: timedelta = timedelta(hours=24),
+) -> StepStarted:
+    """The step that pauses a run its `owner` holds on send_email (EMAIL), waiting for an
+    approval: the step, its call and the approval, written as the loop writes them."""
+    return store.start_step(
+        run_id,
+        step or NewStep(thought="Email Ada.", tool="send_email", args=EMAIL),
+        tool_call=NewToolCall(
+            tool_name="send_email",
+            args=EMAIL,
+            risk_level=RiskLevel.HIGH,
+            status=ToolCallStatus.AWAITING_APPROVAL,
+        ),
+        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
+        approval=NewApproval(
+            tool_name="send_email",
+            args=EMAIL,
+            risk_reason=risk_reason,
+            expires_at=store.now() + expires_in,
+        ),
+        signing_key=KEY,
+        run=RunChanges(owner=owner, status=RunStatus.PAUSED, release_lease=True),
+    )

@@ -3,28 +3,21 @@ keeps) is stored without it, on both databases, instead of failing the write."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from pydantic import BaseModel, ConfigDict
 
 from agent_core.models import (
-    NewApproval,
     NewEvent,
-    NewStep,
-    NewToolCall,
     NotificationKind,
     NotificationStatus,
     ObjectiveSpec,
     RiskLevel,
     RunChanges,
     RunStatus,
-    StepOutcome,
-    StepStatus,
     StopReason,
     ToolCallStatus,
 )
 from agent_core.tools import Tool, ToolRegistry
-from tests.support import KEY, make_objective, make_orchestrator, run_to_end
+from tests.support import KEY, make_objective, make_orchestrator, pause_on_email, run_to_end
 
 
 class _NoArgs(BaseModel):
@@ -90,26 +83,7 @@ def _paused(store):
     """A run paused on send_email, waiting for its approval; returns StepStarted."""
     run = store.create_run(make_objective(store).id)
     store.claim_run(run.id, owner="worker", lease_s=60)
-    email = {"to": "ada@example.com", "subject": "Hello", "body": "Hi Ada"}
-    return store.start_step(
-        run.id,
-        NewStep(thought="Email Ada.", tool="send_email", args=email),
-        tool_call=NewToolCall(
-            tool_name="send_email",
-            args=email,
-            risk_level=RiskLevel.HIGH,
-            status=ToolCallStatus.AWAITING_APPROVAL,
-        ),
-        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
-        approval=NewApproval(
-            tool_name="send_email",
-            args=email,
-            risk_reason="sends an email outside the company",
-            expires_at=store.now() + timedelta(hours=24),
-        ),
-        signing_key=KEY,
-        run=RunChanges(owner="worker", status=RunStatus.PAUSED, release_lease=True),
-    )
+    return pause_on_email(store, run.id, owner="worker")
 
 
 def test_an_approval_s_and_a_notification_s_text_holding_nul_is_stored_without_it(store):

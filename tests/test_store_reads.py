@@ -12,7 +12,6 @@ from agent_core import events as ledger_events
 from agent_core.errors import InvalidInput, NotFound
 from agent_core.models import (
     ApprovalStatus,
-    NewApproval,
     NewEvent,
     NewStep,
     NewToolCall,
@@ -26,11 +25,10 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.store import schema
-from tests.support import KEY, make_objective
+from tests.support import EMAIL, KEY, make_objective, pause_on_email
 
 OWNER = "test-worker"
 MISSING = "00000000-0000-4000-8000-000000000000"
-EMAIL = {"to": "ada@example.com", "subject": "Following up", "body": "Any news?"}
 COUNT = {"table": "app_leads"}
 
 
@@ -59,24 +57,13 @@ def _finished_step(store, run_id, call_status, *, tool="count_database"):
 def _paused(store, objective_id, *, thought="Ada has not answered: email her.", expires_in=None):
     """A run paused on send_email, waiting for its approval; returns StepStarted."""
     run = _claimed(store, objective_id)
-    return store.start_step(
+    return pause_on_email(
+        store,
         run.id,
-        NewStep(thought=thought, tool="send_email", args=EMAIL),
-        tool_call=NewToolCall(
-            tool_name="send_email",
-            args=EMAIL,
-            risk_level=RiskLevel.HIGH,
-            status=ToolCallStatus.AWAITING_APPROVAL,
-        ),
-        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
-        approval=NewApproval(
-            tool_name="send_email",
-            args=EMAIL,
-            risk_reason="sends an email outside the company",
-            expires_at=store.now() + (expires_in or timedelta(hours=24)),
-        ),
-        signing_key=KEY,
-        run=RunChanges(owner=OWNER, status=RunStatus.PAUSED, release_lease=True),
+        owner=OWNER,
+        step=NewStep(thought=thought, tool="send_email", args=EMAIL),
+        risk_reason="sends an email outside the company",
+        expires_in=expires_in or timedelta(hours=24),
     )
 
 
@@ -226,25 +213,7 @@ def test_the_timeline_attaches_each_steps_call_and_approval(store):
     run = _claimed(store, objective.id)
     counted = _finished_step(store, run.id, ToolCallStatus.SUCCEEDED)
     thought = store.start_step(run.id, NewStep(thought="Now email the leads."))
-    paused = store.start_step(
-        run.id,
-        NewStep(thought="Email Ada.", tool="send_email", args=EMAIL),
-        tool_call=NewToolCall(
-            tool_name="send_email",
-            args=EMAIL,
-            risk_level=RiskLevel.HIGH,
-            status=ToolCallStatus.AWAITING_APPROVAL,
-        ),
-        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
-        approval=NewApproval(
-            tool_name="send_email",
-            args=EMAIL,
-            risk_reason="sends an email",
-            expires_at=store.now() + timedelta(hours=24),
-        ),
-        signing_key=KEY,
-        run=RunChanges(owner=OWNER, status=RunStatus.PAUSED, release_lease=True),
-    )
+    paused = pause_on_email(store, run.id, owner=OWNER)
 
     page = store.timeline_page(run.id)
     assert (page.total, page.offset, page.limit) == (3, 0, 50)
