@@ -14,6 +14,7 @@ read tolerantly.
 | run_started                 | objective_id, attempt, owner, resumed_at_step, budget,       |
 |                             | previous_run_id                                              |
 | run_released                | owner, reason                                                |
+| run_paused                  | owner, reason                                                |
 | run_requeued                | lease_lapsed_for, attempts                                   |
 | cancel_requested            | by                                                           |
 | run_cancelled               | by, stop_reason, error                                       |
@@ -63,6 +64,7 @@ class EventType(StrEnum):
     RUN_CLAIMED = "run_claimed"
     RUN_STARTED = "run_started"
     RUN_RELEASED = "run_released"
+    RUN_PAUSED = "run_paused"
     RUN_REQUEUED = "run_requeued"
     CANCEL_REQUESTED = "cancel_requested"
     RUN_CANCELLED = "run_cancelled"
@@ -155,6 +157,11 @@ def run_started(
 def run_released(*, owner: str | None, reason: str) -> NewEvent:
     """The worker gave the run back to the queue (shutdown, Ctrl-C): another resumes it."""
     return _event(EventType.RUN_RELEASED, owner=owner, reason=reason)
+
+
+def run_paused(*, owner: str | None, reason: str) -> NewEvent:
+    """The worker put the run back to waiting for an admin (its approval still pending)."""
+    return _event(EventType.RUN_PAUSED, owner=owner, reason=reason)
 
 
 def run_requeued(*, lease_lapsed_for: str | None, attempts: int) -> NewEvent:

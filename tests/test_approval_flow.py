@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,22 @@ import pytest
 from agent_core.approvals import decide
 from agent_core.errors import Conflict, InvalidInput
 from agent_core.maintenance import run_maintenance
-from agent_core.models import ApprovalStatus, RunStatus, StepStatus, StopReason, ToolCallStatus
+from agent_core.models import (
+    ApprovalStatus,
+    NewApproval,
+    NewEvent,
+    NewStep,
+    NewToolCall,
+    RiskLevel,
+    RunChanges,
+    RunStatus,
+    StepOutcome,
+    StepStatus,
+    StopReason,
+    ToolCallStatus,
+)
 from agent_core.notify import Notifier
+from agent_core.render import event_sentence
 from agent_core.store import Store
 from agent_core.store.schema import approvals
 from tests.support import (
@@ -396,3 +411,44 @@ def test_from_the_cli_an_admin_sees_approves_and_the_run_finishes(
     store = Store.open(database_url)
     assert twilio_server.auth_token not in json.dumps([e.data for e in store.list_events(run_id)])
     store.close()
+
+
+def test_a_run_resumed_on_an_undecided_approval_waits_again_and_says_so(store, clock, llm_server):
+    # The approval's step is written, but its worker died before the run was paused: the run
+    # is recovered, and its next worker finds the approval still pending.
+    objective = make_objective(store, risk_level="high", tools_allowed=["send_email"])
+    run = store.create_run(objective.id)
+    store.claim_run(run.id, owner="gone", lease_s=60)
+    store.start_step(
+        run.id,
+        NewStep(thought="Email Ada.", tool="send_email", args=EMAIL),
+        tool_call=NewToolCall(
+            tool_name="send_email",
+            args=EMAIL,
+            risk_level=RiskLevel.HIGH,
+            status=ToolCallStatus.AWAITING_APPROVAL,
+        ),
+        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
+        approval=NewApproval(
+            tool_name="send_email",
+            args=EMAIL,
+            risk_reason="sends an email",
+            expires_at=store.now() + timedelta(hours=1),
+        ),
+        signing_key=KEY,
+        run=RunChanges(owner="gone"),
+        new_events=[NewEvent(event_type="approval_requested")],
+    )
+    clock.advance(seconds=120)
+    assert store.recover_lapsed_runs(max_attempts=5) == ([run.id], [])
+    orchestrator = make_orchestrator(store, llm_server.url)
+    assert store.claim_run(run.id, owner=orchestrator.owner, lease_s=300) is not None
+
+    ended = orchestrator.execute(run.id)
+
+    assert ended.status is RunStatus.PAUSED
+    assert ended == store.get_run(run.id)
+    last = store.list_events(run.id)[-1]
+    assert event_sentence(last) == "Waiting for an admin again (its approval is still pending)."
+    assert llm_server.requests == []  # nothing asked of the model while it waits
+    assert store.verify_ledger(KEY).ok

@@ -36,6 +36,7 @@ MINIMAL = {
         "previous_run_id": None,
     },
     "run_released": {"owner": "w", "reason": "shutdown"},
+    "run_paused": {"owner": "w", "reason": "its approval is still pending"},
     "run_requeued": {"lease_lapsed_for": "w", "attempts": 1},
     "cancel_requested": {"by": "ana"},
     "run_cancelled": {"by": "ana", "stop_reason": "cancelled", "error": None},

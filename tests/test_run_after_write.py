@@ -149,3 +149,20 @@ def test_a_cancel_requested_between_two_steps_reaches_the_worker_s_next_step(
     )
     assert after.run.cancel_requested_at is not None
     _as_held(store, after.run)
+
+
+def test_a_previous_run_named_in_another_form_is_returned_as_stored(store, clock):
+    objective = make_objective(store)
+    previous = store.create_run(objective.id)
+    run = store.create_run(objective.id)
+    store.claim_run(run.id, owner="worker", lease_s=600)
+    started = store.update_run(
+        run.id,
+        RunChanges(
+            owner="worker",
+            lease_expires_at=clock() + timedelta(seconds=600),
+            previous_run_id=previous.id.replace("-", "").upper(),
+        ),
+        [NewEvent(event_type="run_started")],
+    )
+    assert _as_held(store, started).previous_run_id == previous.id

@@ -71,8 +71,13 @@ def apply_decision(session: Session, run: Run) -> Run:
         return run
     step, call, approval = found
     if approval.status is ApprovalStatus.PENDING:  # not decided: back to waiting
+        waiting = ledger_events.run_paused(
+            owner=session.context.owner, reason="its approval is still pending"
+        )
         raise RunEnded(
-            store.update_run(run.id, session.changes(status=RunStatus.PAUSED, release_lease=True))
+            store.update_run(
+                run.id, session.changes(status=RunStatus.PAUSED, release_lease=True), [waiting]
+            )
         )
     if approval.status not in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
         return run

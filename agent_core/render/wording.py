@@ -406,6 +406,8 @@ def _describe_event(kind: EventType, data: Mapping[str, Any]) -> str:
             return f"Resumed after step {resumed}." if resumed else "Started."
         case EventType.RUN_RELEASED:
             return f"Given back to the queue ({data.get('reason')})."
+        case EventType.RUN_PAUSED:
+            return f"Waiting for an admin again ({data.get('reason')})."
         case EventType.RUN_REQUEUED:
             return "Its worker stopped answering: queued again to resume elsewhere."
         case EventType.CANCEL_REQUESTED:

@@ -305,10 +305,12 @@ class StoreBase:
     def _run_changes(self, changes: RunChanges) -> tuple[dict[str, Any], dict[str, int]]:
         """The column values (set, and added to) that a RunChanges stands for."""
         values: dict[str, Any] = {}
-        for name in ("status", "stop_reason", "summary", "error", "previous_run_id", "active_ms"):
+        for name in ("status", "stop_reason", "summary", "error", "active_ms"):
             value = getattr(changes, name)
             if value is not None:
                 values[name] = value
+        if changes.previous_run_id is not None:  # as the database gives it back
+            values["previous_run_id"] = parse_id(changes.previous_run_id, "run")
         if changes.lease_expires_at is not None:
             values["lease_expires_at"] = changes.lease_expires_at
         ending = changes.status is not None and changes.status.is_final

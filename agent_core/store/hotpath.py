@@ -575,10 +575,12 @@ class HotPath:
 
         The database's row is the same. The write matched only at this process's ledger
         head, and every change of a run appends to its ledger but the renewal of its lease
-        (`renew_leases`), whose one column the writes that come here set. Times are given
-        as the database gives them back, in UTC. Tests hold the two equal after every kind
-        of write, on both databases. (Validating the run again costs less than
-        `model_copy`, and gives an enum's value as the enum.)"""
+        (`renew_leases`), whose one column the writes that come here set. (A write without
+        events is possible through `update_run`, which the runtime does not make: one from
+        another process would go unseen here.) Times are given as the database gives them
+        back, in UTC, and ids in canonical form (`_run_changes`). Tests hold the two equal
+        after every kind of write, on both databases. (Validating the run again costs less
+        than `model_copy`, and gives an enum's value as the enum.)"""
         values = dict(run.__dict__)
         times = self._run_times
         for name, value in set_values.items():
