@@ -8,6 +8,12 @@ Fields are flat, as a form or a command line has them: `title`, `description`,
 empty: the AGENT_* default), `risk_level`, `schedule`
 (a standard crontab expression, see agent_core/schedules.py; empty or None: no schedule),
 `timezone` and `enabled`.
+
+A form that picks the schedule in plain words gives `schedule_preset` (a key of
+agent_core.schedules.SCHEDULE_PRESETS) and the parameters that preset asks for,
+`schedule_hour`, `schedule_minute`, `schedule_weekday`, `schedule_day` (each a whole number,
+or its text as typed; None or empty: the preset's default), in place of `schedule`: each
+wrong parameter is named with its own sentence, as a budget is.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from agent_core.render import (
     unknown_tool_problem,
     whole_number_problem,
 )
-from agent_core.schedules import next_runs
+from agent_core.render.text import as_sentence
+from agent_core.schedules import (
+    cron_for,
+    next_runs,
+    preset_parameter,
+    preset_parameter_bounds,
+    schedule_preset,
+)
 from agent_core.store import Store
 
 BUDGET_FIELDS = ("max_steps", "max_tool_calls", "max_duration_ms", "max_tokens")
@@ -40,6 +53,13 @@ OBJECTIVE_FIELDS = (
     "schedule",
     "timezone",
     "enabled",
+)
+SCHEDULE_PRESET_FIELDS = (
+    "schedule_preset",
+    "schedule_hour",
+    "schedule_minute",
+    "schedule_weekday",
+    "schedule_day",
 )
 
 
@@ -98,7 +118,7 @@ def objective_spec(
     With `known_tools` (the registry's names), a tool that does not exist is refused now,
     with the list of tools that do, rather than refused at run time.
     """
-    unknown = sorted(set(fields) - set(OBJECTIVE_FIELDS))
+    unknown = sorted(set(fields) - {*OBJECTIVE_FIELDS, *SCHEDULE_PRESET_FIELDS})
     if unknown:
         raise InvalidFields({unknown[0]: f"{unknown[0]} is not a field of an objective"})
     document: dict[str, Any] = {
@@ -107,6 +127,8 @@ def objective_spec(
         if name in fields and name not in BUDGET_FIELDS
     }
     problems: dict[str, str] = {}
+    if fields.get("schedule_preset"):
+        document["schedule"] = _preset_schedule(fields, problems)
     budget: dict[str, int] = {}
     for name in BUDGET_FIELDS:
         try:
@@ -133,10 +155,34 @@ def objective_spec(
         if missing:
             problems["tools_allowed"] = unknown_tool_problem(missing[0], known_tools)
     if problems or spec is None:  # every problem at once, in the order of the fields
-        order = {name: index for index, name in enumerate(OBJECTIVE_FIELDS)}
+        order = {
+            name: index for index, name in enumerate((*OBJECTIVE_FIELDS, *SCHEDULE_PRESET_FIELDS))
+        }
         ranked = sorted(problems.items(), key=lambda item: order.get(item[0], len(order)))
         raise InvalidFields(dict(ranked))
     return spec
+
+
+def _preset_schedule(fields: Mapping[str, Any], problems: dict[str, str]) -> str | None:
+    """The expression of the preset in `fields` with its parameters as typed, or None with
+    what is wrong added to `problems`, each parameter with its own sentence ("Minutes past the
+    hour must be a whole number from 0 to 59.")."""
+    try:
+        preset = schedule_preset(str(fields["schedule_preset"]))
+    except ValueError as exc:
+        problems["schedule_preset"] = as_sentence(str(exc))
+        return None
+    parameters: dict[str, int] = {}
+    for name in preset.parameters:
+        field = f"schedule_{name}"
+        try:
+            parameters[name] = preset_parameter(name, fields.get(field))
+        except ValueError:
+            low, high = preset_parameter_bounds(name)
+            problems[field] = whole_number_problem(OBJECTIVE_FIELD_NAMES[field], low, high)
+    if len(parameters) < len(preset.parameters):
+        return None
+    return cron_for(preset.key, **parameters)
 
 
 def objective_problems(

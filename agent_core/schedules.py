@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator, Mapping
 
     from apscheduler.triggers.base import BaseTrigger
 
@@ -400,8 +400,29 @@ def describe_schedule(expression: str) -> str:
     for minute, hour, day, month in (cron.text[:4], canonical):
         sentence = _sentence(cron, minute, hour, day, month)
         if sentence is not None:
+            skipped = _skipped_months(cron.days, cron.months)
+            if skipped and cron.day_rule in ("month_days", "both"):
+                return f"{sentence}, {skipped}"
             return sentence
     return f"On the cron schedule {' '.join(cron.text)}"
+
+
+def _skipped_months(days: Collection[int], months: Collection[int]) -> str | None:
+    """The months that have none of `days` (crontab does not move the 31st to the 30th):
+    "except in February, April, June, September and November"; None when each of `months`
+    has one of them."""
+    first = min(days)
+    if first <= 28:
+        return None
+    skipped = [
+        _MONTH_WORDS[month - 1] for month in sorted(months) if _LONGEST_MONTH[month - 1] < first
+    ]
+    if first == 29 and 2 in months:
+        skipped.append("February outside leap years")
+    if not skipped:
+        return None
+    listed = ", ".join(skipped[:-1]) + f" and {skipped[-1]}" if len(skipped) > 1 else skipped[0]
+    return f"except in {listed}"
 
 
 def _sentence(cron: _Cron, minute: str, hour: str, day: str, month: str) -> str | None:
@@ -456,28 +477,48 @@ def _cron_descriptor(fields: tuple[str, ...]) -> str | None:
 # --- presets: the dashboard's schedule picker -------------------------------------------------
 
 
+# What a preset may ask for, each a field of the crontab expression it fills in and taking
+# what that field takes (minute 0-59, hour 0-23, day 1-31, weekday 0-7 with 0 and 7 Sunday),
+# and what each is when not given.
+_PRESET_FIELDS = {spec.name: spec for spec in _FIELDS if spec.name != "month"}
+_PRESET_DEFAULTS: Mapping[str, int] = {"hour": 9, "minute": 0, "weekday": 1, "day": 1}
+
+
 class SchedulePreset(NamedTuple):
     """A schedule an admin picks in plain words; `parameters` are what the form asks for
-    (among hour, minute, weekday: 0 = Sunday ... 6, day: 1-28)."""
+    (among hour, minute, weekday and day, see `preset_parameter`)."""
 
     key: str
     label: str
     parameters: tuple[str, ...]
 
-    def words(self, *, hour: int = 9, minute: int = 0, weekday: int = 1, day: int = 1) -> str:
+    @property
+    def defaults(self) -> dict[str, int]:
+        """Each of its parameters with the value it has when not given."""
+        return {name: _PRESET_DEFAULTS[name] for name in self.parameters}
+
+    def words(
+        self,
+        *,
+        hour: int | str | None = None,
+        minute: int | str | None = None,
+        weekday: int | str | None = None,
+        day: int | str | None = None,
+    ) -> str:
         """The preset with its parameters, as the picker says it: "Every week on Monday at
         08:00". Raises ValueError for a parameter out of range."""
-        _check_parameters(hour=hour, minute=minute, weekday=weekday, day=day)
-        at = f"at {hour:02d}:{minute:02d}"
+        given = _parameters(hour=hour, minute=minute, weekday=weekday, day=day)
+        at = f"at {given['hour']:02d}:{given['minute']:02d}"
         if self.key == "hourly":
-            if minute == 0:
+            if given["minute"] == 0:
                 return "Every hour, on the hour"
-            return f"Every hour at {minute} minutes past the hour"
+            return f"Every hour at {given['minute']} minutes past the hour"
         if self.key == "weekly":
-            return f"{self.label} on {DAY_WORDS[weekday % 7]} {at}"
+            return f"{self.label} on {DAY_WORDS[given['weekday'] % 7]} {at}"
         if self.key == "monthly":
-            which = "the first day of the month" if day == 1 else f"day {day}"
-            return f"{self.label} on {which} {at}"
+            which = "the first day of the month" if given["day"] == 1 else f"day {given['day']}"
+            skipped = _skipped_months([given["day"]], range(1, 13))
+            return f"{self.label} on {which} {at}" + (f", {skipped}" if skipped else "")
         return f"{self.label} {at}"
 
 
@@ -500,31 +541,57 @@ def schedule_preset(key: str) -> SchedulePreset:
         ) from None
 
 
-def _check_parameters(*, hour: int, minute: int, weekday: int, day: int) -> None:
-    # Days stop at 28 so that "every month" is true of February too.
-    for name, value, low, high in (
-        ("hour", hour, 0, 23),
-        ("minute", minute, 0, 59),
-        ("weekday", weekday, 0, 7),
-        ("day", day, 1, 28),
-    ):
-        if not low <= value <= high:
-            raise ValueError(f"the {name} of a schedule preset goes from {low} to {high}")
+def preset_parameter_bounds(name: str) -> tuple[int, int]:
+    """The lowest and highest value of a preset's parameter: those of its crontab field."""
+    spec = _PRESET_FIELDS[name]
+    return spec.low, spec.high
+
+
+def preset_parameter(name: str, value: object) -> int:
+    """A preset's parameter (hour, minute, weekday or day) as given: a number, or its text as
+    typed in a form (" 15 "); None or empty is its default. ValueError unless it is a whole
+    number its crontab field takes: nothing is rounded or clipped, so that a form never saves
+    a value other than the one typed.
+
+    A day from 29 to 31 is taken, as crontab takes it: the months without that day are
+    skipped, which the schedule's sentence says ("..., except in February").
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return _PRESET_DEFAULTS[name]
+    low, high = preset_parameter_bounds(name)
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()):
+        number = int(value.strip())
+    if number is None or not low <= number <= high:
+        raise ValueError(f"the {name} of a schedule preset goes from {low} to {high}")
+    return number
+
+
+def _parameters(**given: object) -> dict[str, int]:
+    return {name: preset_parameter(name, value) for name, value in given.items()}
 
 
 def cron_for(
-    preset_key: str, *, hour: int = 9, minute: int = 0, weekday: int = 1, day: int = 1
+    preset_key: str,
+    *,
+    hour: int | str | None = None,
+    minute: int | str | None = None,
+    weekday: int | str | None = None,
+    day: int | str | None = None,
 ) -> str:
     """The standard crontab expression of a preset: `cron_for("weekdays")` is
-    "0 9 * * 1-5", `cron_for("weekly", hour=8)` "0 8 * * 1" (weekday 0 or 7 = Sunday)."""
+    "0 9 * * 1-5", `cron_for("weekly", hour=8)` "0 8 * * 1" (weekday 0 or 7 = Sunday).
+    Each parameter is read by `preset_parameter` (text as typed too: `minute="15"`)."""
     preset = schedule_preset(preset_key)
-    _check_parameters(hour=hour, minute=minute, weekday=weekday, day=day)
+    at = _parameters(hour=hour, minute=minute, weekday=weekday, day=day)
     return {
-        "hourly": f"{minute} * * * *",
-        "daily": f"{minute} {hour} * * *",
-        "weekdays": f"{minute} {hour} * * 1-5",
-        "weekly": f"{minute} {hour} * * {weekday % 7}",
-        "monthly": f"{minute} {hour} {day} * *",
+        "hourly": f"{at['minute']} * * * *",
+        "daily": f"{at['minute']} {at['hour']} * * *",
+        "weekdays": f"{at['minute']} {at['hour']} * * 1-5",
+        "weekly": f"{at['minute']} {at['hour']} * * {at['weekday'] % 7}",
+        "monthly": f"{at['minute']} {at['hour']} {at['day']} * *",
     }[preset.key]
 
 
@@ -550,9 +617,6 @@ def preset_of(expression: str) -> tuple[str, dict[str, int]] | None:
         if any(name not in single for name in preset.parameters):
             continue
         parameters = {name: single[name] for name in preset.parameters}
-        try:
-            if _parse(cron_for(preset.key, **parameters)).meaning == cron.meaning:
-                return preset.key, parameters
-        except ValueError:  # a day past the 28th: no preset says it
-            continue
+        if _parse(cron_for(preset.key, **parameters)).meaning == cron.meaning:
+            return preset.key, parameters
     return None

@@ -1,11 +1,13 @@
 """The schedule of an objective, chosen in plain words ("every weekday at 09:00") with its
 time zone; the crontab expression is shown beside it and editable for experts, and the
-sentence and next three runs are shown before saving (or, by the page, what is wrong with
-the expression). The rules live in agent_core."""
+sentence and next three runs are shown before saving, once what is typed makes a schedule
+(what is wrong is said by the page, in the slots the picker asks it for). The rules live in
+agent_core: the minute and the day are text, read and checked there."""
 
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Callable
 from datetime import UTC, datetime, time
 
 import streamlit as st
@@ -23,85 +25,99 @@ def _zones() -> list[str]:
     return sorted(zoneinfo.available_timezones())
 
 
-def schedule_fields(prefix: str, schedule: str | None, timezone: str) -> dict[str, str | None]:
-    """Draw the picker; returns the `schedule` and `timezone` fields of the objective."""
+def schedule_fields(
+    prefix: str,
+    schedule: str | None,
+    timezone: str,
+    problem_slot: Callable[..., None],
+) -> dict[str, object]:
+    """Draw the picker; returns the objective's schedule fields as typed: `schedule` (a cron
+    expression, or None), or a preset with its values (`schedule_preset`, `schedule_minute`
+    ...), and `timezone`. `problem_slot(field)` keeps a place for a field's problem."""
     presets = {preset.key: preset for preset in api.SCHEDULE_PRESETS}
     parsed = api.preset_of(schedule) if schedule else None
+    whens = {MANUAL: "Only when started by hand"}
+    whens |= {key: preset.label for key, preset in presets.items()}
+    whens[CUSTOM] = "Custom (cron expression)"
     start = MANUAL if not schedule else (parsed[0] if parsed else CUSTOM)
-    params = parsed[1] if parsed else {}
-    keys = [MANUAL, *presets, CUSTOM]
-    labels = {MANUAL: "Only when started by hand", CUSTOM: "Custom (cron expression)"}
-    labels |= {key: preset.label for key, preset in presets.items()}
-    choice = st.selectbox(
+    when = st.selectbox(
         "When should it run?",
-        keys,
-        index=keys.index(start),
-        format_func=labels.__getitem__,
+        list(whens),
+        index=list(whens).index(start),
+        format_func=whens.__getitem__,
         key=f"{prefix}when",
     )
     zones = _zones()
     zone = st.selectbox(
         "Time zone",
         zones,
-        index=zones.index(timezone) if timezone in zones else zones.index("UTC"),
+        index=zones.index(timezone if timezone in zones else "UTC"),
         key=f"{prefix}timezone",
     )
-    if choice == MANUAL:
+    chosen: dict[str, object] = {"timezone": zone}
+    expression: str | None = None
+    if when == MANUAL:
         st.caption("It runs only when someone presses “Run now” (or starts it from the CLI).")
-        return {"schedule": None, "timezone": zone}
-    if choice == CUSTOM:
+        chosen["schedule"] = None
+    elif when == CUSTOM:
         expression = st.text_input(
             "Cron expression (minute hour day month weekday)",
             value=schedule or "0 9 * * 1-5",
             key=f"{prefix}cron",
             help="Standard crontab: 0 and 7 are Sunday, 1-5 is Monday to Friday.",
         )
+        chosen["schedule"] = expression
     else:
-        preset = presets[choice]
-        values = {"hour": 9, "minute": 0, "weekday": 1, "day": 1, **params}
+        preset = presets[when]
+        starting = {**preset.defaults, **(parsed[1] if parsed else {})}
+        # The minute and the day are text, checked by agent_core: a number input would drop
+        # a value out of its range (or not a number) without a word, and save another one.
+        typed: dict[str, int | str] = {}
         if "hour" in preset.parameters:
             moment = st.time_input(
                 "At",
-                value=time(values.get("hour", 9), values.get("minute", 0)),
+                value=time(starting["hour"], starting["minute"]),
                 step=300,
                 key=f"{prefix}at",
             )
-            values["hour"], values["minute"] = moment.hour, moment.minute
+            typed["hour"], typed["minute"] = moment.hour, moment.minute
         elif "minute" in preset.parameters:
-            values["minute"] = int(
-                st.number_input(
-                    "Minutes past the hour",
-                    min_value=0,
-                    max_value=59,
-                    value=values.get("minute", 0),
-                    key=f"{prefix}minute",
-                )
+            typed["minute"] = st.text_input(
+                api.OBJECTIVE_FIELD_NAMES["schedule_minute"],
+                value=str(starting["minute"]),
+                key=f"{prefix}minute",
+                placeholder=f"default {preset.defaults['minute']}",
             )
+            problem_slot("schedule_minute")
         if "weekday" in preset.parameters:
-            values["weekday"] = WEEKDAYS.index(
+            typed["weekday"] = WEEKDAYS.index(
                 st.selectbox(
                     "On",
                     WEEKDAYS,
-                    index=values.get("weekday", 1) % 7,
+                    index=starting["weekday"] % 7,
                     key=f"{prefix}weekday",
                 )
             )
         if "day" in preset.parameters:
-            values["day"] = int(
-                st.number_input(
-                    "Day of the month",
-                    min_value=1,
-                    max_value=28,
-                    value=values.get("day", 1),
-                    key=f"{prefix}day",
-                )
+            typed["day"] = st.text_input(
+                api.OBJECTIVE_FIELD_NAMES["schedule_day"],
+                value=str(starting["day"]),
+                key=f"{prefix}day",
+                placeholder=f"default {preset.defaults['day']}",
+                help="From 29 to 31, the months without that day are skipped.",
             )
-        expression = api.cron_for(
-            choice, **{k: v for k, v in values.items() if k in preset.parameters}
-        )
-        st.markdown(f"Cron expression: {inline_code(expression)}")
-    _preview(expression, zone)
-    return {"schedule": expression, "timezone": zone}
+            problem_slot("schedule_day")
+        chosen["schedule_preset"] = when
+        chosen |= {f"schedule_{name}": value for name, value in typed.items()}
+        try:
+            expression = api.cron_for(when, **typed)
+        except ValueError:  # said beside its field
+            expression = None
+        else:
+            st.markdown(f"Cron expression: {inline_code(expression)}")
+    if expression is not None:
+        _preview(expression, zone)
+    return chosen
 
 
 def _preview(expression: str, zone: str) -> None:

@@ -16,6 +16,10 @@ RISKS = {
     "medium": "Medium: may create and change data",
     "high": "High: may also send messages and delete data",
 }
+# Problems said as soon as they are typed: the schedule's sentence and next runs go while it
+# is wrong, and saying why at once is better than a preview that is just gone.
+SAID_AT_ONCE = ("schedule", "schedule_preset", "schedule_minute", "schedule_day")
+
 
 core = begin()
 st.title("Objectives")
@@ -137,8 +141,8 @@ with shown_errors():
                 problem_slot(name)
 
     st.subheader("Schedule")
-    schedule = schedule_fields(prefix, fields["schedule"], fields["timezone"])
-    problem_slot("schedule", "timezone")
+    schedule = schedule_fields(prefix, fields["schedule"], fields["timezone"], problem_slot)
+    problem_slot("schedule", "schedule_preset", "timezone")
     enabled = st.toggle("Enabled", value=fields["enabled"], key=f"{prefix}enabled")
     problem_slot("enabled")
 
@@ -169,11 +173,10 @@ with shown_errors():
             st.session_state["objective_next"] = saved.id
             st.query_params["id"] = saved.id
             st.rerun()
-    # The schedule's problem shows as soon as it is typed, in place of its sentence and next
-    # runs; the others once a save was refused, until they are put right.
+    # The schedule's problems show as soon as they are typed, in place of its sentence and
+    # next runs; the others once a save was refused, until they are put right.
     shown = problems if st.session_state.get(checked) else {}
-    if "schedule" in problems:
-        shown = {**shown, "schedule": problems["schedule"]}
+    shown = {**shown, **{name: problems[name] for name in SAID_AT_ONCE if name in problems}}
     for slot, names in slots:
         found = [shown[name] for name in names if name in shown]
         if found:

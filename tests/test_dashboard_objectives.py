@@ -1,6 +1,6 @@
 """Objectives in the dashboard: create one with a plain-words schedule (its sentence and next
-runs shown before saving), see each invalid field named beside it in one sentence (and see
-it go once put right), edit, and run it now."""
+runs shown before saving, once the minute or day typed is allowed), see each invalid field
+named beside it in one sentence (and see it go once put right), edit, and run it now."""
 
 from __future__ import annotations
 
@@ -148,6 +148,121 @@ def test_a_custom_cron_expression_is_checked_before_saving_and_said_once(dashboa
     assert errors(at) == []
     at.button(key=f"{NEW}save").click().run()
     assert live_store.list_objectives()[0].schedule == "30 7 * * 0"
+
+
+def test_the_minute_and_the_day_start_at_their_defaults(dashboard, live_store):
+    at = fill_new(dashboard.open("objectives"))
+    at.selectbox(key=f"{NEW}when").select("hourly").run()
+    minute = at.text_input(key=f"{NEW}minute")
+    assert (minute.label, minute.value, minute.placeholder) == (
+        "Minutes past the hour",
+        "0",
+        "default 0",
+    )
+    assert "Cron expression: `0 * * * *`" in text(at)
+
+    at.selectbox(key=f"{NEW}when").select("monthly").run()
+    day = at.text_input(key=f"{NEW}day")
+    assert (day.label, day.value, day.placeholder) == ("Day of the month", "1", "default 1")
+    assert at.time_input(key=f"{NEW}at").value == time(9, 0)
+    assert "Cron expression: `0 9 1 * *`" in text(at)
+    at.text_input(key=f"{NEW}day").input("").run()  # empty: the default, as the placeholder says
+    assert "Cron expression: `0 9 1 * *`" in text(at)
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    assert live_store.list_objectives()[0].schedule == "0 9 1 * *"
+
+
+MINUTE_WRONG = "Minutes past the hour must be a whole number from 0 to 59."
+DAY_WRONG = "Day of the month must be a whole number from 1 to 31."
+
+
+@pytest.mark.parametrize("typed", ["75", "60", "-1", "abc", "1.5", "0,30", "*/15"])
+def test_a_minute_that_is_not_allowed_is_refused_not_replaced(dashboard, live_store, typed):
+    """A number input would keep the previous minute and save it, saying "Saved"."""
+    at = fill_new(dashboard.open("objectives"))
+    at.selectbox(key=f"{NEW}when").select("hourly").run()
+    at.text_input(key=f"{NEW}minute").input(typed).run()
+    no_traceback(at)
+    assert beside(at, f"{NEW}minute") == [MINUTE_WRONG]  # at once: it replaces the preview
+    assert "Cron expression" not in text(at)
+    assert "Next runs" not in text(at)
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    assert beside(at, f"{NEW}minute") == [MINUTE_WRONG]
+    assert errors(at) == [MINUTE_WRONG, "Some fields need a change: see the messages above."]
+    assert "Saved" not in text(at)
+    assert live_store.list_objectives() == []
+
+
+@pytest.mark.parametrize("typed", ["0", "32", "40", "abc", "1.5", "-3"])
+def test_a_day_that_is_not_allowed_is_refused_not_replaced(dashboard, live_store, typed):
+    at = fill_new(dashboard.open("objectives"))
+    at.selectbox(key=f"{NEW}when").select("monthly").run()
+    at.text_input(key=f"{NEW}day").input(typed).run()
+    no_traceback(at)
+    assert beside(at, f"{NEW}day") == [DAY_WRONG]
+    assert "Cron expression" not in text(at)
+    assert "Next runs" not in text(at)
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    assert beside(at, f"{NEW}day") == [DAY_WRONG]
+    assert errors(at) == [DAY_WRONG, "Some fields need a change: see the messages above."]
+    assert live_store.list_objectives() == []
+
+
+def test_a_typed_minute_is_saved_with_its_cron_and_shown_again_when_editing(dashboard, live_store):
+    at = fill_new(dashboard.open("objectives"))
+    at.selectbox(key=f"{NEW}when").select("hourly").run()
+    at.text_input(key=f"{NEW}minute").input("75").run()
+    assert beside(at, f"{NEW}minute") == [MINUTE_WRONG]
+    at.text_input(key=f"{NEW}minute").input(" 45 ").run()  # put right: the message goes
+    no_traceback(at)
+    assert errors(at) == []
+    assert "Cron expression: `45 * * * *`" in text(at)
+    assert "At 45 minutes past the hour (" in text(at)
+    assert live_store.list_objectives() == []  # checked, not saved, until "Create"
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    assert "Saved “Weekly leads”." in text(at)
+    (created,) = live_store.list_objectives()
+    assert created.schedule == "45 * * * *"
+
+    prefix = f"objective_{created.id}_"
+    at = dashboard.open("objectives", id=created.id)
+    assert at.selectbox(key=f"{prefix}when").value == "hourly"
+    assert at.text_input(key=f"{prefix}minute").value == "45"
+
+
+def test_a_day_past_the_28th_is_saved_and_says_the_months_it_skips(dashboard, live_store):
+    """Crontab runs "0 9 31 * *" only in the months that have a 31st: the picker takes the
+    day, and the sentence beside it says which months are skipped."""
+    at = fill_new(dashboard.open("objectives"))
+    at.selectbox(key=f"{NEW}when").select("monthly").run()
+    at.selectbox(key=f"{NEW}timezone").select("UTC").run()
+    at.time_input(key=f"{NEW}at").set_value(time(7, 30)).run()
+    at.text_input(key=f"{NEW}day").input("31").run()
+    no_traceback(at)
+    assert errors(at) == []
+    shown = text(at)
+    assert "Cron expression: `30 7 31 * *`" in shown
+    assert (
+        "At 07:30, on day 31 of the month, except in February, April, June, September and "
+        "November (UTC). Next runs:"
+    ) in shown
+    at.button(key=f"{NEW}save").click().run()
+    no_traceback(at)
+    (created,) = live_store.list_objectives()
+    assert created.schedule == "30 7 31 * *"
+
+    prefix = f"objective_{created.id}_"
+    at = dashboard.open("objectives", id=created.id)
+    assert at.selectbox(key=f"{prefix}when").value == "monthly"
+    assert at.text_input(key=f"{prefix}day").value == "31"
+    at.text_input(key=f"{prefix}day").input("40").run()
+    at.button(key=f"{prefix}save").click().run()
+    assert beside(at, f"{prefix}day") == [DAY_WRONG]
+    assert live_store.get_objective(created.id).schedule == "30 7 31 * *"  # unchanged
 
 
 def test_an_objectives_schedule_is_edited_in_plain_words(dashboard, live_store):

@@ -274,6 +274,20 @@ def test_unknown_time_zone_and_naive_times_are_refused():
         ("0 9 */2 * 1", "At 09:00, every 2 days, only when it falls on a Monday"),
         ("0 9 1-31 * 1", "At 09:00"),
         ("0 8 1 * *", "At 08:00, on day 1 of the month"),
+        # crontab skips the months without the day: the sentence says which
+        (
+            "0 9 31 * *",
+            "At 09:00, on day 31 of the month, except in February, April, June, September "
+            "and November",
+        ),
+        ("0 9 30 * *", "At 09:00, on day 30 of the month, except in February"),
+        ("0 9 29 * *", "At 09:00, on day 29 of the month, except in February outside leap years"),
+        (
+            "0 9 30 1-3 *",
+            "At 09:00, on day 30 of the month, January through March, except in February",
+        ),
+        ("0 9 31 * 5", "At 09:00, on day 31 of the month, or on Friday"),  # every Friday too
+        ("0 9 30 4-6 *", "At 09:00, on day 30 of the month, April through June"),
         ("*/15 * * * *", "Every 15 minutes"),
         ("0 * * * *", "Every hour"),
     ],
@@ -440,6 +454,19 @@ def test_next_runs_and_sentences_agree_with_a_plain_reference_on_random_expressi
         ("weekly", {"weekday": 7}, "0 9 * * 0", "Every week on Sunday at 09:00"),
         ("monthly", {}, "0 9 1 * *", "Every month on the first day of the month at 09:00"),
         ("monthly", {"day": 15, "hour": 7}, "0 7 15 * *", "Every month on day 15 at 07:00"),
+        (
+            "monthly",
+            {"day": 30},
+            "0 9 30 * *",
+            "Every month on day 30 at 09:00, except in February",
+        ),
+        (
+            "monthly",
+            {"day": 31},
+            "0 9 31 * *",
+            "Every month on day 31 at 09:00, except in February, April, June, September and "
+            "November",
+        ),
     ],
 )
 def test_a_preset_is_standard_crontab_and_reads_back(key, parameters, expression, words):
@@ -475,7 +502,8 @@ def test_the_preset_catalogue():
         ("0 9,17 * * *", None),
         ("0 9 * * 1,3", None),
         ("0 9 * * 1-5/2", None),
-        ("0 9 31 * *", None),  # not every month
+        ("0 9 31 * *", ("monthly", {"day": 31, "hour": 9, "minute": 0})),
+        ("0 9 31 1 *", None),  # January only
         ("0 9 13 * 5", None),
         ("0 9 * 1 *", None),
         ("not cron", None),
@@ -492,10 +520,29 @@ def test_preset_of_recognises_a_preset_by_what_fires(expression, expected):
         (lambda: cron_for("daily", hour=24), "the hour of a schedule preset goes from 0 to 23"),
         (lambda: cron_for("hourly", minute=60), "the minute of a schedule preset goes from 0"),
         (lambda: cron_for("weekly", weekday=8), "the weekday of a schedule preset goes from 0"),
-        (lambda: cron_for("monthly", day=29), "the day of a schedule preset goes from 1 to 28"),
+        (lambda: cron_for("monthly", day=0), "the day of a schedule preset goes from 1 to 31"),
+        (lambda: cron_for("monthly", day=32), "the day of a schedule preset goes from 1 to 31"),
+        (lambda: cron_for("hourly", minute=True), "the minute of a schedule preset goes from 0"),
         (lambda: schedule_preset("weekly").words(hour=-1), "the hour of a schedule preset"),
     ],
 )
 def test_preset_parameters_out_of_range_are_refused(call, sentence):
     with pytest.raises(ValueError, match=re.escape(sentence)):
         call()
+
+
+@pytest.mark.parametrize(
+    ("typed", "expression"),
+    [("15", "15 * * * *"), (" 05 ", "5 * * * *"), ("", "0 * * * *"), (None, "0 * * * *")],
+)
+def test_a_presets_parameter_is_read_as_typed_and_empty_is_its_default(typed, expression):
+    assert cron_for("hourly", minute=typed) == expression
+    assert schedule_preset("hourly").defaults == {"minute": 0}
+    assert schedule_preset("monthly").defaults == {"day": 1, "hour": 9, "minute": 0}
+
+
+@pytest.mark.parametrize("typed", ["75", "-5", "abc", "1.5", "0,30", "*/15", "1e1", "5 min"])
+def test_a_presets_parameter_that_is_not_a_whole_number_in_range_is_refused(typed):
+    """Nothing is rounded, clipped or read as a crontab list: a form saves what was typed."""
+    with pytest.raises(ValueError, match="the minute of a schedule preset goes from 0 to 59"):
+        cron_for("hourly", minute=typed)

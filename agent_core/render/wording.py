@@ -186,7 +186,8 @@ def why_undecidable(approval: Approval, run: Run, now: datetime) -> str | None:
 # --- objectives -------------------------------------------------------------------------------
 
 # Each field of an objective as an admin knows it: its problems are said with these names, the
-# dashboard labels its budget fields with them, and the CLI puts its option name in front.
+# dashboard labels its budget fields and the schedule picker's typed fields with them, and the
+# CLI puts its option name in front.
 OBJECTIVE_FIELD_NAMES: Mapping[str, str] = {
     "title": "Title",
     "description": "Description",
@@ -197,6 +198,11 @@ OBJECTIVE_FIELD_NAMES: Mapping[str, str] = {
     "max_tokens": "Tokens",
     "risk_level": "Risk level",
     "schedule": "Schedule",
+    "schedule_preset": "Schedule",
+    "schedule_hour": "Hour",
+    "schedule_minute": "Minutes past the hour",
+    "schedule_weekday": "Day of the week",
+    "schedule_day": "Day of the month",
     "timezone": "Time zone",
     "enabled": "Enabled",
 }
