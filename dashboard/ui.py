@@ -146,7 +146,9 @@ def measure(value: float | None, unit: str) -> str:
 
 
 def csv_download(name: str, frame: pd.DataFrame, span: str) -> None:
-    """A button downloading the table as CSV: every column, raw numbers (key `csv_<name>`)."""
+    """A button downloading the table as CSV: every column, raw numbers (key `csv_<name>`).
+    A download does not rerun the page: a rerun replaces the files of every download button,
+    and the browser then cancels a download still under way (seen pressing two in turn)."""
     st.download_button(
         "Download CSV",
         api.csv_text(frame),
@@ -154,6 +156,7 @@ def csv_download(name: str, frame: pd.DataFrame, span: str) -> None:
         mime="text/csv",
         key=f"csv_{name}",
         icon=":material/download:",
+        on_click="ignore",
     )
 
 
