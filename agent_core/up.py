@@ -167,11 +167,10 @@ class Supervisor:
         )
         env = dict(self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
-        # The dashboard ignores the terminal's Ctrl-C, which reaches the whole process group:
-        # landing while Streamlit starts its server, it left a traceback. `up` stops it (with
-        # SIGTERM) on Ctrl-C, as it stops the worker.
-        quiet = _ignore_ctrl_c if name == "dashboard" else None
-        self._children[name] = subprocess.Popen(command, env=env, preexec_fn=quiet)
+        # Both start ignoring the terminal's Ctrl-C, which reaches the whole process group:
+        # landing while Streamlit starts its server, or while Python starts the worker (before
+        # it installs its own handlers), it left a traceback. `up` stops them with SIGTERM.
+        self._children[name] = subprocess.Popen(command, env=env, preexec_fn=_ignore_ctrl_c)
 
     def run(self) -> int:
         problem = listen_problem(self.host, self.port, demo=self.demo)
@@ -181,10 +180,15 @@ class Supervisor:
         previous = {
             sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
         }
+        # A Ctrl-C or SIGTERM that came while `up` was loading, kept by the handler replaced
+        # here (StopRequest, agent_core/__main__.py): nothing starts.
+        if any(getattr(handler, "stop_requested", False) for handler in previous.values()):
+            self._stopping = True
         try:
-            if self.with_worker:
-                self._start("worker")
-            self._start("dashboard")
+            for name in (["worker"] if self.with_worker else []) + ["dashboard"]:
+                if self._stopping:
+                    return 0
+                self._start(name)
             dashboard = self._children["dashboard"]
             if not wait_healthy(
                 self.url,
