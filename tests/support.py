@@ -16,6 +16,7 @@ from agent_core.llm import InferenceLLM
 from agent_core.loop import Orchestrator
 from agent_core.models import (
     NewApproval,
+    NewEvent,
     NewStep,
     NewToolCall,
     Objective,
@@ -182,9 +183,12 @@ def pause_on_email(
     step: NewStep | None = None,
     risk_reason: str = "sends an email",
     expires_in: timedelta = timedelta(hours=24),
+    paused: bool = True,
+    new_events: Sequence[NewEvent] = (),
 ) -> StepStarted:
     """The step that pauses a run its `owner` holds on send_email (EMAIL), waiting for an
-    approval: the step, its call and the approval, written as the loop writes them."""
+    approval: the step, its call and the approval, written as the loop writes them (without
+    `paused`, the run is left running, as by a worker that died before pausing it)."""
     return store.start_step(
         run_id,
         step or NewStep(thought="Email Ada.", tool="send_email", args=EMAIL),
@@ -202,5 +206,8 @@ def pause_on_email(
             expires_at=store.now() + expires_in,
         ),
         signing_key=KEY,
-        run=RunChanges(owner=owner, status=RunStatus.PAUSED, release_lease=True),
+        run=RunChanges(owner=owner, status=RunStatus.PAUSED, release_lease=True)
+        if paused
+        else RunChanges(owner=owner),
+        new_events=new_events,
     )

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,8 @@ from agent_core.errors import Conflict, InvalidInput
 from agent_core.maintenance import run_maintenance
 from agent_core.models import (
     ApprovalStatus,
-    NewApproval,
     NewEvent,
-    NewStep,
-    NewToolCall,
-    RiskLevel,
-    RunChanges,
     RunStatus,
-    StepOutcome,
     StepStatus,
     StopReason,
     ToolCallStatus,
@@ -42,6 +35,7 @@ from tests.support import (
     agent_settings,
     make_objective,
     make_orchestrator,
+    pause_on_email,
     run_cli,
     tamper,
 )
@@ -419,24 +413,11 @@ def test_a_run_resumed_on_an_undecided_approval_waits_again_and_says_so(store, c
     objective = make_objective(store, risk_level="high", tools_allowed=["send_email"])
     run = store.create_run(objective.id)
     store.claim_run(run.id, owner="gone", lease_s=60)
-    store.start_step(
+    pause_on_email(
+        store,
         run.id,
-        NewStep(thought="Email Ada.", tool="send_email", args=EMAIL),
-        tool_call=NewToolCall(
-            tool_name="send_email",
-            args=EMAIL,
-            risk_level=RiskLevel.HIGH,
-            status=ToolCallStatus.AWAITING_APPROVAL,
-        ),
-        outcome=StepOutcome(step_status=StepStatus.AWAITING_APPROVAL),
-        approval=NewApproval(
-            tool_name="send_email",
-            args=EMAIL,
-            risk_reason="sends an email",
-            expires_at=store.now() + timedelta(hours=1),
-        ),
-        signing_key=KEY,
-        run=RunChanges(owner="gone"),
+        owner="gone",
+        paused=False,
         new_events=[NewEvent(event_type="approval_requested")],
     )
     clock.advance(seconds=120)
