@@ -45,6 +45,7 @@ from agent_core.config import Settings, redact_url
 from agent_core.deadlines import Deadlines
 from agent_core.errors import AgentRuntimeError, ConfigError
 from agent_core.llm_loop import ThreadClients, run_coroutine
+from agent_core.models import storable_text
 from agent_core.render import redact_urls_in, without_secrets_of
 
 Message = dict[str, str]
@@ -57,6 +58,10 @@ FIRST_BACKOFF_S = 0.5  # doubled at each retry when the server sends no Retry-Af
 MODELS_TIMEOUT_S = 5.0  # asking a server which models it serves
 _MARGIN_S = 0.05  # less time than this left: do not start another request
 MAX_MODEL_NAME_CHARS = 200  # a longer name a server gives for itself is not recorded
+# A larger token count a server reports for one reply is taken as this: a hundred times the
+# largest context window served, it stops any run on its token budget (at most 10**12), and
+# fits the step's counters.
+MAX_REPLY_TOKENS = 10**9
 
 
 @dataclass(frozen=True)
@@ -456,23 +461,24 @@ def _content_of(output: Any) -> str:
             content = json.dumps(content, ensure_ascii=False)
         except (TypeError, ValueError, RecursionError):
             content = str(content)
-    return content.replace("\x00", "")
+    return storable_text(content)
 
 
 def _model_name(served: Any, asked: str) -> str:
     """The model the server says answered, when it says so sensibly; else the one asked."""
     if isinstance(served, str) and served.strip() and len(served) <= MAX_MODEL_NAME_CHARS:
-        return served.replace("\x00", "")
+        return storable_text(served)
     return asked
 
 
 def _count(value: Any, estimate: int) -> int:
-    """A token count the server reported, or the estimate when it reported none usable."""
+    """A token count the server reported (at most MAX_REPLY_TOKENS), or the estimate when
+    it reported none usable."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return estimate
     if not math.isfinite(value) or value <= 0:
         return estimate
-    return int(value)
+    return min(int(value), MAX_REPLY_TOKENS)
 
 
 def _json_schema_format(schema: dict[str, Any] | None) -> dict[str, Any] | None:

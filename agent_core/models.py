@@ -42,15 +42,35 @@ from agent_core.schedules import normalize_cron
 TOOL_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-def without_nul(text: Any) -> Any:
-    """`text` without NUL characters, which PostgreSQL refuses in text (and SQLite keeps):
-    dropped where text from outside (an admin, a tool, a server's reply) enters, so that a
-    write does not fail on one, and both databases store the same."""
-    return text.replace("\x00", "") if isinstance(text, str) else text
+def storable_text(text: Any) -> Any:
+    """`text` as both databases store it: without NUL characters, which PostgreSQL refuses
+    in text (and SQLite keeps), and with each lone surrogate, which no UTF-8 text can hold
+    (a JSON \\ud800 escape in a server's answer decodes to one), replaced by U+FFFD. Applied
+    where text from outside (an admin, a tool, a server's reply) enters, so that a write
+    does not fail on one and both databases store the same; anything else is returned as
+    it is."""
+    if not isinstance(text, str):
+        return text
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if is_utf8_text(text):
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
-# Text from outside, as it is stored (see without_nul).
-CleanText = Annotated[str, BeforeValidator(without_nul)]
+def is_utf8_text(text: str) -> bool:
+    """Whether `text` has no lone surrogate (ASCII text, the usual case, is told at once)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# Text from outside, as it is stored (see storable_text).
+CleanText = Annotated[str, BeforeValidator(storable_text)]
 
 # Bounds of the run budgets, shared by the AGENT_* settings and an objective's own budget, so
 # that every budget computes as a date (no overflow) and stays a sane limit.

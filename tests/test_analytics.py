@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -424,7 +425,7 @@ def test_report_is_json_ready_and_report_text_words_it(store, week):
     assert "Success rate: 40% of the 5 runs that ended" in text
     assert "Cost: $1.72 for 2,825 tokens (440 tokens had no price)" in text
     assert "Median time working per run: 2.0 s; approvals waiting: 1" in text
-    assert "  Time working per run (5 runs)    2.0 s    3.6 s     2.1 s" in text
+    assert re.search(r"^  Time working per run \(5 runs\) +2\.0 s +3\.6 s +2\.1 s$", text, re.M)
     assert "1 run (17%): The run used all the steps its budget allows before finishing." in text
     assert "unpriced-model: 1 call, 0 invalid replies, 0 fallbacks, 440 tokens" in text
     assert "cost no price" in text

@@ -106,7 +106,7 @@ def test_a_schema_behind_or_ahead_of_this_version_is_refused_saying_which(empty_
 
 
 def test_the_step_function_writes_every_column_the_store_writes(pg_store):
-    """PostgreSQL's one-call step write (migration 0008): what it inserts and may set is
+    """PostgreSQL's one-call step write (migrations 0008 and 0009): what it inserts and may set is
     what the Store's rows and run changes hold, so a column added to them and not to the
     function fails here rather than being dropped unseen."""
     with pg_store.engine.connect() as conn:

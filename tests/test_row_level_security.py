@@ -64,7 +64,7 @@ def test_anon_reads_zero_rows_and_cannot_insert(pg_store, anon_role):
 
 
 def test_anon_cannot_call_the_step_function(pg_store, anon_role):
-    # The runtime's one-call step write (migration 0008) is executable by its owner only.
+    # The runtime's one-call step write (migrations 0008 and 0009) is executable by its owner only.
     run = pg_store.create_run(make_objective(pg_store).id)
     with pg_store.engine.connect() as conn, conn.begin():
         conn.exec_driver_sql(f'SET LOCAL ROLE "{anon_role}"')

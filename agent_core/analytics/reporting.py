@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -116,6 +116,32 @@ def report(
     }
 
 
+def _per_run_table(distributions: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The per-run distributions as a table whose columns are as wide as their values."""
+    heads = ("median", "p90", "mean")
+    rows = [
+        (
+            f"  {row['label']} ({_count(row['runs'], 'run')})",
+            *(_measure(row[key], row["unit"]) for key in heads),
+        )
+        for row in distributions
+    ]
+    title = "Per run (runs that ended)"
+    label_width = max([len(title), *(len(row[0]) for row in rows)])
+    widths = [
+        max([len(head), *(len(row[column]) for row in rows)])
+        for column, head in enumerate(heads, 1)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        values = "".join(
+            f"  {cell:>{width}}" for cell, width in zip(cells[1:], widths, strict=True)
+        )
+        return f"{cells[0]:<{label_width}}{values}"
+
+    return [line((title, *heads)), *(line(row) for row in rows)]
+
+
 def report_text(report: Mapping[str, Any]) -> str:
     """A report (as `report` returns it) in words for a terminal: units on every number,
     "no price" where a model's price is unknown."""
@@ -155,11 +181,7 @@ def report_text(report: Mapping[str, Any]) -> str:
         f"approvals waiting: {head['approvals_waiting']:,}"
     )
 
-    lines += ["", "Per run (runs that ended)    median      p90      mean"]
-    for row in report["run_distributions"]:
-        values = [_measure(row[key], row["unit"]) for key in ("median", "p90", "mean")]
-        label = f"  {row['label']} ({_count(row['runs'], 'run')})"
-        lines.append(f"{label:<30}{values[0]:>9}{values[1]:>9}{values[2]:>10}")
+    lines += ["", *_per_run_table(report["run_distributions"])]
 
     lines += ["", "Why runs ended"]
     for row in report["stop_reasons"]:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agent_core.llm import Message
-from agent_core.models import Objective, Run, Step, StepDecision, StepStatus
+from agent_core.models import Objective, Run, Step, StepDecision, StepStatus, storable_text
 from agent_core.policy import Outcome
 from agent_core.render import describe_validation_error
 from agent_core.tools.registry import Tool
@@ -138,16 +138,12 @@ def _cleaned(value: Any, depth: int = 1) -> Any:
     if depth > MAX_JSON_DEPTH:
         raise _TooDeep
     if isinstance(value, str):
-        return _text(value)
+        return storable_text(value)
     if isinstance(value, dict):
-        return {_text(key): _cleaned(item, depth + 1) for key, item in value.items()}
+        return {storable_text(key): _cleaned(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
         return [_cleaned(item, depth + 1) for item in value]
     return value
-
-
-def _text(value: str) -> str:
-    return value.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 def stored_reply(text: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from agent_core.models import Event, NewEvent, Objective, Run, RunStatus
+from agent_core.models import Event, NewEvent, Objective, Run, RunStatus, is_utf8_text
 from agent_core.store.ledger import to_json_value
 from agent_core.store.schema import (
     JSONDocument,
@@ -114,7 +114,7 @@ _PLAIN_TYPES = frozenset({int, bool, type(None)})
 
 def json_value(value: Any) -> Any:
     """`ledger.to_json_value(value)`, without copying a flat dict that is JSON already
-    (string keys; strings without NUL, integers, booleans, None): the usual event payload,
+    (string keys; storable strings, integers, booleans, None): the usual event payload,
     tool arguments and result, returned as they are."""
     if type(value) is dict and _flat_json(value):
         return value
@@ -123,11 +123,11 @@ def json_value(value: Any) -> Any:
 
 def _flat_json(mapping: dict[Any, Any]) -> bool:
     for key, item in mapping.items():
-        if type(key) is not str or "\x00" in key:
+        if type(key) is not str or "\x00" in key or not is_utf8_text(key):
             return False
         kind = type(item)
         if kind is str:
-            if "\x00" in item:
+            if "\x00" in item or not is_utf8_text(item):
                 return False
         elif kind not in _PLAIN_TYPES:
             return False
@@ -224,8 +224,9 @@ _JSON_FIELDS: dict[str, Callable[[Any], str]] = {
     "json": _json_document,
     "plain": _DUMPS,
 }
-# What `app_agent_write_step` (migration 0008) covers: the run columns it sets when named,
-# the counters it adds to, and the tables whose rows it inserts, in its parameters' order.
+# What `app_agent_write_step` (migrations.step_function) covers: the run columns it sets
+# when named, the counters it adds to, and the tables whose rows it inserts, in its
+# parameters' order.
 STEP_FUNCTION_SETS = frozenset(
     {
         "status",
@@ -401,7 +402,7 @@ class HotPath:
         self._step_call = (
             f"SELECT {', '.join(RUN_COLUMNS)} FROM app_agent_write_step(%s::uuid, %s::text, "
             "%s::timestamptz, %s::integer, %s::integer, %s::text, %s::jsonb, %s::integer, "
-            "%s::integer, %s::integer, %s::integer, %s::integer, %s::json, %s::json, "
+            "%s::integer, %s::bigint, %s::bigint, %s::integer, %s::json, %s::json, "
             "%s::json, %s::json)"
         )
         self._step_statements: dict[tuple[Any, ...], _StepStatement] = {}
@@ -603,7 +604,7 @@ class HotPath:
         head: Head,
         batches: RowBatches,
     ) -> Sequence[Any] | None:
-        """PostgreSQL: one call of the schema's `app_agent_write_step` (migration 0008),
+        """PostgreSQL: one call of the schema's `app_agent_write_step` (migrations.step_function),
         whose plans the server keeps per connection, where a statement of data-modifying
         CTEs was planned afresh at every step (nothing is prepared: transaction poolers do
         not keep prepared statements). The run's changes and the rows travel as JSON, each

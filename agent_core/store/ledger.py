@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from agent_core.models import NewEvent
+from agent_core.models import NewEvent, storable_text
 
 GENESIS_HASH = "0" * 64
 # From here on a float is a whole number (2**53 < 1e16), which Python writes with an exponent
@@ -30,8 +30,8 @@ def to_json_value(value: Any) -> Any:
     Non-finite floats become None, -0.0 becomes 0.0 (as JSONB keeps it), a float of 1e16
     or more the whole number it is (JSONB gives it back as one: 1e+16 would come back
     10000000000000000, and an event hashed over the first would no longer match its hash),
-    NUL characters (refused by PostgreSQL) are dropped, and anything else that JSON cannot
-    hold becomes its string form.
+    text is made storable (`models.storable_text`: no NUL, no lone surrogate), and anything
+    else that JSON cannot hold becomes its string form.
     """
     if value is None or isinstance(value, bool | int):
         return value
@@ -42,16 +42,16 @@ def to_json_value(value: Any) -> Any:
             return 0.0
         return int(value) if abs(value) >= _WHOLE_FLOATS else value
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return storable_text(value)
     if isinstance(value, dict):
-        return {str(key).replace("\x00", ""): to_json_value(item) for key, item in value.items()}
+        return {storable_text(str(key)): to_json_value(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_json_value(item) for item in value]
     if isinstance(value, datetime):
         return canonical_time(value)
     if hasattr(value, "model_dump"):
         return to_json_value(value.model_dump(mode="json"))
-    return str(value).replace("\x00", "")
+    return storable_text(str(value))
 
 
 def canonical_json(value: Any) -> str:

@@ -18,7 +18,7 @@ from agent_core.models import (
     Notification,
     NotificationKind,
     NotificationStatus,
-    without_nul,
+    storable_text,
 )
 from agent_core.store.base import (
     StoreBase,
@@ -150,7 +150,7 @@ class NotificationStore(StoreBase):
                 .values(
                     status=status,
                     attempts=notifications.c.attempts + 1,
-                    last_error=without_nul(error),
+                    last_error=storable_text(error),
                     next_attempt_at=next_attempt_at,
                     sent_at=now if status is NotificationStatus.SENT else None,
                 )

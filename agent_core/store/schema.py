@@ -64,8 +64,13 @@ def _fk(name: str, target: str, *, nullable: bool = False) -> sa.Column[str]:
     return sa.Column(name, sa.Uuid(as_uuid=False), sa.ForeignKey(target), nullable=nullable)
 
 
-def _counter(name: str) -> sa.Column[int]:
-    return sa.Column(name, sa.Integer, nullable=False, server_default=sa.text("0"))
+def _counter(name: str, kind: sa.types.TypeEngine[int] | None = None) -> sa.Column[int]:
+    return sa.Column(name, kind or sa.Integer(), nullable=False, server_default=sa.text("0"))
+
+
+# A run's totals, which its budgets let grow past 2**31 (10**12 tokens, 30 days in ms):
+# 64-bit on PostgreSQL (migration 0009), as SQLite's INTEGER is.
+BIG_COUNTER = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def _timestamp(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
@@ -104,8 +109,8 @@ runs = sa.Table(
     _fk("previous_run_id", "app_agent_runs.id", nullable=True),
     _counter("steps_count"),
     _counter("tool_calls_count"),
-    _counter("prompt_tokens"),
-    _counter("completion_tokens"),
+    _counter("prompt_tokens", BIG_COUNTER),
+    _counter("completion_tokens", BIG_COUNTER),
     # How many events the run has written: `ledger verify` detects a chain cut short.
     _counter("event_seq"),
     _timestamp("created_at"),
@@ -117,7 +122,7 @@ runs = sa.Table(
     _counter("attempts"),
     _timestamp("cancel_requested_at", nullable=True),
     # Time spent executing, excluding time paused for approval: what the duration budget counts.
-    _counter("active_ms"),
+    _counter("active_ms", BIG_COUNTER),
     # The cron slot a scheduled run was created for: one run per slot, whatever the workers.
     _timestamp("schedule_slot", nullable=True),
     sa.UniqueConstraint("objective_id", "run_number"),

@@ -8,7 +8,8 @@ statements of this function, whose plans PL/pgSQL keeps for the connection. The 
 the same transaction: the run updated under the same guard (lease, event count, step count,
 hash at that head), and the rows inserted only when it matched; it returns the run as
 updated, or nothing. Executable by the runtime's own role only (its owner); a runtime role
-that may not execute it writes its steps the usual way (StoreBase._write_at_once).
+that may not execute it writes its steps the usual way (StoreBase._write_at_once). Its text
+is in ..step_function (0009 creates it again with 64-bit token counters).
 
 SQLite has no such functions; its step is one INSERT into a view (see HotPath).
 
@@ -21,131 +22,19 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from agent_core.store.migrations import step_function
+
 revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-SIGNATURE = (
-    "app_agent_write_step(uuid, text, timestamptz, integer, integer, text, jsonb, integer, "
-    "integer, integer, integer, integer, json, json, json, json)"
-)
-# The run's columns a step (or another change of the run by its worker) may set: each is
-# set when `p_set` names it, to its value there (JSON null: NULL), and kept otherwise.
-SETTABLE = (
-    "status",
-    "stop_reason",
-    "summary",
-    "error",
-    "previous_run_id",
-    "started_at",
-    "completed_at",
-    "lease_owner",
-    "lease_expires_at",
-    "cancel_requested_at",
-    "attempts",
-    "active_ms",
-)
-INSERTED = {
-    "app_agent_events": (
-        "p_events_rows",
-        "run_id, seq, event_type, data, created_at, prev_hash, hash",
-    ),
-    "app_agent_run_steps": (
-        "p_steps_rows",
-        "id, run_id, step_number, thought, tool, args, raw_output, status, result, model, "
-        "prompt_tokens, completion_tokens, latency_ms, usage, created_at, completed_at",
-    ),
-    "app_agent_tool_calls": (
-        "p_calls_rows",
-        "id, run_id, step_id, tool_name, args, args_hash, risk_level, status, result, error, "
-        "duration_ms, attempts, created_at, completed_at",
-    ),
-    "app_agent_approvals": (
-        "p_approvals_rows",
-        "id, run_id, step_id, tool_call_id, tool_name, args, args_hash, risk_reason, status, "
-        "expires_at, created_at, binding",
-    ),
-}
-
-
-def _function() -> str:
-    sets = ",\n            ".join(
-        f"{name} = CASE WHEN p_set ? '{name}' THEN s.{name} ELSE r.{name} END" for name in SETTABLE
-    )
-    # In the order their foreign keys need: each statement's are checked at its end.
-    inserts = "\n        ".join(
-        f"IF {rows} IS NOT NULL THEN INSERT INTO {table} ({columns}) SELECT {columns} "
-        f"FROM json_populate_recordset(NULL::{table}, {rows}); END IF;"
-        for table, (rows, columns) in INSERTED.items()
-    )
-    return f"""
-    CREATE FUNCTION app_agent_write_step(
-        p_run uuid, p_owner text, p_now timestamptz,
-        g_seq integer, g_steps integer, g_hash text,
-        p_set jsonb, p_steps integer, p_tool_calls integer, p_prompt_tokens integer,
-        p_completion_tokens integer, p_events integer,
-        p_events_rows json, p_steps_rows json, p_calls_rows json, p_approvals_rows json
-    ) RETURNS SETOF app_agent_runs
-    LANGUAGE plpgsql AS $$
-    DECLARE
-        updated app_agent_runs;
-    BEGIN
-        UPDATE app_agent_runs AS r SET
-            {sets},
-            steps_count = r.steps_count + p_steps,
-            tool_calls_count = r.tool_calls_count + p_tool_calls,
-            prompt_tokens = r.prompt_tokens + p_prompt_tokens,
-            completion_tokens = r.completion_tokens + p_completion_tokens,
-            event_seq = r.event_seq + p_events,
-            updated_at = p_now
-        FROM jsonb_populate_record(NULL::app_agent_runs, p_set) AS s
-        -- Operands of the same type (text = text, not varchar = text): no operator another
-        -- role may have created in a schema on the search path matches better than the
-        -- built-in one.
-        WHERE r.id = p_run
-            AND (p_owner IS NULL OR r.lease_owner::text = p_owner)
-            AND r.event_seq = g_seq
-            AND r.steps_count = g_steps
-            AND COALESCE(
-                (SELECT e.hash FROM app_agent_events e WHERE e.run_id = p_run AND e.seq = g_seq),
-                (SELECT c.hash FROM app_agent_ledger_checkpoints c
-                 WHERE c.run_id = p_run AND c.seq = g_seq)
-            )::text = g_hash
-        RETURNING r.* INTO updated;
-        IF NOT FOUND THEN
-            RETURN;  -- not at that head, or no longer held: nothing written
-        END IF;
-        {inserts}
-        RETURN NEXT updated;
-    END
-    $$
-    """
-
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute(_function())
-    # Functions are executable by PUBLIC unless revoked; Supabase also grants its API roles
-    # every function of the public schema. Only the runtime (the owner) calls this one.
-    op.execute(f"REVOKE ALL ON FUNCTION {SIGNATURE} FROM PUBLIC")
-    op.execute(
-        f"""
-        DO $$
-        DECLARE api_role text;
-        BEGIN
-            FOR api_role IN SELECT rolname FROM pg_roles
-                WHERE rolname IN ('anon', 'authenticated', 'service_role')
-            LOOP
-                EXECUTE format('REVOKE ALL ON FUNCTION {SIGNATURE} FROM %I', api_role);
-            END LOOP;
-        END
-        $$
-        """
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        step_function.create(tokens="integer")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"DROP FUNCTION {SIGNATURE}")
+        step_function.drop(tokens="integer")

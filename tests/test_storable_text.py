@@ -1,7 +1,11 @@
-"""Text from outside holding a NUL character (which PostgreSQL refuses in text, and SQLite
-keeps) is stored without it, on both databases, instead of failing the write."""
+"""Text from outside that a database cannot hold is stored as it can, on both databases,
+instead of failing the write: a NUL character (which PostgreSQL refuses in text, and SQLite
+keeps) is dropped; a lone surrogate (which no UTF-8 text holds: a \\ud800 escape in a
+server's JSON decodes to one) becomes U+FFFD."""
 
 from __future__ import annotations
+
+import json
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,7 +21,15 @@ from agent_core.models import (
     ToolCallStatus,
 )
 from agent_core.tools import Tool, ToolRegistry
-from tests.support import KEY, make_objective, make_orchestrator, pause_on_email, run_to_end
+from tests.support import (
+    KEY,
+    agent_settings,
+    make_objective,
+    make_orchestrator,
+    pause_on_email,
+    run_to_end,
+)
+from tests.test_wix_tools import wix_settings
 
 
 class _NoArgs(BaseModel):
@@ -25,7 +37,7 @@ class _NoArgs(BaseModel):
 
 
 def _broken(_args, _context):
-    raise ValueError("the CRM answered \x00\x00 garbage")
+    raise ValueError("the CRM answered \x00\x00 garbage \udced")
 
 
 BROKEN = Tool(
@@ -38,7 +50,7 @@ BROKEN = Tool(
 )
 
 
-def test_a_tool_error_holding_nul_is_stored_without_it(store, llm_server):
+def test_a_tool_error_holding_unstorable_characters_is_stored_as_it_can_be(store, llm_server):
     objective = make_objective(store, tools_allowed=["read_crm"])
     llm_server.step("Read the CRM.", "read_crm")
     llm_server.done("The CRM could not be read.")
@@ -50,8 +62,7 @@ def test_a_tool_error_holding_nul_is_stored_without_it(store, llm_server):
     assert run.status is RunStatus.COMPLETED
     call = store.run_detail(run.id).tool_calls[0]
     assert call.status is ToolCallStatus.FAILED
-    assert "\x00" not in call.error
-    assert "the CRM answered  garbage" in call.error
+    assert "the CRM answered  garbage \ufffd" in call.error
     assert store.verify_ledger(KEY).ok
 
 
@@ -73,10 +84,10 @@ def test_a_run_ending_on_a_server_s_text_holding_nul_keeps_its_reason(store):
     assert store.verify_ledger(KEY).ok
 
 
-def test_an_admin_s_text_holding_nul_is_saved_without_it(store):
-    spec = ObjectiveSpec(title="Weekly\x00 leads", description="Find\x00 them.")
+def test_an_admin_s_text_holding_unstorable_characters_is_saved_as_it_can_be(store):
+    spec = ObjectiveSpec(title="Weekly\x00 leads", description="Find\x00 them \udcff.")
     saved = store.create_objective(spec)
-    assert (saved.title, saved.description) == ("Weekly leads", "Find them.")
+    assert (saved.title, saved.description) == ("Weekly leads", "Find them \ufffd.")
 
 
 def _paused(store):
@@ -107,4 +118,37 @@ def test_an_approval_s_and_a_notification_s_text_holding_nul_is_stored_without_i
         reason="not \x00this week",
     )
     assert (decided.decided_by, decided.decision_reason) == ("admin", "not this week")
+    assert store.verify_ledger(KEY).ok
+
+
+def test_a_shop_answer_holding_a_lone_surrogate_is_kept_with_a_replacement(
+    store, llm_server, wix_server
+):
+    wix_server.products[0]["name"] = "Mug \ud800 blue"
+    objective = make_objective(store, tools_allowed=["wix_search_products"])
+    llm_server.step("Look at the products.", "wix_search_products")
+    llm_server.done("Looked.")
+    settings = agent_settings(**wix_settings(wix_server))
+
+    run = run_to_end(make_orchestrator(store, llm_server.url, settings=settings), objective.id)
+
+    assert run.status is RunStatus.COMPLETED
+    products = store.run_detail(run.id).tool_calls[0].result["products"]
+    assert "Mug \ufffd blue" in [product["name"] for product in products]
+    assert store.verify_ledger(KEY).ok
+
+
+def test_an_llm_reply_holding_a_lone_surrogate_is_kept_with_a_replacement(store, llm_server):
+    objective = make_objective(store)
+    done = {"thought": "All done.", "tool": None, "args": None, "done": True, "summary": "ok"}
+    # A literal surrogate, sent as the \\ud83d escape of the server's JSON; and a JSON
+    # escape for one inside the step.
+    llm_server.reply("Here \ud83d: " + json.dumps(done).replace("All", "All \\udfff"))
+
+    run = run_to_end(make_orchestrator(store, llm_server.url), objective.id)
+
+    assert (run.status, run.summary) == (RunStatus.COMPLETED, "ok")
+    (step,) = store.list_steps(run.id)
+    assert step.raw_output.startswith("Here \ufffd: ")
+    assert step.thought == "All \ufffd done."
     assert store.verify_ledger(KEY).ok
