@@ -420,7 +420,7 @@ def test_a_call_to_the_admin_s_llm_server_asks_nothing_of_the_hugging_face_hub(
             pass
 
     hub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    threading.Thread(target=hub.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     llm_server.done("Counted.").done("Counted.")  # one for each process
     env = {
         key: value
