@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from agent_core.errors import InvalidFields
 from agent_core.models import Budget, Objective, ObjectiveSpec
+from agent_core.numbers import typed_whole_number
 from agent_core.render import (
     OBJECTIVE_FIELD_NAMES,
     field_problems,
@@ -98,13 +99,9 @@ def budget_value(name: str, value: object) -> int | None:
     value other than the one the admin typed."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and len(value) <= 40 and _WHOLE_NUMBER.fullmatch(value.strip()):
-        number = int(value.strip().replace(",", ""))  # at most 40 characters: int() takes it
     low, high = budget_bounds(name)
-    if number is None or not low <= number <= high:
+    number = typed_whole_number(value, _WHOLE_NUMBER, low, high)
+    if number is None:
         raise ValueError(whole_number_problem(OBJECTIVE_FIELD_NAMES[name], low, high))
     return number
 

@@ -30,6 +30,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent_core.numbers import typed_whole_number
+
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping
 
@@ -541,6 +543,9 @@ def schedule_preset(key: str) -> SchedulePreset:
         ) from None
 
 
+_PRESET_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
 def preset_parameter_bounds(name: str) -> tuple[int, int]:
     """The lowest and highest value of a preset's parameter: those of its crontab field."""
     spec = _PRESET_FIELDS[name]
@@ -559,12 +564,8 @@ def preset_parameter(name: str, value: object) -> int:
     if value is None or (isinstance(value, str) and not value.strip()):
         return _PRESET_DEFAULTS[name]
     low, high = preset_parameter_bounds(name)
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"[0-9]{1,9}", value.strip()):
-        number = int(value.strip())
-    if number is None or not low <= number <= high:
+    number = typed_whole_number(value, _PRESET_NUMBER, low, high)
+    if number is None:
         raise ValueError(f"the {name} of a schedule preset goes from {low} to {high}")
     return number
 
