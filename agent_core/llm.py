@@ -465,10 +465,11 @@ def _content_of(output: Any) -> str:
 
 
 def _model_name(served: Any, asked: str) -> str:
-    """The model the server says answered, when it says so sensibly; else the one asked."""
+    """The model the server says answered, when it says so sensibly; else the one asked;
+    as a step records it (storable, at most MAX_MODEL_NAME_CHARS)."""
     if isinstance(served, str) and served.strip() and len(served) <= MAX_MODEL_NAME_CHARS:
         return storable_text(served)
-    return asked
+    return storable_text(asked)[:MAX_MODEL_NAME_CHARS]
 
 
 def _count(value: Any, estimate: int) -> int:
@@ -577,7 +578,12 @@ def _model_ids(document: Any) -> list[str]:
             name = entry.get("id") or entry.get("name") or entry.get("model")
         else:
             continue
-        if isinstance(name, str) and 0 < len(name.strip()) <= MAX_MODEL_NAME_CHARS:
+        # A name no database can store is no name to ask for (nor to record).
+        if (
+            isinstance(name, str)
+            and 0 < len(name.strip()) <= MAX_MODEL_NAME_CHARS
+            and storable_text(name) == name
+        ):
             found.append(name.strip())
     return list(dict.fromkeys(found))
 

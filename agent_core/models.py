@@ -69,6 +69,16 @@ def is_utf8_text(text: str) -> bool:
     return True
 
 
+MAX_ADMIN_NAME_CHARS = 200  # the columns that record who decided (decided_by)
+
+
+def admin_name(by: str) -> str:
+    """The name an admin acts under (a login, an identity provider's claim, --by or $USER),
+    as it is recorded: storable, and cut to MAX_ADMIN_NAME_CHARS rather than refused, so
+    that a long name never stops a decision or a cancel."""
+    return storable_text(by)[:MAX_ADMIN_NAME_CHARS]
+
+
 # Text from outside, as it is stored (see storable_text).
 CleanText = Annotated[str, BeforeValidator(storable_text)]
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from pydantic import BaseModel, ConfigDict
 
+from agent_core.llm import MAX_MODEL_NAME_CHARS, forget_served_models
 from agent_core.models import (
+    MAX_ADMIN_NAME_CHARS,
     NewEvent,
     NotificationKind,
     NotificationStatus,
@@ -20,6 +23,7 @@ from agent_core.models import (
     StopReason,
     ToolCallStatus,
 )
+from agent_core.runtime import open_runtime
 from agent_core.tools import Tool, ToolRegistry
 from tests.support import (
     KEY,
@@ -152,3 +156,48 @@ def test_an_llm_reply_holding_a_lone_surrogate_is_kept_with_a_replacement(store,
     assert step.raw_output.startswith("Here \ufffd: ")
     assert step.thought == "All \ufffd done."
     assert store.verify_ledger(KEY).ok
+
+
+def test_an_admin_name_no_database_can_hold_still_cancels_a_paused_run(store):
+    paused = _paused(store)
+    name = "ad\ud800min\x00" + "n" * 300  # a lone surrogate, a NUL, and too long
+
+    cancelled = store.request_cancel(paused.run.id, by=name)
+
+    assert cancelled.status is RunStatus.CANCELLED
+    decided_by = store.get_approval(paused.approval.id).decided_by
+    assert decided_by == ("ad\ufffdmin" + "n" * 300)[:MAX_ADMIN_NAME_CHARS]
+    assert store.verify_ledger(KEY).ok
+
+
+@pytest.fixture
+def _fresh_process():
+    """What a server serves is remembered per process: this test starts as a new one."""
+    forget_served_models()
+    yield
+    forget_served_models()
+
+
+@pytest.mark.usefixtures("_fresh_process")
+def test_a_served_model_name_no_database_can_hold_is_never_asked_for(store, llm_server):
+    llm_server.models = ["served\x00x", "served\ud800", "good-model"]
+    llm_server.done("Done.")
+    runtime = open_runtime(agent_settings(agent_llm_base_url=llm_server.url), store)
+
+    run = run_to_end(runtime.orchestrator(), make_objective(store).id)
+
+    assert (run.status, run.summary) == (RunStatus.COMPLETED, "Done.")
+    assert [request["model"] for request in llm_server.requests] == ["good-model"]
+    assert store.run_detail(run.id).steps[0].model == "good-model"
+
+
+def test_a_model_name_longer_than_a_step_records_is_recorded_cut(store, llm_server):
+    name = "org/" + "m" * 246  # 250 characters: the server's echo of it is not taken either
+    llm_server.done("Done.")
+    settings = agent_settings(agent_llm_base_url=llm_server.url, agent_ai_model=name)
+
+    run = run_to_end(open_runtime(settings, store).orchestrator(), make_objective(store).id)
+
+    assert run.status is RunStatus.COMPLETED
+    assert [request["model"] for request in llm_server.requests] == [name]
+    assert store.run_detail(run.id).steps[0].model == name[:MAX_MODEL_NAME_CHARS]

@@ -21,6 +21,7 @@ from agent_core.models import (
     StepStatus,
     StopReason,
     ToolCallStatus,
+    admin_name,
     storable_text,
 )
 from agent_core.render import why_undecidable
@@ -89,7 +90,7 @@ class ApprovalStore(StoreBase):
         still those the ledger recorded in its approval_requested event; otherwise it stays
         unbound and its run refuses to make the call (approval_invalid)."""
         key_id = parse_id(approval_id, "approval")
-        by, reason = storable_text(by), storable_text(reason)
+        by, reason = admin_name(by), storable_text(reason)
         now = self.now()
         status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
         with self._transaction(write=True) as conn:

@@ -26,6 +26,7 @@ from agent_core.models import (
     RunStatus,
     RunTrigger,
     StopReason,
+    admin_name,
 )
 from agent_core.store.base import (
     StoreBase,
@@ -216,6 +217,7 @@ class RunStore(StoreBase):
         """Cancel at once a run nobody is executing; ask a running one to stop before its
         next step."""
         key = parse_id(run_id, "run")
+        by = admin_name(by)
         now = self.now()
         with self._transaction(write=True) as conn:
             current = as_run(self._run_row(conn, key, run_id))
