@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -339,6 +340,52 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(
             f"cannot read the settings file {exc.filename or '.env'}: {exc.strerror or exc}"
         ) from None
+
+
+# A settings file written this recently may still be being written (an editor that empties
+# it, then writes it): a running worker reads it once it has been left alone this long.
+SETTLE_S = 0.5
+_SETTLE_WAIT_MAX_S = 3.0
+_SETTLE_READS_MAX = 5
+
+
+def reload_settings(
+    *,
+    settle_s: float = SETTLE_S,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Settings:
+    """`load_settings` for a process already running, which has settings to keep: it reads
+    `.env` and the secrets file once neither has changed for `settle_s`, and again if one
+    changed while it read (waiting at most _SETTLE_WAIT_MAX_S in all), so that a file caught
+    half-written (empty, or its first lines only) is not taken, which would put every
+    setting it holds back to its default until the next reload."""
+    files = (Path(str(Settings.model_config.get("env_file") or ".env")), SECRETS_TOML)
+    waited, reads = 0.0, 0
+    while True:
+        stamps = [_stamp(path) for path in files]
+        times = [stamp[0] / 1e9 for stamp in stamps if stamp is not None]
+        young = settle_s - (clock() - max(times)) if times else 0.0
+        if young > 0 and waited < _SETTLE_WAIT_MAX_S:
+            pause = min(young, _SETTLE_WAIT_MAX_S - waited)
+            sleep(pause)
+            waited += pause
+            continue
+        fresh = load_settings()
+        reads += 1
+        settled = [_stamp(path) for path in files] == stamps
+        if settled or waited >= _SETTLE_WAIT_MAX_S or reads >= _SETTLE_READS_MAX:
+            return fresh
+        # Changed while it was read: read it again once it is left alone.
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """A file's time of change (ns) and size; None when there is none to read."""
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_mtime_ns, status.st_size
 
 
 def _check_env_file(path: Path) -> None:

@@ -8,12 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from agent_core.config import load_settings
+from agent_core.config import load_settings, reload_settings
 from agent_core.models import RunStatus
 from agent_core.runtime import open_runtime
 from agent_core.worker import Worker
@@ -132,3 +133,19 @@ def test_sighup_makes_the_worker_process_reread_dot_env_at_once(
         rest = worker.communicate(timeout=30)[1]
     assert worker.returncode == 0, rest
     assert "Traceback" not in "".join(seen) + rest
+
+
+def test_a_settings_file_caught_half_written_is_read_once_it_is_whole(isolated_environment):
+    """An editor that empties .env, then writes it: a reload in between waits for the whole
+    file instead of putting every setting it holds back to its default."""
+    env_file = isolated_environment / ".env"
+    env_file.write_text("")  # emptied a moment ago: the rest is on its way
+    whole = "AGENT_ENABLED=true\nAGENT_MAX_STEPS=3\n"
+    writer = threading.Timer(0.2, env_file.write_text, args=(whole,))
+    writer.start()
+    try:
+        settings = reload_settings()
+    finally:
+        writer.join()
+    assert (settings.agent_enabled, settings.agent_max_steps) == (True, 3)
+    assert load_settings().agent_max_steps == 3

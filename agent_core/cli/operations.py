@@ -128,9 +128,9 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
             split_concurrency(concurrency, processes), shutdown_s=settings.agent_worker_shutdown_s
         )
         return Output({"stopped": True}, "workers stopped")
-    from agent_core.config import load_settings
+    from agent_core.config import reload_settings
 
-    worker = Worker(context.runtime(), concurrency=concurrency, load_settings=load_settings)
+    worker = Worker(context.runtime(), concurrency=concurrency, load_settings=reload_settings)
     if args.once:
         executed = worker.run_once()
         return Output(
