@@ -29,15 +29,16 @@ class StopRequest:
 
 
 def _hold_stop_signals() -> None:
-    """Install StopRequest, where SIGINT and SIGTERM have their default action (an ignored
-    SIGINT, as under nohup, stays ignored)."""
+    """Install StopRequest, where SIGINT, SIGTERM and SIGHUP have their default action (an
+    ignored one, as under nohup, stays ignored)."""
     import signal
 
     request = StopRequest()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, request)
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, request)
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
+        if signal.getsignal(stop) == signal.SIG_DFL:
+            signal.signal(stop, request)
 
 
 def _command(arguments: list[str]) -> str | None:

@@ -177,11 +177,9 @@ class Supervisor:
         if problem:
             self.say(f"error: {problem}")
             return 2
-        previous = {
-            sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
-        }
-        # A Ctrl-C or SIGTERM that came while `up` was loading, kept by the handler replaced
-        # here (StopRequest, agent_core/__main__.py): nothing starts.
+        previous = {sig: signal.signal(sig, self._request_stop) for sig in stop_signals()}
+        # A Ctrl-C, SIGTERM or hang-up that came while `up` was loading, kept by the handler
+        # replaced here (StopRequest, agent_core/__main__.py): nothing starts.
         if any(getattr(handler, "stop_requested", False) for handler in previous.values()):
             self._stopping = True
         try:
@@ -255,6 +253,17 @@ class Supervisor:
                 child.kill()
                 child.wait()
         self.say("agent runtime stopped")
+
+
+def stop_signals() -> list[signal.Signals]:
+    """What stops `up` and everything it started: Ctrl-C, SIGTERM, and the hang-up of its
+    terminal (closed, or a lost SSH session: SIGHUP, unless ignored as under nohup), which
+    would otherwise end `up` alone and leave its worker running, orphaned. (The worker
+    command alone takes SIGHUP as "re-read the settings", as daemons do.)"""
+    found = [signal.SIGTERM, signal.SIGINT]
+    if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:
+        found.append(signal.SIGHUP)
+    return found
 
 
 def _ignore_ctrl_c() -> None:

@@ -291,3 +291,40 @@ def test_up_on_a_host_that_is_not_here_is_one_sentence(isolated_environment, cle
         .startswith("error: cannot listen on '999.1.1.1': it is not an address")
     )
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def _serving(up):
+    """Read `up`'s lines until it says it is up; the lines read."""
+    seen = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = up.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if "agent runtime is up" in line:
+            return seen
+    os.killpg(up.pid, signal.SIGKILL)
+    pytest.fail(f"up did not start: {''.join(seen)}")
+
+
+@pytest.mark.parametrize("whole_group", [True, False], ids=["terminal-closed", "kill-hup"])
+def test_a_hang_up_stops_up_and_its_worker(isolated_environment, clean_env, whole_group):
+    """A closed terminal (or a lost SSH session) sends SIGHUP to the whole group; `kill -HUP`
+    to `up` alone. Either stops everything `up` started: its worker is not left running."""
+    up = start_up(isolated_environment, {**clean_env, "AGENT_ENABLED": "true"})
+    _serving(up)
+    assert in_group(up.pid, children_of=up.pid), "up started no children"
+    if whole_group:
+        stopped_quietly(up, signal.SIGHUP)
+        return
+    try:
+        up.send_signal(signal.SIGHUP)
+        out = up.communicate(timeout=60)[0]
+        left = in_group(up.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(up.pid, signal.SIGKILL)
+    assert out.rstrip().endswith("agent runtime stopped")
+    assert "Traceback" not in out
+    assert (up.returncode, left) == (0, [])
