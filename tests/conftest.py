@@ -21,6 +21,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from agent_core.config import Settings
+from agent_core.llm import forget_served_models
 from agent_core.store import Store
 from tests.llm_server import ScriptedLLMServer
 from tests.peers import MailServer, TwilioServer, free_port
@@ -173,6 +174,15 @@ def sqlite_store(sqlite_database: str, clock: ManualClock) -> Iterator[Store]:
     opened = Store.open(sqlite_database, clock=clock)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def fresh_served_models() -> Iterator[None]:
+    """What a server serves is remembered per process: the test starts as a new process
+    would (its server may have a port an earlier test's server had)."""
+    forget_served_models()
+    yield
+    forget_served_models()
 
 
 @pytest.fixture

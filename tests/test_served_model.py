@@ -14,7 +14,6 @@ from agent_core.errors import ConfigError
 from agent_core.llm import (
     build_content_llm,
     build_llm,
-    forget_served_models,
     models_url,
     planning_model,
     served_model,
@@ -28,13 +27,7 @@ ASK = [{"role": "user", "content": "Say OK."}]
 HF_DEFAULT = "Qwen/Qwen2.5-72B-Instruct"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_process():
-    """What a server served is remembered per process: each test starts as a new one (its
-    server may have a port an earlier test's server had)."""
-    forget_served_models()
-    yield
-    forget_served_models()
+pytestmark = pytest.mark.usefixtures("fresh_served_models")
 
 
 # --- which settings name a model -------------------------------------------------------------

@@ -10,7 +10,7 @@ import json
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from agent_core.llm import MAX_MODEL_NAME_CHARS, forget_served_models
+from agent_core.llm import MAX_MODEL_NAME_CHARS
 from agent_core.models import (
     MAX_ADMIN_NAME_CHARS,
     NewEvent,
@@ -170,15 +170,7 @@ def test_an_admin_name_no_database_can_hold_still_cancels_a_paused_run(store):
     assert store.verify_ledger(KEY).ok
 
 
-@pytest.fixture
-def _fresh_process():
-    """What a server serves is remembered per process: this test starts as a new one."""
-    forget_served_models()
-    yield
-    forget_served_models()
-
-
-@pytest.mark.usefixtures("_fresh_process")
+@pytest.mark.usefixtures("fresh_served_models")
 def test_a_served_model_name_no_database_can_hold_is_never_asked_for(store, llm_server):
     llm_server.models = ["served\x00x", "served\ud800", "good-model"]
     llm_server.done("Done.")

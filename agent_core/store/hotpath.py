@@ -647,8 +647,9 @@ class HotPath:
     def _set_json(self, set_values: Mapping[str, Any]) -> str:
         """The run's new column values, as `app_agent_write_step` reads them (`p_set`)."""
         values = {}
+        times = self._run_times
         for name, value in set_values.items():
-            if self._run_kinds[name] == "time":
+            if name in times:
                 values[name] = None if value is None else _as_utc(value).isoformat()
             else:
                 values[name] = text_of(value)
