@@ -365,7 +365,10 @@ def reload_settings(
     while True:
         stamps = [_stamp(path) for path in files]
         times = [stamp[0] / 1e9 for stamp in stamps if stamp is not None]
-        young = settle_s - (clock() - max(times)) if times else 0.0
+        age = clock() - max(times) if times else settle_s
+        # A file dated ahead of the clock (copied from another machine, a clock set back)
+        # is not being written now: a write would date it now.
+        young = settle_s - age if age >= 0 else 0.0
         if young > 0 and waited < _SETTLE_WAIT_MAX_S:
             pause = min(young, _SETTLE_WAIT_MAX_S - waited)
             sleep(pause)

@@ -149,3 +149,18 @@ def test_a_settings_file_caught_half_written_is_read_once_it_is_whole(isolated_e
         writer.join()
     assert (settings.agent_enabled, settings.agent_max_steps) == (True, 3)
     assert load_settings().agent_max_steps == 3
+
+
+def test_a_settings_file_dated_ahead_of_the_clock_is_read_without_waiting(isolated_environment):
+    """A .env copied from a machine whose clock is ahead, or a clock set back: a reload
+    takes it at once, as it would every heartbeat."""
+    env_file = isolated_environment / ".env"
+    env_file.write_text("AGENT_MAX_STEPS=4\n")
+    ahead = time.time() + 3600
+    os.utime(env_file, (ahead, ahead))
+
+    waits: list[float] = []
+    settings = reload_settings(sleep=waits.append)
+
+    assert settings.agent_max_steps == 4
+    assert waits == []  # it used to wait 3 s at every reload
