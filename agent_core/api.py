@@ -98,6 +98,7 @@ from agent_core.render import (
     event_sentence,
     format_duration,
     format_time,
+    printable,
     refusal_sentence,
     run_counters,
     run_headline,
@@ -107,6 +108,7 @@ from agent_core.render import (
     step_error,
     step_sentence,
     stop_reason_sentence,
+    visible_json,
     why_undecidable,
 )
 from agent_core.runs import cancel_run, ensure_enabled, live_workers, start_run
@@ -216,6 +218,7 @@ __all__ = [
     "open_runtime",
     "parse_since",
     "preset_of",
+    "printable",
     "records",
     "redact_url",
     "refusal_sentence",
@@ -243,5 +246,6 @@ __all__ = [
     "tool_stats",
     "update_objective",
     "verify_ledger",
+    "visible_json",
     "why_undecidable",
 ]

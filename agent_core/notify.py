@@ -7,7 +7,6 @@ again with backoff. The transports are also what the send_email and send_whatsap
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import smtplib
@@ -36,7 +35,13 @@ from agent_core.models import (
     NotifyChannel,
     SmtpSecurity,
 )
-from agent_core.render import approval_request_sentence, cut, event_sentence
+from agent_core.render import (
+    approval_request_sentence,
+    cut,
+    event_sentence,
+    printable,
+    visible_json,
+)
 from agent_core.store import Store
 
 log = logging.getLogger("agent_core.notify")
@@ -50,7 +55,10 @@ RETRY_BACKOFF = (
     timedelta(minutes=15),
     timedelta(hours=1),
 )
-_ADDRESS_PART = r"[^@\s<>,;\"()\[\]\\]+"
+# No part of an address holds a control, an invisible or a bidi character (one can make an
+# address read as another: "\u202emoc.liam@..." shows reversed).
+_INVISIBLE = r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
+_ADDRESS_PART = rf"[^@\s<>,;\"()\[\]\\{_INVISIBLE}]+"
 EMAIL_PATTERN = re.compile(rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$")
 PHONE_PATTERN = re.compile(r"^(whatsapp:)?\+[1-9][0-9]{6,14}$")
 
@@ -274,7 +282,7 @@ def approval_message(
     where to decide."""
     link = link or approval_link(approval, settings)
     prefix = "Reminder: approval still needed" if reminder else "Approval needed"
-    subject = f"[Agent Runtime] {prefix}: {approval.tool_name}"
+    subject = printable(f"[Agent Runtime] {prefix}: {approval.tool_name}")
     body = "\n".join(
         [
             f"{prefix}. {approval_request_sentence(approval)}",
@@ -283,7 +291,7 @@ def approval_message(
             f"Why: {thought or '(no reasoning given)'}",
             f"Risk: {approval.risk_reason}",
             "Arguments:",
-            json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
+            visible_json(approval.args, indent=2),
             "",
             f"Expires: {approval.expires_at:%Y-%m-%d %H:%M UTC} (then the run fails)",
             f"Decide: {link}",
@@ -291,7 +299,7 @@ def approval_message(
             f"    .venv/bin/python -m agent_core approval reject {approval.id} --reason '...'",
         ]
     )
-    return subject, body
+    return subject, printable(body)  # what acts instead of showing is shown as its escape
 
 
 WHATSAPP_MAX_CHARS = 1600  # Twilio refuses a longer body
@@ -310,9 +318,9 @@ def whatsapp_text(
     link = link or approval_link(approval, settings, channel="whatsapp")
     subject, _ = approval_message(approval, thought, settings, reminder=reminder, link=link)
     tail = f"\nExpires: {approval.expires_at:%Y-%m-%d %H:%M UTC}\nDecide: {link}"
-    arguments = json.dumps(approval.args, ensure_ascii=False, sort_keys=True)
-    sentence = cut(approval_request_sentence(approval), 300)
-    head = f"{subject}\n{sentence}\nWhy: {cut(thought or '-', 300)}\nArgs: "
+    arguments = visible_json(approval.args)
+    sentence = cut(printable(approval_request_sentence(approval)), 300)
+    head = f"{subject}\n{sentence}\nWhy: {cut(printable(thought or '-'), 300)}\nArgs: "
     room = WHATSAPP_MAX_CHARS - len(head) - len(tail) - len(" (full details in the dashboard)")
     if len(arguments) > room:
         arguments = cut(arguments, max(room, 0)) + " (full details in the dashboard)"

@@ -123,7 +123,7 @@ def _buttons(approval: api.Approval, decide: Decide, key: str, *, allow_changes:
     with st.expander("Approve with changes"):
         text = st.text_area(
             "Arguments (JSON)",
-            value=json.dumps(approval.args, indent=2, ensure_ascii=False, sort_keys=True),
+            value=api.visible_json(approval.args, indent=2),
             key=f"args_{key}",
             height=180,
         )

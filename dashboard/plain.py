@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from agent_core.api import printable
+
 # CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones Markdown,
 # GitHub's extensions (tables, autolinks, strikethrough) or Streamlit (`:red[...]`,
 # `:material/x:`, `$...$`) give a meaning to. Streamlit rewrites ":material/" in the raw
@@ -20,14 +22,15 @@ _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
 
 def plain(text: object) -> str:
     """`text` as Markdown that shows exactly its characters (leading indentation, which
-    would make a code block, is dropped)."""
-    return _SPECIALS.sub(r"\\\1", _INDENT.sub("", str(text)))
+    would make a code block, is dropped; what would act instead of showing, a control or
+    bidi character, is shown as its escape, as the CLI shows it)."""
+    return _SPECIALS.sub(r"\\\1", _INDENT.sub("", printable(str(text))))
 
 
 def inline_code(text: object) -> str:
     """`text` as a Markdown code span, which shows its characters as they are: fenced by
     more backticks than any run of them inside, so the text cannot close it."""
-    value = " ".join(str(text).splitlines())
+    value = " ".join(printable(str(text)).splitlines())
     runs = [len(run) for run in re.findall(r"`+", value)]
     fence = "`" * (max(runs, default=0) + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""

@@ -6,7 +6,6 @@ decides how they look.
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import Any
@@ -92,7 +91,7 @@ def run_duration(run: api.Run) -> str:
 
 def json_block(value: Any) -> None:
     st.code(
-        json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True),
+        api.visible_json(value, indent=2),
         language="json",
         wrap_lines=True,
     )

@@ -71,7 +71,9 @@ def main(
         if context is not None:
             context.close()
     if as_json:
-        out.write(json.dumps(output.document, indent=2, ensure_ascii=False, default=str) + "\n")
+        from agent_core.render import visible_json
+
+        out.write(visible_json(output.document, indent=2, sort_keys=False) + "\n")
     elif output.text:
         from agent_core.render import printable
 

@@ -7,7 +7,6 @@ agent_core.approvals; here are the options and the text.
 from __future__ import annotations
 
 import argparse
-import json
 
 from agent_core.cli.common import Commands, Context, Output, default_admin, document
 from agent_core.enums import ApprovalStatus
@@ -53,7 +52,7 @@ def _approval_list(args: argparse.Namespace, context: Context) -> Output:
 
 
 def _approval_show(args: argparse.Namespace, context: Context) -> Output:
-    from agent_core.render import format_table, format_time
+    from agent_core.render import format_table, format_time, visible_json
 
     store = context.store()
     approval = store.get_approval(args.approval_id)
@@ -63,7 +62,7 @@ def _approval_show(args: argparse.Namespace, context: Context) -> Output:
         f"approval     {approval.id} ({approval.status})",
         f"run          {approval.run_id}",
         f"tool         {approval.tool_name}",
-        "arguments    " + json.dumps(approval.args, ensure_ascii=False, sort_keys=True),
+        "arguments    " + visible_json(approval.args),
         f"why risky    {approval.risk_reason}",
         f"expires      {format_time(approval.expires_at)}",
         f"decided      {approval.decided_by or '-'} at {format_time(approval.decided_at)}"

@@ -99,13 +99,13 @@ def act(
             events=[refusal],
             llm=facts,
         )
-    if verdict.outcome is Outcome.NEEDS_APPROVAL:
-        _pause(session, run, step, tool, args, verdict.reason, facts)  # raises RunEnded
     parsed = gateway.validate_args(tool, args)
-    if isinstance(parsed, str):  # recorded as finished: invalid arguments
+    if isinstance(parsed, str):  # recorded as finished: invalid arguments, nobody asked
         return _record_finished(
             session, run, step, tool_name, args, tool.risk, gateway.failed(parsed), llm=facts
         )
+    if verdict.outcome is Outcome.NEEDS_APPROVAL:
+        _pause(session, run, step, tool, args, verdict.reason, facts)  # raises RunEnded
     if not tool.side_effects:  # read-only: executed, then recorded
         result = run_tool(session, tool, parsed, run.id)
         return _record_finished(session, run, step, tool_name, args, tool.risk, result, llm=facts)

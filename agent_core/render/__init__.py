@@ -11,6 +11,7 @@ from agent_core.render.text import (
     printable,
     redact_url,
     redact_urls_in,
+    visible_json,
     whole_number_problem,
     without_secrets_of,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "step_sentence",
     "stop_reason_sentence",
     "unknown_tool_problem",
+    "visible_json",
     "whole_number_problem",
     "why_not_claimable",
     "why_undecidable",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import re
-import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,21 +14,33 @@ from pydantic import ValidationError
 MAX_CELL = 80
 
 
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# What acts on the text around it instead of showing: control characters (C0 but newline
+# and tab, DEL, C1: escape sequences that clear a screen or hide what follows) and the bidi
+# controls (embeddings, overrides, isolates and marks, which can show "moc.liame@ssob" for
+# an address that ends in another domain).
+_ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
 HIDDEN = "***"
 
 
 def printable(text: str) -> str:
-    """The text safe for a terminal: control characters (escape sequences that could clear
-    the screen, retitle the window or hide what follows) and bidi overrides are shown as
-    escapes instead of acting. Text from the LLM, tools and the database passes here."""
-    return "".join(
-        (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        if (unicodedata.category(char) == "Cc" and char not in "\n\t") or char in _BIDI_CONTROLS
-        else char
-        for char in text
-    )
+    """The text safe to show in a terminal, a page or a message: what would act instead of
+    showing (control characters, bidi controls) is shown as its escape. Text from the LLM,
+    tools and the database passes here."""
+    return _ACTING.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible_json(value: Any, *, indent: int | None = None, sort_keys: bool = True) -> str:
+    """`value` as JSON (Unicode kept) in which what would act instead of showing (see
+    `printable`) is written as its \\u escape: read back, it is the same value, and shown,
+    it is what will be used (the arguments of a call an admin approves)."""
+    text = json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=sort_keys, default=str)
+    return _ACTING.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def redact_url(url: str) -> str:
