@@ -85,6 +85,9 @@ def cpu_cores() -> int:
     return max(1, min(os.cpu_count() or 1, 64))
 
 
+MAX_RECIPIENT_CHARS = 200
+
+
 class Settings(BaseSettings):
     """Every knob of the runtime. Attribute names are the variable names in lower case."""
 
@@ -117,8 +120,9 @@ class Settings(BaseSettings):
         NotifyChannel.EMAIL,
         NotifyChannel.WHATSAPP,
     ]
-    admin_email: str | None = None
-    admin_phone: str | None = None
+    # A notification records its recipient: at most 200 characters (app_agent_notifications).
+    admin_email: str | None = Field(default=None, max_length=MAX_RECIPIENT_CHARS)
+    admin_phone: str | None = Field(default=None, max_length=MAX_RECIPIENT_CHARS)
     agent_events_retention_days: int = Field(default=30, ge=1, le=36_600)
 
     # Added by this runtime.
@@ -280,6 +284,17 @@ class Settings(BaseSettings):
         """The business database the data tools use; by default the runtime's own, as in the
         seed where one Supabase project holds both."""
         return self.agent_data_database_url or self.database_url
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """The value of every secret setting that is set: hidden wherever a text from outside
+        (an error page, an exception) may echo one (`render.without_secrets`)."""
+        values = (getattr(self, name) for name in type(self).model_fields)
+        return tuple(
+            value.get_secret_value()
+            for value in values
+            if isinstance(value, SecretStr) and value.get_secret_value()
+        )
 
     @property
     def worker_heartbeat_s(self) -> float:

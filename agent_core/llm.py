@@ -215,7 +215,8 @@ class InferenceLLM:
                 timeouts += 1
                 failures.append(f"{model}: timed out after {time.monotonic() - started:.1f} s")
             except Exception as exc:  # noqa: BLE001 - any failure of one model means: next one
-                failures.append(without_secrets_of(self.base_url, f"{model}: {_describe(exc)}"))
+                failure = f"{model}: {_describe(exc)}"
+                failures.append(without_secrets_of(self.base_url, failure, also=[self.token]))
         if failures and (timeouts == len(failures) or time.monotonic() >= deadline - _MARGIN_S):
             raise LLMTimeout(_out_of_time(failures))
         raise LLMError("no model answered: " + "; ".join(failures))
@@ -511,7 +512,7 @@ def served_model(base_url: str, token: str | None, *, timeout_s: float = MODELS_
         except TimeoutError:
             models, failure = [], f"no answer within {timeout_s:g} s"
         except Exception as exc:  # noqa: BLE001 - any failure is told as one sentence
-            models, failure = [], without_secrets_of(base_url, _describe(exc))
+            models, failure = [], without_secrets_of(base_url, _describe(exc), also=[token])
         if not models:
             where = redact_url(base_url)
             message = (

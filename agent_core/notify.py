@@ -41,6 +41,7 @@ from agent_core.render import (
     event_sentence,
     printable,
     visible_json,
+    without_secrets,
 )
 from agent_core.store import Store
 
@@ -409,22 +410,23 @@ class Notifier:
         try:
             self._send(notification, approval)
         except NotificationError as exc:
+            error = without_secrets(str(exc), self.settings.secret_values)  # a server may echo one
             attempts = notification.attempts + 1
             gave_up = attempts >= MAX_ATTEMPTS or notification.recipient is None
             status = NotificationStatus.GAVE_UP if gave_up else NotificationStatus.FAILED
             delay = RETRY_BACKOFF[min(attempts, len(RETRY_BACKOFF)) - 1]
             failed = ledger_events.notification_failed(
-                notice=notice, error=str(exc), will_retry=not gave_up
+                notice=notice, error=error, will_retry=not gave_up
             )
             self.store.record_notification(
                 notification,
                 status=status,
-                error=str(exc),
+                error=error,
                 next_attempt_at=None if gave_up else self.store.now() + delay,
                 event=failed,
             )
             log.warning("approval %s: %s", approval.id, event_sentence(failed))
-            return notification.model_copy(update={"status": status, "last_error": str(exc)})
+            return notification.model_copy(update={"status": status, "last_error": error})
         self.store.record_notification(
             notification,
             status=NotificationStatus.SENT,

@@ -35,6 +35,7 @@ class Action:
     trickle_bytes: int = 1
     headers_first: bool = False  # trickle only the body, the headers going out at once
     usage: dict[str, Any] | None = None  # more fields of the usage object (token details)
+    echo_credentials: bool = False  # an error quoting the Authorization header it was sent
 
 
 @dataclass
@@ -96,8 +97,10 @@ class ScriptedLLMServer:
             )
         )
 
-    def fail(self, status: int = 500, *, model: str = ANY_MODEL) -> ScriptedLLMServer:
-        return self._add(model, Action(status=status))
+    def fail(
+        self, status: int = 500, *, model: str = ANY_MODEL, echo_credentials: bool = False
+    ) -> ScriptedLLMServer:
+        return self._add(model, Action(status=status, echo_credentials=echo_credentials))
 
     def hang(self, seconds: float, *, model: str = ANY_MODEL) -> ScriptedLLMServer:
         return self._add(model, Action(content="{}", delay_s=seconds))
@@ -210,11 +213,10 @@ class ScriptedLLMServer:
                     return
                 time.sleep(scripted.latency_s + action.delay_s)
                 if action.status != 200:
-                    self._send(
-                        action.status,
-                        {"error": f"scripted failure {action.status}"},
-                        headers=action.headers,
-                    )
+                    error = f"scripted failure {action.status}"
+                    if action.echo_credentials:
+                        error = f"invalid credentials: {self.headers.get('Authorization')}"
+                    self._send(action.status, {"error": error}, headers=action.headers)
                     return
                 if action.document is not None:
                     self._send(200, action.document)

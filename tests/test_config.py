@@ -97,6 +97,10 @@ def test_env_beats_dotenv_beats_streamlit_secrets(monkeypatch, isolated_environm
         ("AGENT_DATA_TABLES", "sqlite_master", "AGENT_DATA_TABLES: sqlite_master is one of the"),
         ("AGENT_DATA_TABLES", "pg_authid", "AGENT_DATA_TABLES: pg_authid is one of the database"),
         ("AGENT_SECRET_KEY", "short", "AGENT_SECRET_KEY: must be at least 32 random characters"),
+        # A notification records its recipient in at most 200 characters: refused up front,
+        # instead of approvals never notified on PostgreSQL.
+        ("ADMIN_EMAIL", "a" * 200 + "@example.com", "ADMIN_EMAIL: String should have at most 200"),
+        ("ADMIN_PHONE", "whatsapp:+" + "3" * 200, "ADMIN_PHONE: String should have at most 200"),
     ],
 )
 def test_a_bad_value_is_one_sentence_naming_the_variable(monkeypatch, variable, value, sentence):

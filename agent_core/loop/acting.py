@@ -115,9 +115,13 @@ def act(
 def run_tool(session: Session, tool: Tool, parsed: BaseModel, run_id: str) -> gateway.ToolResult:
     """The one place a tool is executed: through the gateway, bounded by its timeout; its
     result is capped before anything stores it (AGENT_RESULT_MAX_CHARS)."""
+    settings = session.context.settings
     result = session.context.gateway.execute(tool, parsed, run_id=run_id, timeout_s=tool.timeout)
-    capped = cap_result(json_value(result.result), session.context.settings.agent_result_max_chars)
-    return result.with_result(capped)
+    if result.error is not None:  # a server's error may quote a key it was sent
+        result = result.without_secrets(settings.secret_values)
+    return result.with_result(
+        cap_result(json_value(result.result), settings.agent_result_max_chars)
+    )
 
 
 def cap_result(value: Any, max_chars: int) -> Any:

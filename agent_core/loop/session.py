@@ -15,6 +15,7 @@ from agent_core.config import Settings
 from agent_core.llm import LLMClient
 from agent_core.models import NewEvent, Objective, Run, RunChanges, RunStatus, StopReason
 from agent_core.policy import PolicyDecision, offered_tools
+from agent_core.render import without_secrets
 from agent_core.store import Store
 from agent_core.tools.gateway import ToolGateway
 from agent_core.tools.registry import Tool, ToolRegistry
@@ -89,7 +90,9 @@ class Session:
         **changes: Any,
     ) -> NoReturn:
         """Fail or cancel the run: write its final status with `extra` events and the
-        run_failed (or run_cancelled) event in one write, then raise RunEnded."""
+        run_failed (or run_cancelled) event in one write, then raise RunEnded. A secret the
+        message may echo (an LLM server's error page quoting the token it was sent) is hidden."""
+        message = without_secrets(message, self.context.settings.secret_values)
         ended = (
             ledger_events.run_cancelled(by=None, stop_reason=reason, error=message)
             if status is RunStatus.CANCELLED

@@ -13,6 +13,7 @@ from agent_core.render.text import (
     redact_urls_in,
     visible_json,
     whole_number_problem,
+    without_secrets,
     without_secrets_of,
 )
 from agent_core.render.wording import (
@@ -76,5 +77,6 @@ __all__ = [
     "whole_number_problem",
     "why_not_claimable",
     "why_undecidable",
+    "without_secrets",
     "without_secrets_of",
 ]

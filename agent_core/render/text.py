@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,20 +70,28 @@ def redact_urls_in(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda found: redact_url(found.group(0)), text)
 
 
-def without_secrets_of(url: str | None, text: str) -> str:
+def without_secrets_of(url: str | None, text: str, also: Iterable[str | None] = ()) -> str:
     """`text` with its URLs redacted and every secret of `url` (its password, the values of
-    its query parameters named like secrets) hidden wherever it appears: a server may echo
-    the path and query it was asked for in its error page."""
+    its query parameters named like secrets) hidden wherever it appears, with those `also`
+    given (the token sent to it): a server may echo what it was sent in its error page."""
     text = redact_urls_in(text)
-    if not url:
-        return text
-    parts = urlsplit(url.strip())
-    found = [parts.password or ""] + [
-        value
-        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
-        if sep and _SECRET_QUERY_KEYS.search(name)
-    ]
-    for secret in sorted({each for each in found if len(each) >= 4}, key=len, reverse=True):
+    parts = urlsplit(url.strip()) if url else None
+    found = [parts.password] if parts else []
+    if parts:
+        found += [
+            value
+            for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+            if sep and _SECRET_QUERY_KEYS.search(name)
+        ]
+    return without_secrets(text, [*found, *also])
+
+
+def without_secrets(text: str, secrets: Iterable[str | None]) -> str:
+    """`text` with each of `secrets` (of 4 characters or more) shown as ***: for a text from
+    outside (an error page, an exception) that may echo a token it was sent."""
+    for secret in sorted(
+        {each for each in secrets if each and len(each) >= 4}, key=len, reverse=True
+    ):
         text = text.replace(secret, HIDDEN)
     return text
 

@@ -10,7 +10,7 @@ import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agent_core.deadlines import Deadlines
 from agent_core.models import ToolCallStatus
-from agent_core.render import describe_validation_error
+from agent_core.render import describe_validation_error, without_secrets
 from agent_core.tools.registry import (
     Tool,
     ToolContext,
@@ -42,6 +42,17 @@ class ToolResult:
     # Tokens the call spent on a language model (ToolContext.spent_tokens), every attempt's.
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    def without_secrets(self, secrets: Sequence[str]) -> ToolResult:
+        """The same outcome with each of `secrets` hidden in its error (and in the result
+        that carries it)."""
+        error = without_secrets(self.error or "", secrets)
+        if error == self.error:
+            return self
+        result = self.result
+        if isinstance(result, dict) and isinstance(result.get("error"), str):
+            result = {**result, "error": without_secrets(result["error"], secrets)}
+        return dataclasses.replace(self, error=error, result=result)
 
     def with_result(self, result: Any) -> ToolResult:
         """The same outcome with `result` (as stored): cheaper than dataclasses.replace."""
