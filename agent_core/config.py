@@ -7,6 +7,7 @@ program with one sentence naming the variable: see `load_settings`.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
@@ -348,8 +349,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(describe_settings_error(exc)) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"a settings file (.env or {SECRETS_TOML}) is not UTF-8 text (byte {exc.start}): "
-            "save it as UTF-8"
+            f"{SECRETS_TOML} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
         ) from None
     except OSError as exc:
         raise ConfigError(
@@ -412,13 +412,18 @@ def _check_env_file(path: Path) -> None:
     line itself is not shown: it may hold a secret."""
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as stream:
-        for binding in parse_stream(stream):
-            if binding.error:
-                raise ConfigError(
-                    f"line {binding.original.line} of {path} cannot be read (an unclosed "
-                    "quote, or no '=' after the name?): fix it, then start again"
-                )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"line {line} of {path} is not UTF-8 text: save it as UTF-8") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(
+                f"line {binding.original.line} of {path} cannot be read (an unclosed "
+                "quote, or no '=' after the name?): fix it, then start again"
+            )
 
 
 def describe_settings_error(exc: ValidationError) -> str:

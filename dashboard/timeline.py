@@ -54,7 +54,7 @@ def run_sections(core: Core, run_id: str, *, offset: int, limit: int) -> None:
         if run.event_seq > EVENTS_PER_PAGE:
             st.caption(
                 f"The first {EVENTS_PER_PAGE} events are shown; "
-                "`python -m agent_core run show RUN_ID --json` prints them all."
+                "`.venv/bin/python -m agent_core run show RUN_ID --json` prints them all."
             )
 
 

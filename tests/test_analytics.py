@@ -466,10 +466,15 @@ def test_parse_since(text, expected):
     assert analytics.parse_since(text, now=NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["", "7", "0d", "-3d", "7 days", "yesterday", "2026-13-01"])
+@pytest.mark.parametrize("text", ["", "7", "-3d", "7 days", "yesterday", "2026-13-01"])
 def test_parse_since_refuses_with_one_sentence(text):
     with pytest.raises(ValueError, match=r"^--since must be a duration such as 7d, 24h or 30m"):
         analytics.parse_since(text, now=NOW)
+
+
+def test_parse_since_refuses_no_time_at_all_saying_so():
+    with pytest.raises(ValueError, match=r"^--since 0d is no time at all: give more than zero"):
+        analytics.parse_since("0d", now=NOW)
 
 
 def test_parse_since_refuses_the_future():

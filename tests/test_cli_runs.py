@@ -97,6 +97,22 @@ def test_a_failed_run_exits_1_with_its_reason(agent_env, llm_server, store):
     assert "error: no model answered: test-model:" in result.stdout
 
 
+def test_a_completed_run_whose_call_failed_says_so_as_run_show_does(agent_env, llm_server, store):
+    objective = make_objective(store, tools_allowed=["read_database"])
+    llm_server.step("Read the leads.", "read_database", table="app_leads", limit=0)
+    llm_server.done("Could not read the leads.")
+
+    result = run_cli(["run", "start", objective.id, "--wait"])
+
+    assert result.exit_code == 0, result.stderr
+    assert "Run #1 completed, but 1 tool call did not succeed." in result.stdout
+    run_id = result.stdout.split()[1].rstrip(":")
+    assert (
+        "Run #1 completed, but 1 tool call did not succeed."
+        in run_cli(["run", "show", run_id]).stdout
+    )
+
+
 def test_agent_enabled_false_refuses_to_start(agent_env, monkeypatch, store):
     objective = make_objective(store)
     monkeypatch.setenv("AGENT_ENABLED", "false")

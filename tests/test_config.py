@@ -167,8 +167,16 @@ def test_a_dotenv_line_that_cannot_be_read_is_named_not_skipped(isolated_environ
     assert "s3cret" not in str(raised.value)
 
 
-def test_a_dotenv_that_is_not_utf8_is_one_sentence(isolated_environment: Path):
-    (isolated_environment / ".env").write_bytes(b"ADMIN_EMAIL=caf\xe9@example.com\n")
+def test_a_dotenv_that_is_not_utf8_is_one_sentence_naming_it(isolated_environment: Path):
+    (isolated_environment / ".env").write_bytes(b"AGENT_ENABLED=true\nADMIN_EMAIL=caf\xe9@x.fr\n")
     with pytest.raises(ConfigError) as raised:
         load_settings()
-    assert "is not UTF-8 text" in str(raised.value)
+    assert str(raised.value) == "line 2 of .env is not UTF-8 text: save it as UTF-8"
+
+
+def test_a_secrets_file_that_is_not_utf8_is_one_sentence_naming_it(isolated_environment: Path):
+    (isolated_environment / ".streamlit").mkdir(exist_ok=True)
+    (isolated_environment / ".streamlit" / "secrets.toml").write_bytes(b'ADMIN_EMAIL = "caf\xe9"\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(".streamlit/secrets.toml is not UTF-8 text (byte ")

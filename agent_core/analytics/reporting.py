@@ -28,6 +28,8 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     relative = _RELATIVE.match(value)
     if relative:
         amount = int(relative.group(1))
+        if amount == 0:
+            raise ValueError(f"--since {value} is no time at all: give more than zero, such as 7d")
         if amount > 0:
             unit = _UNITS[relative.group(2).lower()]
             try:
@@ -173,7 +175,7 @@ def report_text(report: Mapping[str, Any]) -> str:
         )
     lines.append(success)
     cost = f"Cost: {format_cost(head['cost_usd'])} for {_count(head['tokens'], 'token')}"
-    if head["unpriced_tokens"]:
+    if head["unpriced_tokens"] and head["unpriced_tokens"] != head["tokens"]:
         cost += f" ({_count(head['unpriced_tokens'], 'token')} had no price)"
     lines.append(cost)
     lines.append(
@@ -273,7 +275,30 @@ def report_text(report: Mapping[str, Any]) -> str:
         elif row["unpriced_tokens"]:
             text += f" + {_count(row['unpriced_tokens'], 'token')} with no price"
         lines.append(f"{text}  ({row['run_id']})")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_none_under_empty_headings(lines)) + "\n"
+
+
+_HEADINGS = frozenset(
+    {
+        "Why runs ended",
+        "Models",
+        "Cost by objective",
+        "Tools",
+        "Slowest runs",
+        "Most expensive runs",
+    }
+)
+
+
+def _none_under_empty_headings(lines: list[str]) -> list[str]:
+    """A heading with nothing under it says so, instead of standing bare."""
+    shown: list[str] = []
+    for index, line in enumerate(lines):
+        shown.append(line)
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if line in _HEADINGS and not following.startswith("  "):
+            shown.append("  none in this range")
+    return shown
 
 
 def _count(number: float | None, one: str, many: str | None = None) -> str:

@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document"
     )
     parser = Parser(
-        prog="python -m agent_core",
+        prog=".venv/bin/python -m agent_core",  # as the README shows it: from the clone
         description="agent runtime: objectives, runs and the audit ledger.",
         parents=[common],
     )

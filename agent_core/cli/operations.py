@@ -167,7 +167,7 @@ def _worker_status(context: Context) -> Output:
             ]
             for w in live
         ],
-        empty="no live worker: start one with `python scheduler.py`",
+        empty="no live worker: start one with `.venv/bin/python scheduler.py`",
     )
     if live:
         table += "\n" + "\n".join(f"  {w.id} runs: {', '.join(w.running) or '-'}" for w in live)

@@ -70,7 +70,7 @@ def _run_start(args: argparse.Namespace, context: Context) -> Output:
     run = runs.start_run(context.store(), context.settings, args.objective_id)
     if args.wait:
         run = runs.execute_here(context.runtime(), run.id)
-    return _run_output(run)
+    return _run_output(run, context)
 
 
 def _run_resume(args: argparse.Namespace, context: Context) -> Output:
@@ -80,23 +80,26 @@ def _run_resume(args: argparse.Namespace, context: Context) -> Output:
     run = context.store().get_run(args.run_id)
     if args.wait:
         run = runs.execute_here(context.runtime(), run.id)
-    return _run_output(run)
+    return _run_output(run, context)
 
 
 def _run_cancel(args: argparse.Namespace, context: Context) -> Output:
     from agent_core import runs
 
     run = runs.cancel_run(context.store(), args.run_id, by=args.by)
-    return _run_output(run)
+    return _run_output(run, context)
 
 
 # --- text rendering ---------------------------------------------------------------------------
 
 
-def _run_output(run: Run) -> Output:
+def _run_output(run: Run, context: Context) -> Output:
+    """The run as a command left it, worded as `run show` and the dashboard word it (a
+    completed run whose tool calls did not all succeed says so)."""
     from agent_core.render import run_counters, run_headline
 
-    lines = [f"run {run.id}: {run_headline(run)}", f"status: {_status_code(run)}"]
+    failed = context.store().run_view(run.id).failed_calls if run.tool_calls_count else 0
+    lines = [f"run {run.id}: {run_headline(run, failed)}", f"status: {_status_code(run)}"]
     if run.summary:
         lines.append(f"summary: {run.summary}")
     if run.error and run.stop_reason is not StopReason.CANCELLED:

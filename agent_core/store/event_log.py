@@ -404,8 +404,8 @@ def _seal_warnings(
         if not has_runs:
             return []
         return [
-            "the ledger has no seal yet: until the worker's maintenance (or `python -m "
-            "agent_core ledger seal`) writes one, a chain rewritten with recomputed hashes "
+            "the ledger has no seal yet: until the worker's maintenance (or `.venv/bin/python "
+            "-m agent_core ledger seal`) writes one, a chain rewritten with recomputed hashes "
             "or a deleted run cannot be detected"
         ]
     if stale_after is not None and age_s > stale_after.total_seconds():
