@@ -18,6 +18,7 @@ from agent_core.config import Settings, ledger_key
 from agent_core.errors import ConfigError
 from agent_core.models import LedgerReport, NotificationStatus, Seal
 from agent_core.notify import Notifier
+from agent_core.render import counted
 from agent_core.store import Store
 
 
@@ -35,7 +36,7 @@ class MaintenanceReport:
 
     def lines(self) -> list[str]:
         sealed = (
-            f"seal {self.seal} ({self.runs_sealed} run(s) with new events)"
+            f"seal {self.seal} ({counted(self.runs_sealed, 'run')} with new events)"
             if self.seal is not None
             else f"skipped, and no prune either: {self.ledger_problem}"
         )

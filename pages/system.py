@@ -46,14 +46,15 @@ with shown_errors():
         seals = api.seal_summary(report)
         seals = seals[:1].upper() + seals[1:]
         if report.ok:
-            st.success(
-                f"Ledger OK: {report.events_checked:,} events in {report.runs_checked:,} runs "
-                f"verified. {seals}."
+            checked = (
+                f"{api.counted(report.events_checked, 'event')} in "
+                f"{api.counted(report.runs_checked, 'run')}"
             )
+            st.success(f"Ledger OK: {checked} verified. {seals}.")
         else:
             st.error(
-                f"Ledger BROKEN: {len(report.breaks)} run(s) and {len(report.seal_breaks)} "
-                f"seal(s) fail verification. {seals}."
+                f"Ledger BROKEN: {api.counted(len(report.breaks), 'run')} and "
+                f"{api.counted(len(report.seal_breaks), 'seal')} fail verification. {seals}."
             )
             for seal in report.seal_breaks:
                 st.markdown(f"- seal {seal.seal}: {ui.plain(seal.problem)}")

@@ -228,7 +228,7 @@ def test_ledger_verify_names_the_broken_event(cli_database):
         store.close()
     ok = run_cli(["ledger", "verify"])
     assert ok.exit_code == 0
-    assert "ledger OK: 1 events in 1 runs verified" in ok.stdout
+    assert "ledger OK: 1 event in 1 run verified" in ok.stdout
 
     tamper(
         cli_database,

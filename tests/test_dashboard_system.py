@@ -85,7 +85,7 @@ def test_the_ledger_is_verified_on_request(dashboard, live_store):
     live_store.create_run(make_objective(live_store).id)
     at = dashboard.open("system")
     at.button(key="verify_ledger").click().run()
-    assert "Ledger OK: 1 events in 1 runs verified." in text(at)
+    assert "Ledger OK: 1 event in 1 run verified." in text(at)
 
 
 def test_no_secret_ever_reaches_the_page(dashboard, monkeypatch):

@@ -127,17 +127,17 @@ def test_maintenance_seals_on_every_pass_and_the_cli_seals_and_verifies(
     settings = agent_settings()
     report = run_maintenance(store, settings, Notifier(store, settings))
     assert (report.seal, report.runs_sealed) == (1, 1)
-    assert "ledger seal:           seal 1 (1 run(s) with new events)" in report.lines()
+    assert "ledger seal:           seal 1 (1 run with new events)" in report.lines()
 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("AGENT_SECRET_KEY", SECRET_KEY)
     sealed = run_cli(["ledger", "seal"])
     assert sealed.exit_code == 0, sealed.stderr
-    assert sealed.stdout.startswith("ledger sealed: seal 2 covers 0 run(s) with new events")
+    assert sealed.stdout.startswith("ledger sealed: seal 2 covers 0 runs with new events")
     verified = run_cli(["ledger", "verify"])
     assert verified.exit_code == 0, verified.stderr
     assert verified.stdout.startswith(
-        "ledger OK: 4 events in 1 runs verified; 2 seal(s) checked, the last (seal 2)"
+        "ledger OK: 4 events in 1 run verified; 2 seals checked, the last (seal 2)"
     )
     document = json.loads(run_cli(["ledger", "verify", "--run", run.id, "--json"]).stdout)
     assert (document["ok"], document["seals_checked"], document["last_seal_seq"]) == (True, 2, 2)

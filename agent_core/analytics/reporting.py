@@ -12,7 +12,7 @@ import pandas as pd
 
 from agent_core.analytics.figures import analyze
 from agent_core.analytics.filters import BUDGET_REASONS, NO_MODEL, NO_PRICE, Prices, Source
-from agent_core.render import format_duration
+from agent_core.render import counted, format_duration
 
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 
@@ -123,7 +123,7 @@ def _per_run_table(distributions: Sequence[Mapping[str, Any]]) -> list[str]:
     heads = ("median", "p90", "mean")
     rows = [
         (
-            f"  {row['label']} ({_count(row['runs'], 'run')})",
+            f"  {row['label']} ({counted(row['runs'], 'run')})",
             *(_measure(row[key], row["unit"]) for key in heads),
         )
         for row in distributions
@@ -161,22 +161,22 @@ def report_text(report: Mapping[str, Any]) -> str:
         lines.append("No run was created in this range.")
         return "\n".join(lines) + "\n"
     lines.append(
-        f"Runs: {_count(head['runs'], 'run')} ({head['completed']:,} completed, "
+        f"Runs: {counted(head['runs'], 'run')} ({head['completed']:,} completed, "
         f"{head['failed']:,} failed, {head['cancelled']:,} cancelled, "
         f"{head['skipped']:,} skipped, {head['in_progress']:,} in progress)"
     )
     success = f"Success rate: {format_share(head['success_rate'])}"
     if head["ended"]:
-        success += f" of the {_count(head['ended'], 'run')} that ended"
+        success += f" of the {counted(head['ended'], 'run')} that ended"
     if head["completed_with_failed_calls"]:
         success += (
-            f" ({_count(head['completed_with_failed_calls'], 'completed run')} had tool calls "
+            f" ({counted(head['completed_with_failed_calls'], 'completed run')} had tool calls "
             "that did not succeed)"
         )
     lines.append(success)
-    cost = f"Cost: {format_cost(head['cost_usd'])} for {_count(head['tokens'], 'token')}"
+    cost = f"Cost: {format_cost(head['cost_usd'])} for {counted(head['tokens'], 'token')}"
     if head["unpriced_tokens"] and head["unpriced_tokens"] != head["tokens"]:
-        cost += f" ({_count(head['unpriced_tokens'], 'token')} had no price)"
+        cost += f" ({counted(head['unpriced_tokens'], 'token')} had no price)"
     lines.append(cost)
     lines.append(
         f"Median time working per run: {format_duration(head['median_duration_ms'])}; "
@@ -188,22 +188,22 @@ def report_text(report: Mapping[str, Any]) -> str:
     lines += ["", "Why runs ended"]
     for row in report["stop_reasons"]:
         lines.append(
-            f"  {_count(row['runs'], 'run')} ({format_share(row['share'])}): {row['sentence']}"
+            f"  {counted(row['runs'], 'run')} ({format_share(row['share'])}): {row['sentence']}"
         )
 
     lines += ["", "Models"]
     for row in report["models"]:
         if row["model"] == NO_MODEL:
-            lines.append(f"  {_count(row['llm_errors'], 'run')} ended with no model answering")
+            lines.append(f"  {counted(row['llm_errors'], 'run')} ended with no model answering")
             continue
         latency = (
             f"latency {format_duration(row['latency_p50_ms'])} median, "
             f"{format_duration(row['latency_p90_ms'])} p90"
         )
         lines.append(
-            f"  {row['model']}: {_count(row['calls'], 'call')}, "
-            f"{_count(row['invalid_replies'], 'invalid reply', 'invalid replies')}, "
-            f"{_count(row['fallbacks'], 'fallback')}, {_count(row['tokens'], 'token')}, "
+            f"  {row['model']}: {counted(row['calls'], 'call')}, "
+            f"{counted(row['invalid_replies'], 'invalid reply', 'invalid replies')}, "
+            f"{counted(row['fallbacks'], 'fallback')}, {counted(row['tokens'], 'token')}, "
             f"{latency}, cost {format_cost(row['cost_usd'])}"
         )
 
@@ -211,16 +211,16 @@ def report_text(report: Mapping[str, Any]) -> str:
     for row in report["cost_by_objective"]:
         text = (
             f"  {row['objective']}: {format_cost(row['cost_usd'])} over "
-            f"{_count(row['runs'], 'run')} ({format_cost(row['cost_per_run_usd'])} per run)"
+            f"{counted(row['runs'], 'run')} ({format_cost(row['cost_per_run_usd'])} per run)"
         )
         if row["unpriced_tokens"]:
-            text += f", {_count(row['unpriced_tokens'], 'token')} with no price"
+            text += f", {counted(row['unpriced_tokens'], 'token')} with no price"
         lines.append(text)
 
     lines += ["", "Tools"]
     for row in report["tools"]:
         lines.append(
-            f"  {row['tool']}: {_count(row['calls'], 'call')}, {row['not_succeeded']:,} did not "
+            f"  {row['tool']}: {counted(row['calls'], 'call')}, {row['not_succeeded']:,} did not "
             f"succeed ({format_share(row['failure_rate'])})"
             + (
                 f", {format_duration(row['duration_p50_ms'])} median"
@@ -231,7 +231,7 @@ def report_text(report: Mapping[str, Any]) -> str:
     if report["refusals"]:
         lines += ["", "Refused by policy"]
         for row in report["refusals"]:
-            lines.append(f"  {row['tool']}: {_count(row['denied_calls'], 'call')}")
+            lines.append(f"  {row['tool']}: {counted(row['denied_calls'], 'call')}")
 
     asked = report["approvals"]
     if asked.get("requested"):
@@ -257,7 +257,7 @@ def report_text(report: Mapping[str, Any]) -> str:
                 if row[reason]
             )
             lines.append(
-                f"  {row['objective']}: {_count(row['exhausted'], 'run')} of "
+                f"  {row['objective']}: {counted(row['exhausted'], 'run')} of "
                 f"{row['ended_runs']:,} ({kinds})"
             )
 
@@ -271,9 +271,9 @@ def report_text(report: Mapping[str, Any]) -> str:
     for row in report["most_expensive_runs"]:
         text = f"  Run #{row['run_number']} · {row['objective']}: {format_cost(row['cost_usd'])}"
         if row["unpriced_tokens"] and row["cost_usd"] is None:
-            text += f" ({_count(row['unpriced_tokens'], 'token')})"
+            text += f" ({counted(row['unpriced_tokens'], 'token')})"
         elif row["unpriced_tokens"]:
-            text += f" + {_count(row['unpriced_tokens'], 'token')} with no price"
+            text += f" + {counted(row['unpriced_tokens'], 'token')} with no price"
         lines.append(f"{text}  ({row['run_id']})")
     return "\n".join(_none_under_empty_headings(lines)) + "\n"
 
@@ -299,11 +299,6 @@ def _none_under_empty_headings(lines: list[str]) -> list[str]:
         if line in _HEADINGS and not following.startswith("  "):
             shown.append("  none in this range")
     return shown
-
-
-def _count(number: float | None, one: str, many: str | None = None) -> str:
-    amount = int(number or 0)
-    return f"{amount:,} {one if amount == 1 else (many or one + 's')}"
 
 
 def _measure(value: float | None, unit: str) -> str:

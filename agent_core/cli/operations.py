@@ -129,13 +129,14 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
         )
         return Output({"stopped": True}, "workers stopped")
     from agent_core.config import reload_settings
+    from agent_core.render import counted
 
     worker = Worker(context.runtime(), concurrency=concurrency, load_settings=reload_settings)
     if args.once:
         executed = worker.run_once()
         return Output(
             {"worker": worker.id, "executed": executed},
-            f"worker {worker.id}: {executed} runs executed",
+            f"worker {worker.id}: {counted(executed, 'run')} executed",
         )
     stop = lambda *_: worker.request_stop()  # noqa: E731
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -290,15 +291,17 @@ def _ledger_verify(args: argparse.Namespace, context: Context) -> Output:
 
 def _ledger_seal(_: argparse.Namespace, context: Context) -> Output:
     from agent_core.maintenance import seal_ledger
+    from agent_core.render import counted
 
     seal = seal_ledger(context.store(), context.settings)
     adopted = (
-        f"; it adopted {seal.checkpoints_adopted} prune checkpoint(s) written before seals"
+        f"; it adopted {counted(seal.checkpoints_adopted, 'prune checkpoint')} written before seals"
         if seal.checkpoints_adopted
         else ""
     )
     text = (
-        f"ledger sealed: seal {seal.seq} covers {seal.entries_count} run(s) with new events"
+        f"ledger sealed: seal {seal.seq} covers {counted(seal.entries_count, 'run')} with new "
+        "events"
         f"{adopted} (signature {seal.signature[:16]}…)"
     )
     return Output(document(seal), text)

@@ -2,6 +2,7 @@
 domain facts (`wording`), shared by the CLI, the dashboard and the notifications."""
 
 from agent_core.render.text import (
+    counted,
     cut,
     describe_validation_error,
     field_problems,
@@ -49,6 +50,7 @@ __all__ = [
     "STOP_REASONS",
     "TOOL_CALL_STATUS_LABELS",
     "approval_request_sentence",
+    "counted",
     "cut",
     "describe_call",
     "describe_result",

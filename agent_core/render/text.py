@@ -43,6 +43,12 @@ def visible_json(value: Any, *, indent: int | None = None, sort_keys: bool = Tru
     return _ACTING.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
+def counted(number: float | None, one: str, many: str | None = None) -> str:
+    """ "1 run", "2 runs", "1,000 invalid replies": a whole number with its noun."""
+    amount = int(number or 0)
+    return f"{amount:,} {one if amount == 1 else (many or one + 's')}"
+
+
 def redact_url(url: str) -> str:
     """The URL with its secrets hidden, for messages, logs and pages: the password of its
     user part, and the value of any query parameter named like a secret (PostgreSQL's

@@ -30,7 +30,7 @@ from agent_core.models import (
     ToolCall,
     ToolCallStatus,
 )
-from agent_core.render.text import cut, format_duration, format_time
+from agent_core.render.text import counted, cut, format_duration, format_time
 
 # --- statuses ---------------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ def run_log_line(run: Run, waiting_for: Approval | None = None) -> str:
 def run_counters(run: Run) -> str:
     duration = format_duration(run.active_ms) if run.active_ms else "-"
     return (
-        f"{_count(run.steps_count, 'step')}, {_count(run.tool_calls_count, 'tool call')}, "
+        f"{counted(run.steps_count, 'step')}, {counted(run.tool_calls_count, 'tool call')}, "
         f"{run.total_tokens:,} tokens, {duration} of work"
     )
 
@@ -358,10 +358,6 @@ def approval_request_sentence(approval: Approval) -> str:
 # --- ledger events ----------------------------------------------------------------------------
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
-
-
 def _who(by: Any) -> str:
     return str(by) if by else "an admin"
 
@@ -488,13 +484,13 @@ def event_sentence(event: Event | NewEvent) -> str:
 
 
 def seal_summary(report: LedgerReport) -> str:
-    """How far the seals go: "12 seal(s) checked, the last (seal 12) written 2026-11-02
+    """How far the seals go: "12 seals checked, the last (seal 12) written 2026-11-02
     09:05:00 UTC, 4 min ago", or that there is none yet."""
     if report.last_seal_at is None:
         return "no seal yet"
     age = format_duration((report.last_seal_age_s or 0) * 1000)
     return (
-        f"{report.seals_checked} seal(s) checked, the last (seal {report.last_seal_seq}) "
+        f"{counted(report.seals_checked, 'seal')} checked, the last (seal {report.last_seal_seq}) "
         f"written {format_time(report.last_seal_at)}, {age} ago"
     )
 
@@ -504,7 +500,8 @@ def ledger_report_lines(report: LedgerReport) -> list[str]:
     then the warnings (what verification could not rule out)."""
     if report.ok:
         head = (
-            f"ledger OK: {report.events_checked} events in {report.runs_checked} runs verified; "
+            f"ledger OK: {counted(report.events_checked, 'event')} in "
+            f"{counted(report.runs_checked, 'run')} verified; "
             f"{seal_summary(report)}"
         )
     else:
