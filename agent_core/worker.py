@@ -26,7 +26,7 @@ from agent_core.config import RESTART_SETTINGS, Settings, changed_settings
 from agent_core.errors import AgentRuntimeError, ConfigError
 from agent_core.maintenance import run_maintenance
 from agent_core.models import Objective, Run, RunStatus
-from agent_core.render import run_log_line
+from agent_core.render import counted, run_log_line
 from agent_core.runtime import Runtime
 from agent_core.schedules import latest_due_slot
 
@@ -309,11 +309,11 @@ class Worker:
             line = run_log_line(ended, waiting)
             log.log(
                 logging.WARNING if ended.status is RunStatus.FAILED else logging.INFO,
-                "%s; %.1f s, %d steps, %d tool calls",
+                "%s; %.1f s, %s, %s",
                 line,
                 time.monotonic() - started,
-                ended.steps_count,
-                ended.tool_calls_count,
+                counted(ended.steps_count, "step"),
+                counted(ended.tool_calls_count, "tool call"),
             )
         except AgentRuntimeError as exc:
             log.error("run %s stopped: %s", run.id, exc)

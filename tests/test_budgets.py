@@ -108,7 +108,7 @@ def test_under_every_budget_another_step_is_allowed():
             0,
             (StopReason.BUDGET_TOOL_CALLS, "tool-call budget exhausted (3 calls)"),
         ),
-        (_run(), 1_000, (StopReason.BUDGET_DURATION, "duration budget exhausted (1000 ms)")),
+        (_run(), 1_000, (StopReason.BUDGET_DURATION, "duration budget exhausted (1,000 ms)")),
         (
             _run(prompt_tokens=450, completion_tokens=50),
             0,

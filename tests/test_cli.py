@@ -91,7 +91,7 @@ def test_objective_create_then_show_and_list(cli_database):
     assert created["id"] in text.stdout
     assert "0 8 * * mon (Europe/Paris)" in text.stdout
     detail = run_cli(["objective", "show", created["id"]])
-    assert "maxSteps=8" in detail.stdout
+    assert "budget       Steps 8" in detail.stdout
 
 
 def test_objective_show_tells_the_schedule_in_words_and_the_next_runs(cli_database):

@@ -27,7 +27,7 @@ def test_a_failed_run_is_logged_with_its_reason_in_words(store, llm_server, capl
     assert line.levelno == logging.WARNING
     assert (
         "failed (budget_steps: The run used all the steps its budget allows before finishing. "
-        "step budget exhausted (1 steps))" in line.getMessage()
+        "Details: step budget exhausted (1 step))" in line.getMessage()
     )
 
 

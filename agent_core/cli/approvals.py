@@ -65,8 +65,13 @@ def _approval_show(args: argparse.Namespace, context: Context) -> Output:
         "arguments    " + visible_json(approval.args),
         f"why risky    {approval.risk_reason}",
         f"expires      {format_time(approval.expires_at)}",
-        f"decided      {approval.decided_by or '-'} at {format_time(approval.decided_at)}"
-        + (f" ({approval.decision_reason})" if approval.decision_reason else ""),
+        (
+            f"decided      by {approval.decided_by or 'an admin'} at "
+            f"{format_time(approval.decided_at)}"
+            + (f" ({approval.decision_reason})" if approval.decision_reason else "")
+            if approval.decided_at is not None
+            else "decided      not yet"
+        ),
         "notifications:",
         format_table(
             ["CHANNEL", "KIND", "STATUS", "ATTEMPTS", "LAST ERROR"],

@@ -184,9 +184,9 @@ def _objective_output(objective: Objective, store: Store) -> Output:
 
 
 def _objective_text(objective: Objective, schedule_words: str, next_runs: str) -> str:
-    from agent_core.render import format_time
+    from agent_core.render import OBJECTIVE_FIELD_NAMES, format_time
 
-    budget = objective.budget.as_document()
+    budget = objective.budget.model_dump(exclude_none=True)  # its own limits; the rest default
     schedule = "-"
     if objective.schedule:
         schedule = f"{objective.schedule} ({objective.timezone}): {schedule_words}"
@@ -196,7 +196,11 @@ def _objective_text(objective: Objective, schedule_words: str, next_runs: str) -
         ("description", objective.description),
         ("tools", ",".join(objective.tools_allowed) or "(any allowed by policy)"),
         ("risk level", objective.risk_level),
-        ("budget", ", ".join(f"{key}={value}" for key, value in budget.items()) or "defaults"),
+        (
+            "budget",
+            ", ".join(f"{OBJECTIVE_FIELD_NAMES[name]} {value:,}" for name, value in budget.items())
+            or "defaults",
+        ),
         ("schedule", schedule),
         ("next runs", next_runs),
         ("enabled", "yes" if objective.enabled else "no"),

@@ -134,7 +134,9 @@ def _runs_table(found: Sequence[Run]) -> str:
 
 def _status_code(run: Run) -> str:
     """The status and stop reason as scripts and the docs name them: `failed (llm_error)`."""
-    return f"{run.status} ({run.stop_reason})" if run.stop_reason else str(run.status)
+    if run.stop_reason is None or run.stop_reason.value == run.status.value:
+        return str(run.status)  # `cancelled`, not `cancelled (cancelled)`
+    return f"{run.status} ({run.stop_reason})"
 
 
 def _run_detail_text(detail: RunDetail, objective_title: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from agent_core.config import Settings
 from agent_core.models import Objective, Run, StopReason
+from agent_core.render import counted
 
 
 @dataclass(frozen=True)
@@ -47,19 +48,25 @@ def exhausted_budget(budget: Budget, run: Run, active_ms: int) -> tuple[StopReas
     """Which budget, if any, forbids another step, checked in this order: steps, tool calls,
     duration, tokens. Exhaustion is a failure, never 'done'."""
     if run.steps_count >= budget.max_steps:
-        return StopReason.BUDGET_STEPS, f"step budget exhausted ({budget.max_steps} steps)"
+        return (
+            StopReason.BUDGET_STEPS,
+            f"step budget exhausted ({counted(budget.max_steps, 'step')})",
+        )
     if run.tool_calls_count >= budget.max_tool_calls:
         return (
             StopReason.BUDGET_TOOL_CALLS,
-            f"tool-call budget exhausted ({budget.max_tool_calls} calls)",
+            f"tool-call budget exhausted ({counted(budget.max_tool_calls, 'call')})",
         )
     if active_ms >= budget.max_duration_ms:
         return (
             StopReason.BUDGET_DURATION,
-            f"duration budget exhausted ({budget.max_duration_ms} ms)",
+            f"duration budget exhausted ({budget.max_duration_ms:,} ms)",
         )
     if run.total_tokens >= budget.max_tokens:
-        return StopReason.BUDGET_TOKENS, f"token budget exhausted ({budget.max_tokens} tokens)"
+        return (
+            StopReason.BUDGET_TOKENS,
+            f"token budget exhausted ({counted(budget.max_tokens, 'token')})",
+        )
     return None
 
 

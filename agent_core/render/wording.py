@@ -135,7 +135,7 @@ def run_log_line(run: Run, waiting_for: Approval | None = None) -> str:
     if run.stop_reason is not None:
         text += f" ({run.stop_reason}: {stop_reason_sentence(run.stop_reason)}"
         if run.error and run.stop_reason not in (StopReason.DONE, StopReason.CANCELLED):
-            text += f" {cut(' '.join(run.error.split()), 300)}"
+            text += f" Details: {cut(' '.join(run.error.split()), 300)}"
         text += ")"
     if waiting_for is not None:
         text += (
