@@ -88,6 +88,13 @@ def test_run_start_without_wait_only_queues(agent_env, store):
     assert json.loads(result.stdout)["status"] == "queued"
 
 
+def test_run_start_without_a_live_worker_says_how_to_start_one(agent_env, store):
+    result = run_cli(["run", "start", make_objective(store).id])
+    assert result.exit_code == 0, result.stderr
+    assert "Run #1 waiting for a worker." in result.stdout
+    assert "no worker is running: start one with `.venv/bin/python scheduler.py`" in result.stdout
+
+
 def test_a_failed_run_exits_1_with_its_reason(agent_env, llm_server, store):
     objective = make_objective(store)
     llm_server.fail(500)

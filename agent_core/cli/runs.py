@@ -70,6 +70,8 @@ def _run_start(args: argparse.Namespace, context: Context) -> Output:
     run = runs.start_run(context.store(), context.settings, args.objective_id)
     if args.wait:
         run = runs.execute_here(context.runtime(), run.id)
+    elif not runs.live_workers(context.store(), context.settings):
+        return _run_output(run, context, note=NO_WORKER)
     return _run_output(run, context)
 
 
@@ -93,7 +95,13 @@ def _run_cancel(args: argparse.Namespace, context: Context) -> Output:
 # --- text rendering ---------------------------------------------------------------------------
 
 
-def _run_output(run: Run, context: Context) -> Output:
+NO_WORKER = (
+    "no worker is running: start one with `.venv/bin/python scheduler.py` (`make run` starts "
+    "one), or run it here with --wait"
+)
+
+
+def _run_output(run: Run, context: Context, *, note: str | None = None) -> Output:
     """The run as a command left it, worded as `run show` and the dashboard word it (a
     completed run whose tool calls did not all succeed says so)."""
     from agent_core.render import run_counters, run_headline
@@ -105,6 +113,8 @@ def _run_output(run: Run, context: Context) -> Output:
     if run.error and run.stop_reason is not StopReason.CANCELLED:
         lines.append(f"error: {run.error}")
     lines.append(run_counters(run))
+    if note:
+        lines.append(note)
     return Output(
         document(run), "\n".join(lines), exit_code=1 if run.status is RunStatus.FAILED else 0
     )
