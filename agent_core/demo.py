@@ -127,6 +127,8 @@ def _count(observations: list[Any]) -> str:
             filters={"created_at": {"gte": (datetime.now(UTC) - timedelta(days=7)).isoformat()}},
         )
     count = observations[0].get("count") if isinstance(observations[0], dict) else None
+    if not isinstance(count, int):  # the count failed: say so rather than "None new leads"
+        return _step("The leads could not be counted: see the failed step.", done=True)
     return _step(f"{count} new leads arrived in the last seven days.", done=True)
 
 

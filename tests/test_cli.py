@@ -36,10 +36,10 @@ def _json(result):
 def test_db_upgrade_creates_the_schema_once(empty_database_url, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", empty_database_url)
     first = _json(run_cli(["db", "upgrade", "--json"]))
-    assert first["revision"] == head_revision()
+    assert (first["revision"], first["previous_revision"]) == (head_revision(), None)
     again = run_cli(["db", "upgrade"])
     assert again.exit_code == 0
-    assert f"is at schema revision {head_revision()}" in again.stdout
+    assert f"was already at schema revision {head_revision()}" in again.stdout
 
 
 def test_objective_create_then_show_and_list(cli_database):

@@ -87,11 +87,19 @@ def _db_upgrade(_: argparse.Namespace, context: Context) -> Output:
     from agent_core.config import redact_url
 
     store = context.store(check_schema=False)
+    before = store.schema_revision()
     revision = store.upgrade()
     where = redact_url(context.settings.database_url)
+    done = (
+        "was already at"
+        if before == revision
+        else "had no schema: created at"
+        if before is None
+        else f"upgraded from {before} to"
+    )
     return Output(
-        {"revision": revision, "database": where},
-        f"database {where} is at schema revision {revision}",
+        {"revision": revision, "previous_revision": before, "database": where},
+        f"database {where} {done} schema revision {revision}",
     )
 
 
