@@ -258,6 +258,8 @@ def test_config_check_prints_settings_without_secrets(monkeypatch):
     assert "AGENT_MAX_STEPS" in result.stdout
     assert "hf_secret_value" not in result.stdout
     assert "pa55word" not in result.stdout
+    assert re.search(r"(?m)^AGENT_DATA_DATABASE_URL +\(DATABASE_URL\)$", result.stdout)
+    assert re.search(r"(?m)^AGENT_MODEL_PRICES +-$", result.stdout)
     document = _json(run_cli(["config", "check", "--json"]))
     assert document["agent_max_steps"] == 20
     assert document["hf_token"] == "set"

@@ -8,6 +8,7 @@ Each handler imports what its command needs: the worker (APScheduler), the super
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -108,7 +109,10 @@ def _config_check(_: argparse.Namespace, context: Context) -> Output:
 
     summary = dict(settings_summary(context.settings))
     width = max(len(name) for name in summary)
-    lines = [f"{name.upper():<{width}}  {_plain(value)}" for name, value in summary.items()]
+    shown = {name: _plain(value) for name, value in summary.items()}
+    if summary.get("agent_data_database_url") is None:  # unset: the data tools use the runtime's
+        shown["agent_data_database_url"] = "(DATABASE_URL)"
+    lines = [f"{name.upper():<{width}}  {value}" for name, value in shown.items()]
     return Output(summary, "\n".join(lines))
 
 
@@ -323,4 +327,6 @@ def _plain(value: Any) -> str:
         return "-"
     if isinstance(value, list):
         return ",".join(str(item) for item in value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True) if value else "-"
     return str(value)
