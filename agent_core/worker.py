@@ -427,6 +427,7 @@ def supervise(concurrencies: list[int], *, shutdown_s: float) -> int:
             "1",
             "--concurrency",
             str(concurrency),
+            "--supervised",
         ]
         return subprocess.Popen(command)
 

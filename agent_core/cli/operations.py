@@ -44,6 +44,9 @@ def register(commands: Commands) -> None:
     worker.add_argument(
         "--processes", type=int, help="worker processes sharing them (AGENT_WORKER_PROCESSES)"
     )
+    # One of a supervisor's processes: its log says it stopped, and the supervisor says so
+    # for all of them, so it prints nothing more.
+    worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
 
     commands.command(
         "maintenance",
@@ -160,7 +163,8 @@ def _worker(args: argparse.Namespace, context: Context) -> Output:
         worker.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return Output({"worker": worker.id, "stopped": True}, f"worker {worker.id} stopped")
+    said = "" if args.supervised else f"worker {worker.id} stopped"
+    return Output({"worker": worker.id, "stopped": True}, said)
 
 
 def _worker_status(context: Context) -> Output:
