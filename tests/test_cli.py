@@ -218,6 +218,11 @@ def test_run_list_and_show(cli_database, clock):
     assert "Queued by an admin." in text.stdout
     listing = run_cli(["run", "list"])
     assert first.id in listing.stdout
+    assert [line.split()[1] for line in listing.stdout.splitlines()[1:]] == [
+        "Other",  # each run with its objective's title
+        "Weekly",
+        "Weekly",
+    ]
 
 
 def test_ledger_verify_names_the_broken_event(cli_database):

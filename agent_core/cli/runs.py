@@ -7,7 +7,7 @@ is told in are agent_core.render's. `run list` loads only the store and the tabl
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from agent_core.cli.common import Commands, Context, Output, default_admin, document
@@ -49,12 +49,14 @@ def register(commands: Commands) -> None:
 def _run_list(args: argparse.Namespace, context: Context) -> Output:
     if args.limit < 1:
         raise InvalidInput("--limit must be at least 1")
-    found = context.store().list_runs(
+    store = context.store()
+    found = store.list_runs(
         objective_id=args.objective,
         status=RunStatus(args.status) if args.status else None,
         limit=args.limit,
     )
-    return Output(document(found), _runs_table(found))
+    titles = {objective.id: objective.title for objective in store.list_objectives()}
+    return Output(document(found), _runs_table(found, titles))
 
 
 def _run_show(args: argparse.Namespace, context: Context) -> Output:
@@ -120,7 +122,8 @@ def _run_output(run: Run, context: Context, *, note: str | None = None) -> Outpu
     )
 
 
-def _runs_table(found: Sequence[Run]) -> str:
+def _runs_table(found: Sequence[Run], titles: Mapping[str, str]) -> str:
+    """The runs, each with its objective's title (the id is in `run show` and --json)."""
     from agent_core.render import format_table, format_time
 
     return format_table(
@@ -128,7 +131,7 @@ def _runs_table(found: Sequence[Run]) -> str:
         [
             [
                 run.id,
-                run.objective_id,
+                titles.get(run.objective_id, run.objective_id),
                 run.run_number,
                 run.status,
                 run.stop_reason or "-",
