@@ -76,6 +76,11 @@ class Worker:
         self._stop_requested = False
         self._reload_requested = False
         self._told_restart: set[str] = set()
+        # The worker's row: written by heartbeats and by the stop, one at a time; once the
+        # stop is written, a heartbeat that was under way (shutdown does not wait for it)
+        # must not write the worker back alive.
+        self._record_lock = threading.Lock()
+        self._recorded_stop = False
 
     # lifecycle --------------------------------------------------------------------------------
 
@@ -148,6 +153,8 @@ class Worker:
 
     def run_once(self) -> int:
         """Execute everything queued (and due) now, then return how many runs were executed."""
+        with self._record_lock:
+            self._recorded_stop = False  # alive again until this pass ends (no other writer)
         self.heartbeat()
         self.recover()
         self.fire_schedules()
@@ -334,14 +341,18 @@ class Worker:
             return list(self._active)
 
     def _record(self, *, stopped: bool = False) -> None:
-        self.store.record_worker(
-            worker_id=self.id,
-            hostname=socket.gethostname(),
-            pid=os.getpid(),
-            concurrency=self.concurrency,
-            running=self._running_ids(),
-            stopped=stopped,
-        )
+        with self._record_lock:
+            if self._recorded_stop:
+                return
+            self.store.record_worker(
+                worker_id=self.id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                concurrency=self.concurrency,
+                running=self._running_ids(),
+                stopped=stopped,
+            )
+            self._recorded_stop = stopped
 
     def _guarded(self, job: Callable[[], object], name: str) -> Callable[[], None]:
         """A job that logs one line instead of dying when the database is away."""

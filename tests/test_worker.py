@@ -237,7 +237,7 @@ def test_sigterm_gives_runs_back_and_exits_within_the_shutdown_time(
     assert {run.status for run in store.list_runs()} == {RunStatus.COMPLETED}
 
 
-def _in_process_worker(store, **settings_values):
+def _in_process_worker(store, load_settings=None, **settings_values):
     settings = agent_settings(**settings_values)
     runtime = Runtime(
         settings=settings,
@@ -246,7 +246,30 @@ def _in_process_worker(store, **settings_values):
         llm=None,
         llm_problem="no LLM is configured",
     )
-    return Worker(runtime)
+    return Worker(runtime, load_settings=load_settings)
+
+
+def test_a_heartbeat_under_way_when_the_worker_stops_does_not_write_it_back_alive(store):
+    """The scheduler is shut down without waiting for a heartbeat in flight (it may be
+    waiting for .env to settle): that heartbeat, ending after the stop was recorded, used to
+    record the worker alive again, listed by `worker status` until its heartbeat aged."""
+    in_heartbeat, finish = threading.Event(), threading.Event()
+
+    def slow_settings():
+        in_heartbeat.set()
+        finish.wait(10)
+        return agent_settings()
+
+    worker = _in_process_worker(store, load_settings=slow_settings)
+    beating = threading.Thread(target=worker.heartbeat)
+    beating.start()
+    assert in_heartbeat.wait(10)
+
+    worker.shutdown()
+    finish.set()
+    beating.join(10)
+
+    assert store.list_workers(alive_within=timedelta(minutes=5)) == []
 
 
 def test_a_cron_slot_fired_by_two_workers_gives_one_run(store, database_url, clock):
