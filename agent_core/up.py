@@ -78,6 +78,8 @@ def dashboard_command(host: str, port: int) -> list[str]:
         "none",
         "--logger.level",
         "warning",
+        "--logger.hideWelcomeMessage",  # `up` says where to open it, once
+        "true",
     ]
 
 

@@ -140,6 +140,7 @@ def test_up_demo_serves_the_dashboard_runs_the_demo_to_its_approval_and_stops_cl
     assert up.returncode == 0
     assert rest.rstrip().endswith("agent runtime stopped")
     assert "Traceback" not in rest
+    assert rest.count(f"http://127.0.0.1:{port}") == 1  # up's own line, not Streamlit's too
     with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     status = cli(
