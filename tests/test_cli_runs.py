@@ -120,6 +120,13 @@ def test_a_completed_run_whose_call_failed_says_so_as_run_show_does(agent_env, l
     )
 
 
+def test_run_resume_without_wait_says_who_resumes_it(agent_env, store):
+    run = store.create_run(make_objective(store).id)
+    result = run_cli(["run", "resume", run.id])
+    assert result.exit_code == 0, result.stderr
+    assert "no worker is running: start one with `.venv/bin/python scheduler.py`" in result.stdout
+
+
 def test_agent_enabled_false_refuses_to_start(agent_env, monkeypatch, store):
     objective = make_objective(store)
     monkeypatch.setenv("AGENT_ENABLED", "false")

@@ -84,6 +84,9 @@ def _run_resume(args: argparse.Namespace, context: Context) -> Output:
     run = context.store().get_run(args.run_id)
     if args.wait:
         run = runs.execute_here(context.runtime(), run.id)
+    elif not run.status.is_final and run.status is not RunStatus.PAUSED:
+        alive = runs.live_workers(context.store(), context.settings)
+        return _run_output(run, context, note=LEFT_TO_WORKERS if alive else NO_WORKER)
     return _run_output(run, context)
 
 
@@ -100,6 +103,12 @@ def _run_cancel(args: argparse.Namespace, context: Context) -> Output:
 NO_WORKER = (
     "no worker is running: start one with `.venv/bin/python scheduler.py` (`make run` starts "
     "one), or run it here with --wait"
+)
+
+
+LEFT_TO_WORKERS = (
+    "a worker resumes it (a run whose worker died is queued again once its lease lapses); "
+    "--wait executes it here"
 )
 
 
