@@ -86,6 +86,9 @@ def cpu_cores() -> int:
     return max(1, min(os.cpu_count() or 1, 64))
 
 
+# The secret settings sent to other servers, whose errors may quote them back.
+SENT_SECRETS = ("hf_token", "smtp_password", "twilio_auth_token", "wix_api_key")
+SECRET_HIDDEN_MIN_CHARS = 8
 MAX_RECIPIENT_CHARS = 200
 
 
@@ -288,13 +291,17 @@ class Settings(BaseSettings):
 
     @property
     def secret_values(self) -> tuple[str, ...]:
-        """The value of every secret setting that is set: hidden wherever a text from outside
-        (an error page, an exception) may echo one (`render.without_secrets`)."""
-        values = (getattr(self, name) for name in type(self).model_fields)
+        """The secrets the runtime sends to other servers (tokens, keys, passwords), hidden
+        wherever a text from outside (an error page, an exception) may quote one back
+        (`render.without_secrets`). Not the dashboard's password nor the signing key, which
+        no server is sent; and none shorter than SECRET_HIDDEN_MIN_CHARS: hiding a short one
+        would garble ordinary words, and show where it is."""
+        values = (getattr(self, name) for name in SENT_SECRETS)
         return tuple(
-            value.get_secret_value()
+            secret
             for value in values
-            if isinstance(value, SecretStr) and value.get_secret_value()
+            if isinstance(value, SecretStr)
+            and len(secret := value.get_secret_value()) >= SECRET_HIDDEN_MIN_CHARS
         )
 
     @property
@@ -379,11 +386,11 @@ def reload_settings(
     waited, reads = 0.0, 0
     while True:
         stamps = [_stamp(path) for path in files]
-        times = [stamp[0] / 1e9 for stamp in stamps if stamp is not None]
-        age = clock() - max(times) if times else settle_s
+        now = clock()
+        ages = [now - stamp[0] / 1e9 for stamp in stamps if stamp is not None]
         # A file dated ahead of the clock (copied from another machine, a clock set back)
-        # is not being written now: a write would date it now.
-        young = settle_s - age if age >= 0 else 0.0
+        # is not being written now: a write would date it now. Each file counts alone.
+        young = max((settle_s - age for age in ages if age >= 0), default=0.0)
         if young > 0 and waited < _SETTLE_WAIT_MAX_S:
             pause = min(young, _SETTLE_WAIT_MAX_S - waited)
             sleep(pause)

@@ -26,19 +26,28 @@ from agent_core.config import RESTART_SETTINGS, Settings, changed_settings
 from agent_core.errors import AgentRuntimeError, ConfigError
 from agent_core.maintenance import run_maintenance
 from agent_core.models import Objective, Run, RunStatus
-from agent_core.render import counted, run_log_line
+from agent_core.render import counted, printable, run_log_line
 from agent_core.runtime import Runtime
 from agent_core.schedules import latest_due_slot
 
 log = logging.getLogger("agent_core.worker")
 
 
+class PrintableFormatter(logging.Formatter):
+    """Log lines as the CLI prints text: what the model, a tool or a server wrote (a call's
+    arguments, an error page) cannot clear or rewrite the admin's terminal, nor read
+    reversed (`render.printable`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def configure_logging() -> None:
     """One readable line per event on stderr, unless the host application set logging up."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        handler = logging.StreamHandler()
+        handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
     for chatty in ("httpx", "httpx2", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     # "job skipped: maximum number of running instances" is normal while a claim is running.

@@ -132,7 +132,7 @@ def test_reject_tells_the_agent_why_and_it_adapts(store, llm_server, mail_server
 
 
 def test_an_expired_approval_fails_the_run_and_is_never_shown_as_rejected(
-    store, clock, llm_server, mail_server, notify_settings
+    store, clock, llm_server, mail_server, notify_settings, database_url, monkeypatch
 ):
     settings = agent_settings(**notify_settings)
     run, approval, _ = _paused(store, llm_server, settings)
@@ -148,6 +148,9 @@ def test_an_expired_approval_fails_the_run_and_is_never_shown_as_rejected(
         decide(store, settings, approval.id, approve=True, by="alice")
     assert len(mail_server.received) == 1
     assert store.verify_ledger(KEY).ok
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    shown = run_cli(["approval", "show", approval.id]).stdout
+    assert "decided      nobody: it expired at 2026-11-03 09:00:00 UTC" in shown
 
 
 def test_tampered_arguments_are_refused(

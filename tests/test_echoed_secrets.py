@@ -59,14 +59,16 @@ def _crm_quoting_the_key(_args, _context):
     raise PermissionError(f"the CRM refused the key {WIX_KEY}: it has expired")
 
 
-CRM = Tool(
-    name="read_crm",
-    description="Reads the CRM.",
-    risk=RiskLevel.LOW,
-    side_effects=False,
-    args_model=_NoArgs,
-    handler=_crm_quoting_the_key,
-)
+def crm_tool(handler) -> Tool:
+    """A CRM read whose handler fails as `handler` does."""
+    return Tool(
+        name="read_crm",
+        description="Reads the CRM.",
+        risk=RiskLevel.LOW,
+        side_effects=False,
+        args_model=_NoArgs,
+        handler=handler,
+    )
 
 
 def test_a_tool_error_quoting_a_secret_setting_is_recorded_and_observed_without_it(
@@ -77,7 +79,10 @@ def test_a_tool_error_quoting_a_secret_setting_is_recorded_and_observed_without_
     llm_server.done("The CRM could not be read.")
     settings = agent_settings(wix_api_key=WIX_KEY)
     orchestrator = make_orchestrator(
-        store, llm_server.url, settings=settings, tools=ToolRegistry([CRM])
+        store,
+        llm_server.url,
+        settings=settings,
+        tools=ToolRegistry([crm_tool(_crm_quoting_the_key)]),
     )
 
     run = run_to_end(orchestrator, objective.id)
@@ -88,3 +93,29 @@ def test_a_tool_error_quoting_a_secret_setting_is_recorded_and_observed_without_
     assert "the CRM refused the key ***: it has expired" in call.error
     assert WIX_KEY not in json.dumps(llm_server.requests)  # the model was told without it
     assert WIX_KEY not in everything_recorded(store, run.id, database_url, monkeypatch)
+
+
+def _error_naming_an_admin(_args, _context):
+    raise PermissionError("an admin must pass this CRM's check first")
+
+
+def test_a_secret_no_server_is_sent_or_a_short_one_is_not_hidden_in_ordinary_words(
+    store, llm_server
+):
+    """The dashboard's password is sent to no server, and a secret under 8 characters would
+    be found in ordinary words: hiding either would garble the text, and show where it is."""
+    tool = crm_tool(_error_naming_an_admin)
+    objective = make_objective(store, tools_allowed=["read_crm"])
+    llm_server.step("Read the CRM.", "read_crm")
+    llm_server.done("The CRM could not be read.")
+    settings = agent_settings(agent_admin_password="admin", smtp_password="pass")
+    orchestrator = make_orchestrator(
+        store, llm_server.url, settings=settings, tools=ToolRegistry([tool])
+    )
+
+    run = run_to_end(orchestrator, objective.id)
+
+    (call,) = store.run_detail(run.id).tool_calls
+    assert (
+        call.error == "read_crm failed: PermissionError: an admin must pass this CRM's check first"
+    )

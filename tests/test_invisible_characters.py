@@ -12,7 +12,7 @@ import pytest
 
 from agent_core.models import RunStatus, ToolCallStatus
 from agent_core.notify import Notifier
-from agent_core.render import visible_json
+from agent_core.render import printable, visible_json
 from tests.dashboard_support import no_traceback, raw_text
 from tests.support import agent_settings, make_objective, make_orchestrator, run_cli, run_to_end
 
@@ -114,3 +114,7 @@ def test_approval_show_prints_the_override_as_an_escape(
     assert as_json.exit_code == 0, as_json.stderr
     assert OVERRIDE not in as_json.stdout
     assert json.loads(as_json.stdout)["args"]["subject"] == SUBJECT
+
+
+def test_a_windows_line_end_is_a_line_break_not_an_escape():
+    assert printable("Dear Ada,\r\nthe figures.\rX") == "Dear Ada,\nthe figures.\\x0dX"

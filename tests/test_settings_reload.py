@@ -164,3 +164,20 @@ def test_a_settings_file_dated_ahead_of_the_clock_is_read_without_waiting(isolat
 
     assert settings.agent_max_steps == 4
     assert waits == []  # it used to wait 3 s at every reload
+
+
+def test_a_fresh_secrets_file_is_waited_for_beside_a_dotenv_dated_ahead(isolated_environment):
+    """Each file's age counts alone: a .env from the future does not make a secrets file
+    written a moment ago look settled."""
+    env_file = isolated_environment / ".env"
+    env_file.write_text("AGENT_MAX_STEPS=4\n")
+    ahead = time.time() + 3600
+    os.utime(env_file, (ahead, ahead))
+    (isolated_environment / ".streamlit").mkdir(exist_ok=True)
+    (isolated_environment / ".streamlit" / "secrets.toml").write_text("AGENT_MAX_TOOL_CALLS = 7\n")
+
+    waits: list[float] = []
+    settings = reload_settings(sleep=lambda seconds: (waits.append(seconds), time.sleep(seconds)))
+
+    assert (settings.agent_max_steps, settings.agent_max_tool_calls) == (4, 7)
+    assert waits  # the secrets file was left to settle first

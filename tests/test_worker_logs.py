@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from agent_core.runtime import open_runtime
-from agent_core.worker import Worker
+from agent_core.worker import PrintableFormatter, Worker
 from tests.support import agent_settings, make_objective
 
 
@@ -73,3 +73,19 @@ def test_a_failed_notification_is_logged_with_its_reason(store, llm_server, capl
         f"the mail server 127.0.0.1:{dead_port} refused or failed"
     )
     assert line.endswith("It will be tried again.")
+
+
+def test_what_the_model_wrote_cannot_rewrite_the_admin_s_terminal(store, llm_server, caplog):
+    """The worker's log goes to the admin's terminal under `make run`: a control or bidi
+    character in a call's arguments is written as its escape there, as the CLI shows it."""
+    objective = make_objective(store, tools_allowed=["send_email"])
+    subject = "Invoice \u202efdp.exe \x1b[2J"
+    llm_server.step("Email Ada.", "send_email", to="ada@example.com", subject=subject, body="Hi")
+    store.create_run(objective.id)
+    with caplog.at_level(logging.INFO, logger="agent_core.worker"):
+        worker_for(store, llm_server, agent_approval_flow=True).run_once()
+    formatter = PrintableFormatter("%(levelname)s %(name)s: %(message)s")
+    (line,) = [formatter.format(r) for r in caplog.records if " paused" in r.getMessage()]
+    assert "with the subject “Invoice \\u202efdp.exe \\x1b[2J”" in line
+    assert "\u202e" not in line
+    assert "\x1b" not in line

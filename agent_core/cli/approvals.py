@@ -7,9 +7,16 @@ agent_core.approvals; here are the options and the text.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from agent_core.cli.common import Commands, Context, Output, default_admin, document
 from agent_core.enums import ApprovalStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from agent_core.models import Approval
 
 
 def register(commands: Commands) -> None:
@@ -65,13 +72,7 @@ def _approval_show(args: argparse.Namespace, context: Context) -> Output:
         "arguments    " + visible_json(approval.args),
         f"why risky    {approval.risk_reason}",
         f"expires      {format_time(approval.expires_at)}",
-        (
-            f"decided      by {approval.decided_by or 'an admin'} at "
-            f"{format_time(approval.decided_at)}"
-            + (f" ({approval.decision_reason})" if approval.decision_reason else "")
-            if approval.decided_at is not None
-            else "decided      not yet"
-        ),
+        _decided_line(approval, format_time),
         "notifications:",
         format_table(
             ["CHANNEL", "KIND", "STATUS", "ATTEMPTS", "LAST ERROR"],
@@ -109,3 +110,14 @@ def _decided(
         f"`.venv/bin/python -m agent_core run resume {approval.run_id} --wait`, carries it on)"
     )
     return Output(document(approval), text)
+
+
+def _decided_line(approval: Approval, format_time: Callable[[datetime | None], str]) -> str:
+    """Who decided and when; an expired request was decided by nobody."""
+    if approval.status is ApprovalStatus.PENDING:
+        return "decided      not yet"
+    if approval.status is ApprovalStatus.EXPIRED:
+        return f"decided      nobody: it expired at {format_time(approval.expires_at)}"
+    reason = f" ({approval.decision_reason})" if approval.decision_reason else ""
+    by = approval.decided_by or "an admin"
+    return f"decided      by {by} at {format_time(approval.decided_at)}{reason}"

@@ -26,8 +26,8 @@ HIDDEN = "***"
 def printable(text: str) -> str:
     """The text safe to show in a terminal, a page or a message: what would act instead of
     showing (control characters, bidi controls) is shown as its escape. Text from the LLM,
-    tools and the database passes here."""
-    return _ACTING.sub(_escape, text)
+    tools and the database passes here. A Windows line end (CR LF) is a line break."""
+    return _ACTING.sub(_escape, text.replace("\r\n", "\n"))
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -119,7 +119,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, empty
 
 
 def _cell(value: Any) -> str:
-    return cut(" ".join(str(value).split()), MAX_CELL)
+    return cut(" ".join(printable(str(value)).split()), MAX_CELL)  # measured as shown
 
 
 def cut(text: str, limit: int) -> str:
