@@ -20,6 +20,9 @@ OVERRIDE = "\u202e"
 # Reads "Invoice for Acme" followed by a reversed "fdp.exe" in a mail client.
 SUBJECT = f"Invoice for Acme {OVERRIDE}fdp.exe"
 ACTING = ("\u202e", "\u2066", "\u200f", "\x1b", "\x85")
+# Shown as nothing: in a call's arguments, written as escapes too (two coupon codes that
+# differ by one would look the same).
+UNSEEN = ("\u200b", "\u200d", "\ufeff", "\xad", "\u2028", "\u2060")
 
 
 def pause_on_hostile_email(store, llm_server, notify_settings):
@@ -47,7 +50,7 @@ def assert_shown_escaped(text: str) -> None:
     assert "Invoice for Acme \\u202efdp.exe" in text
 
 
-@pytest.mark.parametrize("acting", ACTING)
+@pytest.mark.parametrize("acting", ACTING + UNSEEN)
 def test_visible_json_reads_back_as_the_same_value(acting):
     value = {"to": f"a{acting}b@example.com", "list": [acting, {"k": acting}]}
     shown = visible_json(value, indent=2)

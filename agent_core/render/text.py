@@ -19,6 +19,12 @@ MAX_CELL = 80
 # controls (embeddings, overrides, isolates and marks, which can show "moc.liame@ssob" for
 # an address that ends in another domain).
 _ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# In a call's arguments, also what shows as nothing (soft hyphen, zero-width spaces and
+# joiners, word joiners, BOM) and the Unicode line separators: two coupon codes, or two
+# addresses, that differ by one must not look the same to the admin approving one.
+_UNSEEN_IN_ARGUMENTS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
 _SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
 HIDDEN = "***"
 
@@ -37,10 +43,10 @@ def _escape(match: re.Match[str]) -> str:
 
 def visible_json(value: Any, *, indent: int | None = None, sort_keys: bool = True) -> str:
     """`value` as JSON (Unicode kept) in which what would act instead of showing (see
-    `printable`) is written as its \\u escape: read back, it is the same value, and shown,
-    it is what will be used (the arguments of a call an admin approves)."""
+    `printable`) or shows as nothing is written as its \\u escape: read back, it is the same
+    value, and shown, it is what will be used (the arguments of a call an admin approves)."""
     text = json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=sort_keys, default=str)
-    return _ACTING.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return _UNSEEN_IN_ARGUMENTS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def counted(number: float | None, one: str, many: str | None = None) -> str:
