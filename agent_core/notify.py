@@ -36,6 +36,7 @@ from agent_core.models import (
     SmtpSecurity,
 )
 from agent_core.render import (
+    INVISIBLE_CHARS,
     approval_request_sentence,
     cut,
     event_sentence,
@@ -58,8 +59,7 @@ RETRY_BACKOFF = (
 )
 # No part of an address holds a control, an invisible or a bidi character (one can make an
 # address read as another: "\u202emoc.liam@..." shows reversed).
-_INVISIBLE = r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff"
-_ADDRESS_PART = rf"[^@\s<>,;\"()\[\]\\{_INVISIBLE}]+"
+_ADDRESS_PART = rf"[^@\s<>,;\"()\[\]\\{INVISIBLE_CHARS}]+"
 EMAIL_PATTERN = re.compile(rf"^{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}$")
 PHONE_PATTERN = re.compile(r"^(whatsapp:)?\+[1-9][0-9]{6,14}$")
 

@@ -2,6 +2,7 @@
 domain facts (`wording`), shared by the CLI, the dashboard and the notifications."""
 
 from agent_core.render.text import (
+    INVISIBLE_CHARS,
     counted,
     cut,
     describe_validation_error,
@@ -45,6 +46,7 @@ from agent_core.render.wording import (
 
 __all__ = [
     "APPROVAL_STATUS_LABELS",
+    "INVISIBLE_CHARS",
     "OBJECTIVE_FIELD_NAMES",
     "RUN_STATUS_LABELS",
     "STOP_REASONS",

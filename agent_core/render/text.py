@@ -14,17 +14,19 @@ from pydantic import ValidationError
 MAX_CELL = 80
 
 
-# What acts on the text around it instead of showing: control characters (C0 but newline
-# and tab, DEL, C1: escape sequences that clear a screen or hide what follows) and the bidi
-# controls (embeddings, overrides, isolates and marks, which can show "moc.liame@ssob" for
-# an address that ends in another domain).
-_ACTING = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-# In a call's arguments, also what shows as nothing (soft hyphen, zero-width spaces and
-# joiners, word joiners, BOM) and the Unicode line separators: two coupon codes, or two
-# addresses, that differ by one must not look the same to the admin approving one.
-_UNSEEN_IN_ARGUMENTS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
-)
+# What acts on the text around it instead of showing, as a regex character class (read alike
+# by Python's re and pydantic's Rust regex): control characters (C0 but newline and tab, DEL,
+# C1: escape sequences that clear a screen or hide what follows) and the bidi controls
+# (embeddings, overrides, isolates and marks, which can show "moc.liame@ssob" for an address
+# that ends in another domain).
+ACTING_CHARS = r"\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+# With what shows as nothing (soft hyphen, zero-width spaces and joiners, word joiners, BOM)
+# and the Unicode line separators: two coupon codes, or two addresses, that differ by one of
+# these must not look the same to the admin approving one. A call's arguments show them as
+# escapes (`visible_json`); an email address may hold none (notify.EMAIL_PATTERN).
+INVISIBLE_CHARS = ACTING_CHARS + r"\xad\u180e\u200b-\u200d\u2028\u2029\u2060-\u2065\ufeff"
+_ACTING = re.compile(f"[{ACTING_CHARS}]")
+_INVISIBLE = re.compile(f"[{INVISIBLE_CHARS}]")
 _SECRET_QUERY_KEYS = re.compile(r"pass|pwd|secret|token|key|auth|sig", re.IGNORECASE)
 HIDDEN = "***"
 
@@ -46,7 +48,7 @@ def visible_json(value: Any, *, indent: int | None = None, sort_keys: bool = Tru
     `printable`) or shows as nothing is written as its \\u escape: read back, it is the same
     value, and shown, it is what will be used (the arguments of a call an admin approves)."""
     text = json.dumps(value, indent=indent, ensure_ascii=False, sort_keys=sort_keys, default=str)
-    return _UNSEEN_IN_ARGUMENTS.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+    return _INVISIBLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def counted(number: float | None, one: str, many: str | None = None) -> str:
