@@ -43,19 +43,12 @@ with shown_errors():
     if st.button("Verify the ledger", key="verify_ledger"):
         with st.spinner("Verifying…"):
             report = api.verify_ledger(core.store, core.settings)
-        seals = api.seal_summary(report)
-        seals = seals[:1].upper() + seals[1:]
+        verdict, seals = api.ledger_verdict(report), api.seal_summary(report)
+        said = f"{verdict[:1].upper()}{verdict[1:]}. {seals[:1].upper()}{seals[1:]}."
         if report.ok:
-            checked = (
-                f"{api.counted(report.events_checked, 'event')} in "
-                f"{api.counted(report.runs_checked, 'run')}"
-            )
-            st.success(f"Ledger OK: {checked} verified. {seals}.")
+            st.success(said)
         else:
-            st.error(
-                f"Ledger BROKEN: {api.counted(len(report.breaks), 'run')} and "
-                f"{api.counted(len(report.seal_breaks), 'seal')} fail verification. {seals}."
-            )
+            st.error(said)
             for seal in report.seal_breaks:
                 st.markdown(f"- seal {seal.seal}: {ui.plain(seal.problem)}")
             for item in report.breaks:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 
+from agent_core.store.schema import events
 from tests.dashboard_support import no_traceback, text, visible
-from tests.support import make_objective
+from tests.support import make_objective, run_cli, tamper
 
 SECRETS = {
     "SMTP_PASSWORD": "smtp-s3cret-Pa55word",
@@ -86,6 +87,23 @@ def test_the_ledger_is_verified_on_request(dashboard, live_store):
     at = dashboard.open("system")
     at.button(key="verify_ledger").click().run()
     assert "Ledger OK: 1 event in 1 run verified." in text(at)
+
+
+def test_a_broken_ledger_is_said_on_the_page_as_ledger_verify_says_it(
+    dashboard, live_store, database_url
+):
+    live_store.create_run(make_objective(live_store).id)
+    tamper(database_url, lambda conn: conn.execute(events.update().values(data={"x": 1})))
+
+    at = dashboard.open("system")
+    at.button(key="verify_ledger").click().run()
+    verified = run_cli(["ledger", "verify"])
+
+    no_traceback(at)
+    assert verified.exit_code == 1
+    head = verified.stdout.splitlines()[0]  # "ledger BROKEN: ...; no seal yet"
+    assert head.startswith("ledger BROKEN: verification fails for 1 run (1 run checked)")
+    assert "Ledger BROKEN: verification fails for 1 run (1 run checked). " in text(at)
 
 
 def test_no_secret_ever_reaches_the_page(dashboard, monkeypatch):

@@ -495,30 +495,32 @@ def seal_summary(report: LedgerReport) -> str:
     )
 
 
+def ledger_verdict(report: LedgerReport) -> str:
+    """The ledger's verdict in one clause, as `ledger verify` and the System page say it:
+    "ledger OK: 1,204 events in 31 runs verified", or which runs and seals fail."""
+    if report.ok:
+        return (
+            f"ledger OK: {counted(report.events_checked, 'event')} in "
+            f"{counted(report.runs_checked, 'run')} verified"
+        )
+    seals = (
+        f" and {len({item.seal for item in report.seal_breaks})} of {report.seals_checked} seals"
+        if report.seal_breaks
+        else ""
+    )
+    # A deleted run still breaks (its seal names it) though it is no longer counted.
+    broken = len({item.run_id for item in report.breaks})
+    return (
+        f"ledger BROKEN: verification fails for {counted(broken, 'run')}{seals} "
+        f"({counted(report.runs_checked, 'run')} checked)"
+    )
+
+
 def ledger_report_lines(report: LedgerReport) -> list[str]:
     """`ledger verify`'s verdict: OK or BROKEN with each break by seal, or by run and event,
     then the warnings (what verification could not rule out)."""
-    if report.ok:
-        head = (
-            f"ledger OK: {counted(report.events_checked, 'event')} in "
-            f"{counted(report.runs_checked, 'run')} verified; "
-            f"{seal_summary(report)}"
-        )
-    else:
-        seals = (
-            f" and {len({item.seal for item in report.seal_breaks})} of "
-            f"{report.seals_checked} seals"
-            if report.seal_breaks
-            else ""
-        )
-        # A deleted run still breaks (its seal names it) though it is no longer counted.
-        broken = len({item.run_id for item in report.breaks})
-        head = (
-            f"ledger BROKEN: verification fails for {broken} run{'s' if broken != 1 else ''}"
-            f"{seals} ({report.runs_checked} runs checked); {seal_summary(report)}"
-        )
     return [
-        head,
+        f"{ledger_verdict(report)}; {seal_summary(report)}",
         *(f"  seal {item.seal}: {item.problem}" for item in report.seal_breaks),
         *(f"  run {item.run_id} event {item.seq}: {item.problem}" for item in report.breaks),
         *(f"warning: {warning}" for warning in report.warnings),
