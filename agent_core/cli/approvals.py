@@ -13,9 +13,6 @@ from agent_core.cli.common import Commands, Context, Output, default_admin, docu
 from agent_core.enums import ApprovalStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
-
     from agent_core.models import Approval
 
 
@@ -72,7 +69,7 @@ def _approval_show(args: argparse.Namespace, context: Context) -> Output:
         "arguments    " + visible_json(approval.args),
         f"why risky    {approval.risk_reason}",
         f"expires      {format_time(approval.expires_at)}",
-        _decided_line(approval, format_time),
+        _decided_line(approval),
         "notifications:",
         format_table(
             ["CHANNEL", "KIND", "STATUS", "ATTEMPTS", "LAST ERROR"],
@@ -112,8 +109,10 @@ def _decided(
     return Output(document(approval), text)
 
 
-def _decided_line(approval: Approval, format_time: Callable[[datetime | None], str]) -> str:
+def _decided_line(approval: Approval) -> str:
     """Who decided and when; an expired request was decided by nobody."""
+    from agent_core.render import format_time
+
     if approval.status is ApprovalStatus.PENDING:
         return "decided      not yet"
     if approval.status is ApprovalStatus.EXPIRED:
