@@ -185,49 +185,18 @@ def report_text(report: Mapping[str, Any]) -> str:
 
     lines += ["", *_per_run_table(report["run_distributions"])]
 
-    lines += ["", "Why runs ended"]
-    for row in report["stop_reasons"]:
-        lines.append(
+    lines += _section(
+        "Why runs ended",
+        [
             f"  {counted(row['runs'], 'run')} ({format_share(row['share'])}): {row['sentence']}"
-        )
-
-    lines += ["", "Models"]
-    for row in report["models"]:
-        if row["model"] == NO_MODEL:
-            lines.append(f"  {counted(row['llm_errors'], 'run')} ended with no model answering")
-            continue
-        latency = (
-            f"latency {format_duration(row['latency_p50_ms'])} median, "
-            f"{format_duration(row['latency_p90_ms'])} p90"
-        )
-        lines.append(
-            f"  {row['model']}: {counted(row['calls'], 'call')}, "
-            f"{counted(row['invalid_replies'], 'invalid reply', 'invalid replies')}, "
-            f"{counted(row['fallbacks'], 'fallback')}, {counted(row['tokens'], 'token')}, "
-            f"{latency}, cost {format_cost(row['cost_usd'])}"
-        )
-
-    lines += ["", "Cost by objective"]
-    for row in report["cost_by_objective"]:
-        text = (
-            f"  {row['objective']}: {format_cost(row['cost_usd'])} over "
-            f"{counted(row['runs'], 'run')} ({format_cost(row['cost_per_run_usd'])} per run)"
-        )
-        if row["unpriced_tokens"]:
-            text += f", {counted(row['unpriced_tokens'], 'token')} with no price"
-        lines.append(text)
-
-    lines += ["", "Tools"]
-    for row in report["tools"]:
-        lines.append(
-            f"  {row['tool']}: {counted(row['calls'], 'call')}, {row['not_succeeded']:,} did not "
-            f"succeed ({format_share(row['failure_rate'])})"
-            + (
-                f", {format_duration(row['duration_p50_ms'])} median"
-                if row["duration_p50_ms"] is not None
-                else ""
-            )
-        )
+            for row in report["stop_reasons"]
+        ],
+    )
+    lines += _section("Models", [_model_line(row) for row in report["models"]])
+    lines += _section(
+        "Cost by objective", [_objective_cost_line(row) for row in report["cost_by_objective"]]
+    )
+    lines += _section("Tools", [_tool_line(row) for row in report["tools"]])
     if report["refusals"]:
         lines += ["", "Refused by policy"]
         for row in report["refusals"]:
@@ -261,44 +230,69 @@ def report_text(report: Mapping[str, Any]) -> str:
                 f"{row['ended_runs']:,} ({kinds})"
             )
 
-    lines += ["", "Slowest runs"]
-    for row in report["slowest_runs"]:
-        lines.append(
+    lines += _section(
+        "Slowest runs",
+        [
             f"  Run #{row['run_number']} · {row['objective']}: "
             f"{format_duration(row['duration_ms'])}  ({row['run_id']})"
+            for row in report["slowest_runs"]
+        ],
+    )
+    lines += _section(
+        "Most expensive runs", [_expensive_run_line(row) for row in report["most_expensive_runs"]]
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _section(title: str, rows: list[str]) -> list[str]:
+    """A heading and its lines; with none, it says so instead of standing bare."""
+    return ["", title, *(rows or ["  none in this range"])]
+
+
+def _model_line(row: Mapping[str, Any]) -> str:
+    if row["model"] == NO_MODEL:
+        return f"  {counted(row['llm_errors'], 'run')} ended with no model answering"
+    latency = (
+        f"latency {format_duration(row['latency_p50_ms'])} median, "
+        f"{format_duration(row['latency_p90_ms'])} p90"
+    )
+    return (
+        f"  {row['model']}: {counted(row['calls'], 'call')}, "
+        f"{counted(row['invalid_replies'], 'invalid reply', 'invalid replies')}, "
+        f"{counted(row['fallbacks'], 'fallback')}, {counted(row['tokens'], 'token')}, "
+        f"{latency}, cost {format_cost(row['cost_usd'])}"
+    )
+
+
+def _objective_cost_line(row: Mapping[str, Any]) -> str:
+    text = (
+        f"  {row['objective']}: {format_cost(row['cost_usd'])} over "
+        f"{counted(row['runs'], 'run')} ({format_cost(row['cost_per_run_usd'])} per run)"
+    )
+    if row["unpriced_tokens"]:
+        text += f", {counted(row['unpriced_tokens'], 'token')} with no price"
+    return text
+
+
+def _tool_line(row: Mapping[str, Any]) -> str:
+    return (
+        f"  {row['tool']}: {counted(row['calls'], 'call')}, {row['not_succeeded']:,} did not "
+        f"succeed ({format_share(row['failure_rate'])})"
+        + (
+            f", {format_duration(row['duration_p50_ms'])} median"
+            if row["duration_p50_ms"] is not None
+            else ""
         )
-    lines += ["", "Most expensive runs"]
-    for row in report["most_expensive_runs"]:
-        text = f"  Run #{row['run_number']} · {row['objective']}: {format_cost(row['cost_usd'])}"
-        if row["unpriced_tokens"] and row["cost_usd"] is None:
-            text += f" ({counted(row['unpriced_tokens'], 'token')})"
-        elif row["unpriced_tokens"]:
-            text += f" + {counted(row['unpriced_tokens'], 'token')} with no price"
-        lines.append(f"{text}  ({row['run_id']})")
-    return "\n".join(_none_under_empty_headings(lines)) + "\n"
+    )
 
 
-_HEADINGS = frozenset(
-    {
-        "Why runs ended",
-        "Models",
-        "Cost by objective",
-        "Tools",
-        "Slowest runs",
-        "Most expensive runs",
-    }
-)
-
-
-def _none_under_empty_headings(lines: list[str]) -> list[str]:
-    """A heading with nothing under it says so, instead of standing bare."""
-    shown: list[str] = []
-    for index, line in enumerate(lines):
-        shown.append(line)
-        following = lines[index + 1] if index + 1 < len(lines) else ""
-        if line in _HEADINGS and not following.startswith("  "):
-            shown.append("  none in this range")
-    return shown
+def _expensive_run_line(row: Mapping[str, Any]) -> str:
+    text = f"  Run #{row['run_number']} · {row['objective']}: {format_cost(row['cost_usd'])}"
+    if row["unpriced_tokens"] and row["cost_usd"] is None:
+        text += f" ({counted(row['unpriced_tokens'], 'token')})"
+    elif row["unpriced_tokens"]:
+        text += f" + {counted(row['unpriced_tokens'], 'token')} with no price"
+    return f"{text}  ({row['run_id']})"
 
 
 def _measure(value: float | None, unit: str) -> str:
