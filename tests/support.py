@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 
 from agent_core.cli import main
 from agent_core.config import Settings, load_settings
@@ -33,7 +34,7 @@ from agent_core.runtime import build_tools
 from agent_core.store import Store
 from agent_core.store.signing import LedgerKey
 from agent_core.store.steps import StepStarted
-from agent_core.tools import ToolRegistry
+from agent_core.tools import Tool, ToolRegistry
 
 # The runtime's secret key in tests (the dashboard fixture's AGENT_SECRET_KEY too), and the
 # ledger key derived from it, passed explicitly to the Store's signing methods.
@@ -210,4 +211,21 @@ def pause_on_email(
         if paused
         else RunChanges(owner=owner),
         new_events=new_events,
+    )
+
+
+class _NoArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def crm_tool(handler: Callable[..., object]) -> Tool:
+    """A read-only `read_crm` tool, without arguments, that does what `handler` does (a
+    CRM that fails in some way of the test's choosing)."""
+    return Tool(
+        name="read_crm",
+        description="Reads the CRM.",
+        risk=RiskLevel.LOW,
+        side_effects=False,
+        args_model=_NoArgs,
+        handler=handler,
     )

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict
-
-from agent_core.models import RiskLevel, RunStatus, StopReason, ToolCallStatus
+from agent_core.models import RunStatus, StopReason, ToolCallStatus
 from agent_core.runtime import open_runtime
-from agent_core.tools import Tool, ToolRegistry
-from tests.support import agent_settings, make_objective, make_orchestrator, run_cli, run_to_end
+from agent_core.tools import ToolRegistry
+from tests.support import (
+    agent_settings,
+    crm_tool,
+    make_objective,
+    make_orchestrator,
+    run_cli,
+    run_to_end,
+)
 
 HF_TOKEN = "hf_SUPERSECRETTOKEN123"
 WIX_KEY = "wix-s3cret-api-key-0042"
@@ -51,24 +56,8 @@ def test_an_llm_server_quoting_the_token_it_was_sent_fails_the_run_without_it(
     assert "***" in recorded
 
 
-class _NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def _crm_quoting_the_key(_args, _context):
     raise PermissionError(f"the CRM refused the key {WIX_KEY}: it has expired")
-
-
-def crm_tool(handler) -> Tool:
-    """A CRM read whose handler fails as `handler` does."""
-    return Tool(
-        name="read_crm",
-        description="Reads the CRM.",
-        risk=RiskLevel.LOW,
-        side_effects=False,
-        args_model=_NoArgs,
-        handler=handler,
-    )
 
 
 def test_a_tool_error_quoting_a_secret_setting_is_recorded_and_observed_without_it(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from pydantic import BaseModel, ConfigDict
 
 from agent_core.llm import MAX_MODEL_NAME_CHARS
 from agent_core.models import (
@@ -17,17 +16,17 @@ from agent_core.models import (
     NotificationKind,
     NotificationStatus,
     ObjectiveSpec,
-    RiskLevel,
     RunChanges,
     RunStatus,
     StopReason,
     ToolCallStatus,
 )
 from agent_core.runtime import open_runtime
-from agent_core.tools import Tool, ToolRegistry
+from agent_core.tools import ToolRegistry
 from tests.support import (
     KEY,
     agent_settings,
+    crm_tool,
     make_objective,
     make_orchestrator,
     pause_on_email,
@@ -36,22 +35,11 @@ from tests.support import (
 from tests.test_wix_tools import wix_settings
 
 
-class _NoArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 def _broken(_args, _context):
     raise ValueError("the CRM answered \x00\x00 garbage \udced")
 
 
-BROKEN = Tool(
-    name="read_crm",
-    description="Reads the CRM.",
-    risk=RiskLevel.LOW,
-    side_effects=False,
-    args_model=_NoArgs,
-    handler=_broken,
-)
+BROKEN = crm_tool(_broken)
 
 
 def test_a_tool_error_holding_unstorable_characters_is_stored_as_it_can_be(store, llm_server):
